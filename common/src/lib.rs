@@ -1,0 +1,10 @@
+//! Shared building blocks of the Swift servers and tools: configuration
+//! files, the hash-path function, timestamps and `swift.conf`.
+
+pub mod config;
+pub mod hash;
+pub mod swift_conf;
+pub mod timestamp;
+
+/// The version of this workspace, as reported by servers and tools.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
