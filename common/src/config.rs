@@ -70,21 +70,8 @@ pub enum ConfigError {
         message: String,
     },
     /// A value could not be converted to the type asked for.
-    #[error("{}[{section}] {key}: expected {expected}, got {value:?}", location(.file, .line))]
-    Value {
-        /// The file that defined the value.
-        file: String,
-        /// 1-based line of the key, when known.
-        line: Option<usize>,
-        /// The section that defined the value (`DEFAULT` when inherited).
-        section: String,
-        /// The key.
-        key: String,
-        /// The value as written.
-        value: String,
-        /// What was expected, e.g. `an integer`.
-        expected: &'static str,
-    },
+    #[error(transparent)]
+    Value(Box<ValueError>),
     /// A `%(name)s` reference in a value could not be resolved.
     #[error("{}[{section}] {key}: {message}", location(.file, .line))]
     Interpolation {
@@ -99,6 +86,25 @@ pub enum ConfigError {
         /// What was wrong.
         message: String,
     },
+}
+
+/// A value that could not be converted to the type asked for, and where it
+/// was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}[{section}] {key}: expected {expected}, got {value:?}", location(.file, .line))]
+pub struct ValueError {
+    /// The file that defined the value.
+    pub file: String,
+    /// 1-based line of the key, when known.
+    pub line: Option<usize>,
+    /// The section that defined the value (`DEFAULT` when inherited).
+    pub section: String,
+    /// The key.
+    pub key: String,
+    /// The value as written.
+    pub value: String,
+    /// What was expected, e.g. `an integer`.
+    pub expected: &'static str,
 }
 
 /// `file:line: ` or `file: ` for error messages.
@@ -201,7 +207,13 @@ impl ConfigFile {
         } else {
             config.here = path
                 .parent()
-                .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+                .map(|p| {
+                    if p.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        p
+                    }
+                })
                 .map(|p| p.display().to_string());
             let text = std::fs::read_to_string(path).map_err(read_error)?;
             config.parse_into(&text, &path.display().to_string())?;
@@ -267,7 +279,9 @@ impl ConfigFile {
                 // comment line is not.
                 if !is_comment {
                     if let Some(key) = &option {
-                        if let Some(entry) = self.entries_mut(cursor).and_then(|e| entry_mut(e, key)) {
+                        if let Some(entry) =
+                            self.entries_mut(cursor).and_then(|e| entry_mut(e, key))
+                        {
                             entry.value.push('\n');
                         }
                     }
@@ -310,7 +324,10 @@ impl ConfigFile {
                 ));
             }
             let Some(split) = stripped.find(['=', ':']) else {
-                return Err(syntax(lineno, format!("expected 'key = value', got {stripped:?}")));
+                return Err(syntax(
+                    lineno,
+                    format!("expected 'key = value', got {stripped:?}"),
+                ));
             };
             let key = stripped[..split].trim_end();
             if key.is_empty() {
@@ -344,10 +361,11 @@ impl ConfigFile {
         }
 
         // Python joins continued values and strips trailing blank lines.
-        let all = self
-            .defaults
-            .iter_mut()
-            .chain(self.sections.iter_mut().flat_map(|(_, entries)| entries.iter_mut()));
+        let all = self.defaults.iter_mut().chain(
+            self.sections
+                .iter_mut()
+                .flat_map(|(_, entries)| entries.iter_mut()),
+        );
         for (_, entry) in all {
             let trimmed_len = entry.value.trim_end().len();
             entry.value.truncate(trimmed_len);
@@ -371,7 +389,10 @@ impl ConfigFile {
     /// Names of the sections, in the order they first appear; `[DEFAULT]`
     /// is not included.
     pub fn sections(&self) -> Vec<&str> {
-        self.sections.iter().map(|(name, _)| name.as_str()).collect()
+        self.sections
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect()
     }
 
     /// True when the configuration has a section of that name (`DEFAULT`
@@ -386,7 +407,8 @@ impl ConfigFile {
     }
 
     /// The effective key → value map of a section, with `[DEFAULT]` merged
-    /// in; `None` when there is no such section.
+    /// in; `None` when there is no such section (including `DEFAULT`
+    /// itself: use [`defaults`](Self::defaults)).
     ///
     /// Plain sections (`[object-replicator]`, `[swift-hash]`, ...) follow
     /// `ConfigParser`: a key in the section overrides the same key in
@@ -521,7 +543,9 @@ impl Section {
 
     /// The raw `(key, value)` pairs, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.values.iter().map(|(k, e)| (k.as_str(), e.value.as_str()))
+        self.values
+            .iter()
+            .map(|(k, e)| (k.as_str(), e.value.as_str()))
     }
 
     /// The line (1-based) where `key` was set, when it is set.
@@ -567,9 +591,13 @@ impl Section {
                 out.push('%');
                 rest = after;
             } else if let Some(after) = rest.strip_prefix("%(") {
-                let Some(close) = after.find(")s").filter(|&c| c > 0 && !after[..c].contains(')'))
+                let Some(close) = after
+                    .find(")s")
+                    .filter(|&c| c > 0 && !after[..c].contains(')'))
                 else {
-                    return Err(fail(format!("bad interpolation variable reference {rest:?}")));
+                    return Err(fail(format!(
+                        "bad interpolation variable reference {rest:?}"
+                    )));
                 };
                 let name = match self.key_case {
                     KeyCase::Preserve => after[..close].to_string(),
@@ -594,7 +622,9 @@ impl Section {
                     out.push_str(&replacement);
                 }
             } else {
-                return Err(fail(format!("'%' must be followed by '%' or '(', found {rest:?}")));
+                return Err(fail(format!(
+                    "'%' must be followed by '%' or '(', found {rest:?}"
+                )));
             }
         }
         out.push_str(rest);
@@ -603,14 +633,14 @@ impl Section {
 
     fn value_error(&self, key: &str, value: &str, expected: &'static str) -> ConfigError {
         let entry = self.values.get(key);
-        ConfigError::Value {
+        ConfigError::Value(Box::new(ValueError {
             file: entry.map_or_else(|| self.source.clone(), |e| e.file.clone()),
             line: entry.map(|e| e.line),
             section: entry.map_or_else(|| self.name.clone(), |e| e.section.clone()),
             key: key.to_string(),
             value: value.to_string(),
             expected,
-        }
+        }))
     }
 
     /// The string value of `key`, or `default` when unset.
@@ -626,7 +656,9 @@ impl Section {
         let Some(value) = self.value(key)? else {
             return Ok(default);
         };
-        parse_bool(&value).ok_or_else(|| self.value_error(key, &value, "a boolean (true/false, yes/no, on/off, 1/0)"))
+        parse_bool(&value).ok_or_else(|| {
+            self.value_error(key, &value, "a boolean (true/false, yes/no, on/off, 1/0)")
+        })
     }
 
     /// An unsigned integer (`+` sign allowed), or `default` when unset.
@@ -658,7 +690,10 @@ impl Section {
     /// A comma-separated list, items trimmed, empty items dropped (Swift's
     /// `list_from_csv`); empty when unset.
     pub fn get_list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
-        Ok(self.value(key)?.map(|v| list_from_csv(&v)).unwrap_or_default())
+        Ok(self
+            .value(key)?
+            .map(|v| list_from_csv(&v))
+            .unwrap_or_default())
     }
 
     fn get_parsed<T: std::str::FromStr>(
@@ -762,9 +797,8 @@ mod tests {
 
     #[test]
     fn continuation_lines() {
-        let conf = parse(
-            "[s]\nkey = first\n  second\n\n    third\n# a comment\n  fourth\n\nnext = 1\n",
-        );
+        let conf =
+            parse("[s]\nkey = first\n  second\n\n    third\n# a comment\n  fourth\n\nnext = 1\n");
         let s = conf.section("s").unwrap();
         assert_eq!(s.get("key"), Some("first\nsecond\n\nthird\nfourth"));
         assert_eq!(s.get("next"), Some("1"));
@@ -825,7 +859,11 @@ mod tests {
              [filter:recon]\nlog_level = DEBUG\nset log_level = WARNING\n",
         );
         let app = conf.app_section("object-server").unwrap();
-        assert_eq!(app.get("log_level"), Some("INFO"), "DEFAULT wins over plain key");
+        assert_eq!(
+            app.get("log_level"),
+            Some("INFO"),
+            "DEFAULT wins over plain key"
+        );
         assert_eq!(app.get("workers"), Some("4"), "set overrides DEFAULT");
         assert_eq!(app.get("use"), Some("egg:swift#object"));
         assert_eq!(app.get("dir"), Some("/etc/swift"));
@@ -885,8 +923,15 @@ mod tests {
         let s = conf.section("s").unwrap();
         assert_eq!(s.get_str("devices", "").unwrap(), "/srv/node");
         assert_eq!(s.get_str("pct", "").unwrap(), "1%");
-        assert!(s.get_str("both", "").is_err(), "'1%' cannot be interpolated");
-        assert!(s.get_str("bad", "").unwrap_err().to_string().contains("nope"));
+        assert!(
+            s.get_str("both", "").is_err(),
+            "'1%' cannot be interpolated"
+        );
+        assert!(s
+            .get_str("bad", "")
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
         assert!(s.get_str("loop", "").is_err());
         assert!(s.get_str("syntax", "").is_err());
         assert_eq!(s.get("devices"), Some("%(root)s/node"));
@@ -905,9 +950,21 @@ mod tests {
     fn conf_d_directory_is_merged_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("00-default.conf"), "[DEFAULT]\nworkers = 1\n[app:object-server]\nuse = egg:swift#object\n").unwrap();
-        std::fs::write(d.join("10-app.conf"), "[app:object-server]\nset workers = 3\n[object-replicator]\nconcurrency = 2\n").unwrap();
-        std::fs::write(d.join("20-override.conf"), "[object-replicator]\nconcurrency = 5\n").unwrap();
+        std::fs::write(
+            d.join("00-default.conf"),
+            "[DEFAULT]\nworkers = 1\n[app:object-server]\nuse = egg:swift#object\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("10-app.conf"),
+            "[app:object-server]\nset workers = 3\n[object-replicator]\nconcurrency = 2\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("20-override.conf"),
+            "[object-replicator]\nconcurrency = 5\n",
+        )
+        .unwrap();
         std::fs::write(d.join(".hidden.conf"), "garbage\n").unwrap();
         std::fs::write(d.join("notes.txt"), "garbage\n").unwrap();
         let conf = ConfigFile::load(d).unwrap();
@@ -919,7 +976,10 @@ mod tests {
         assert_eq!(repl.get("concurrency"), Some("5"));
         std::fs::write(d.join("30-bad.conf"), "[s]\nx\n").unwrap();
         let err = ConfigFile::load(d).unwrap_err().to_string();
-        assert!(err.ends_with("30-bad.conf:2: expected 'key = value', got \"x\""), "{err}");
+        assert!(
+            err.ends_with("30-bad.conf:2: expected 'key = value', got \"x\""),
+            "{err}"
+        );
 
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(
@@ -955,11 +1015,17 @@ mod tests {
         assert!(app.get_bool("account_autocreate", false).unwrap());
         assert_eq!(app.get_u64("bind_port", 0).unwrap(), 8080);
         let tempauth = proxy.filter_section("tempauth").unwrap();
-        assert_eq!(tempauth.get_list("reseller_prefix").unwrap(), ["AUTH", "SERVICE"]);
+        assert_eq!(
+            tempauth.get_list("reseller_prefix").unwrap(),
+            ["AUTH", "SERVICE"]
+        );
         assert_eq!(tempauth.get("SERVICE_require_group"), Some("service"));
 
         let object = ConfigFile::load(&base.join("object-server-1.conf")).unwrap();
-        assert_eq!(object.pipeline().unwrap(), ["healthcheck", "recon", "object-server"]);
+        assert_eq!(
+            object.pipeline().unwrap(),
+            ["healthcheck", "recon", "object-server"]
+        );
         let auditor = object.section("object-auditor").unwrap();
         assert_eq!(auditor.get_u64("files_per_second", 20).unwrap(), 100_000);
         assert!(!auditor.get_bool("mount_check", true).unwrap());

@@ -153,8 +153,12 @@ mod tests {
 
     #[test]
     fn prefix_and_suffix_both_matter() {
-        let a = HashPathConf::new("x", "").hash_path("a", None, None).unwrap();
-        let b = HashPathConf::new("", "x").hash_path("a", None, None).unwrap();
+        let a = HashPathConf::new("x", "")
+            .hash_path("a", None, None)
+            .unwrap();
+        let b = HashPathConf::new("", "x")
+            .hash_path("a", None, None)
+            .unwrap();
         assert_ne!(a, b);
     }
 }

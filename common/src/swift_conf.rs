@@ -344,7 +344,9 @@ fn parse_policies(config: &ConfigFile) -> Result<Vec<StoragePolicy>, SwiftConfEr
         });
     }
     if policies.iter().all(|p| p.is_deprecated) {
-        return Err(error("Unable to find policy that's not deprecated!".to_string()));
+        return Err(error(
+            "Unable to find policy that's not deprecated!".to_string(),
+        ));
     }
     if !policies.iter().any(|p| p.is_default) {
         if policies.len() > 1 {
@@ -378,7 +380,8 @@ fn parse_policy(
     index_text: &str,
     section: &Section,
 ) -> Result<StoragePolicy, PolicyParseError> {
-    let invalid = |message: String| PolicyParseError::Invalid(format!("[{section_name}]: {message}"));
+    let invalid =
+        |message: String| PolicyParseError::Invalid(format!("[{section_name}]: {message}"));
     let index: u32 = index_text
         .trim()
         .parse()
@@ -484,7 +487,10 @@ mod tests {
             return;
         }
         let conf = SwiftConf::load(path).unwrap();
-        assert_eq!(conf.hash, HashPathConf::new("fixture-prefix", "fixture-suffix"));
+        assert_eq!(
+            conf.hash,
+            HashPathConf::new("fixture-prefix", "fixture-suffix")
+        );
         assert_eq!(conf.policies.len(), 1);
         let gold = conf.default_policy();
         assert_eq!((gold.index, gold.name.as_str()), (0, "gold"));
@@ -606,11 +612,14 @@ mod tests {
 
     #[test]
     fn policy_errors() {
-        let e = policy_error("[storage-policy:0]\nname = gold\n[storage-policy:1]\nname = GOLD\ndefault = yes\n");
+        let e = policy_error(
+            "[storage-policy:0]\nname = gold\n[storage-policy:1]\nname = GOLD\ndefault = yes\n",
+        );
         assert!(e.contains("duplicate name \"GOLD\""), "{e}");
         let e = policy_error("[storage-policy:0]\nname = gold\naliases = silver\n[storage-policy:1]\nname = Silver\n");
         assert!(e.contains("duplicate name \"Silver\""), "{e}");
-        let e = policy_error("[storage-policy:0]\nname = gold\n[storage-policy:00]\nname = silver\n");
+        let e =
+            policy_error("[storage-policy:0]\nname = gold\n[storage-policy:00]\nname = silver\n");
         assert!(e.contains("duplicate index 0"), "{e}");
         let e = policy_error("[storage-policy:0]\nname = a\ndefault = yes\n[storage-policy:1]\nname = b\ndefault = true\n");
         assert!(e.contains("duplicate default"), "{e}");
@@ -619,7 +628,10 @@ mod tests {
         let e = policy_error("[storage-policy:1]\nname = b\n");
         assert!(e.contains("policy index 0"), "{e}");
         let e = policy_error("[storage-policy:0]\nname = a b\n");
-        assert!(e.starts_with("/etc/swift/swift.conf: [storage-policy:0]: Invalid name \"a b\""), "{e}");
+        assert!(
+            e.starts_with("/etc/swift/swift.conf: [storage-policy:0]: Invalid name \"a b\""),
+            "{e}"
+        );
         let e = policy_error("[storage-policy:0]\nname = a_b\n");
         assert!(e.contains("Invalid name"), "{e}");
         let e = policy_error("[storage-policy:0]\n");
@@ -632,7 +644,9 @@ mod tests {
         assert!(e.contains("Deprecated policy can not be default"), "{e}");
         let e = policy_error("[storage-policy:0]\nname = a\ndeprecated = yes\n");
         assert!(e.contains("not deprecated"), "{e}");
-        let e = policy_error("[storage-policy:0]\nname = a\npolicy_type = erasure_coding\nec_type = x\n");
+        let e = policy_error(
+            "[storage-policy:0]\nname = a\npolicy_type = erasure_coding\nec_type = x\n",
+        );
         assert!(e.contains("Invalid option \"ec_type\""), "{e}");
         let e = policy_error("[storage-policy:0]\nname = a\npolicy_type = erasure_coding\n");
         assert!(e.contains("'erasure_coding' is not supported yet"), "{e}");
@@ -659,6 +673,9 @@ mod tests {
         let gold = conf.policy_by_index(0).unwrap();
         assert!(gold.is_deprecated);
         assert_eq!(gold.aliases, ["yellow"]);
-        assert_eq!(conf.policies.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(
+            conf.policies.iter().map(|p| p.index).collect::<Vec<_>>(),
+            [0, 2]
+        );
     }
 }

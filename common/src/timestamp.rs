@@ -194,7 +194,8 @@ impl Timestamp {
             .split_once('.')
             .ok_or_else(|| invalid("missing fractional seconds"))?;
         let mut time_parts = hms.splitn(3, ':');
-        let (Some(hh), Some(mm), Some(ss)) = (time_parts.next(), time_parts.next(), time_parts.next())
+        let (Some(hh), Some(mm), Some(ss)) =
+            (time_parts.next(), time_parts.next(), time_parts.next())
         else {
             return Err(invalid("expected HH:MM:SS time"));
         };
@@ -209,7 +210,9 @@ impl Timestamp {
         if frac.is_empty() || frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid("fractional seconds must be 1 to 6 digits"));
         }
-        let micros: i64 = format!("{frac:0<6}").parse().map_err(|_| invalid("bad number"))?;
+        let micros: i64 = format!("{frac:0<6}")
+            .parse()
+            .map_err(|_| invalid("bad number"))?;
         if !valid_civil(year, month, day) || hour > 23 || minute > 59 || second > 59 {
             return Err(invalid("date or time out of range"));
         }
@@ -837,10 +840,16 @@ mod tests {
 
     #[test]
     fn isoformat_matches_swift() {
-        assert_eq!(ts("1700000000.12346").isoformat(), "2023-11-14T22:13:20.123460");
+        assert_eq!(
+            ts("1700000000.12346").isoformat(),
+            "2023-11-14T22:13:20.123460"
+        );
         assert_eq!(ts("0").isoformat(), "1970-01-01T00:00:00.000000");
         assert_eq!(ts("951782400").isoformat(), "2000-02-29T00:00:00.000000");
-        assert_eq!(ts("9999999999.99999").isoformat(), "2286-11-20T17:46:39.999990");
+        assert_eq!(
+            ts("9999999999.99999").isoformat(),
+            "2286-11-20T17:46:39.999990"
+        );
         assert_eq!(
             Timestamp::from_isoformat("2023-11-14T22:13:20.123460").unwrap(),
             ts("1700000000.12346")
@@ -876,7 +885,10 @@ mod tests {
     #[test]
     fn offsets_and_deltas() {
         let t = ts("1700000000.12345");
-        assert_eq!(t.with_offset(2).internal(), "1700000000.12345_0000000000000002");
+        assert_eq!(
+            t.with_offset(2).internal(),
+            "1700000000.12345_0000000000000002"
+        );
         assert_eq!(t.increment_offset(1).unwrap().offset(), 1);
         assert_eq!(
             t.with_offset(u64::MAX).increment_offset(1),
@@ -903,12 +915,18 @@ mod tests {
         let t1 = ts("1700000000.10000");
         let t2 = ts("1700000001.10000");
         assert_eq!(encode_timestamps(t1, None, None), "1700000000.10000");
-        assert_eq!(encode_timestamps(t1, Some(t1), Some(t1)), "1700000000.10000");
+        assert_eq!(
+            encode_timestamps(t1, Some(t1), Some(t1)),
+            "1700000000.10000"
+        );
         assert_eq!(
             encode_timestamps(t1, Some(t2), Some(t2)),
             "1700000000.10000+186a0+0"
         );
-        assert_eq!(encode_timestamps(t1, Some(t2), None), "1700000000.10000+186a0");
+        assert_eq!(
+            encode_timestamps(t1, Some(t2), None),
+            "1700000000.10000+186a0"
+        );
         assert_eq!(
             encode_timestamps(t2, Some(t1), Some(t2)),
             "1700000001.10000-186a0+186a0"
@@ -994,9 +1012,15 @@ mod tests {
         assert_eq!(parse_http_date("tue, 14 nov 2023 22:13:21 gmt"), want);
         // Swift ignores the zone.
         assert_eq!(parse_http_date("Tue, 14 Nov 2023 22:13:21 +0100"), want);
-        assert_eq!(parse_http_date("Tue, 14 Nov 2023 22:13 GMT"), Some(1_699_999_980));
+        assert_eq!(
+            parse_http_date("Tue, 14 Nov 2023 22:13 GMT"),
+            Some(1_699_999_980)
+        );
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(
+            parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(784_111_777)
+        );
         assert_eq!(parse_http_date("Mon, 01 Jan 1960 00:00:00 GMT"), Some(0));
         for s in 0..3 {
             let secs = 1_600_000_000 + s * 86_399 * 37;

@@ -36,7 +36,9 @@ use std::path::Path;
 /// What `get_balance` reports for a zero-weight device that still holds
 /// partitions.
 pub const MAX_BALANCE: f64 = 999.99;
-const MAX_BALANCE_GATHER_COUNT: usize = 3;
+/// Gather-and-place rounds per rebalance; each partition still moves at
+/// most once per rebalance.
+const MAX_BALANCE_GATHER_COUNT: usize = 8;
 const FORMAT_NAME: &str = "swift-rs-ring-builder";
 
 /// Errors of the builder; the CLI turns them into Swift's messages and exit
@@ -349,21 +351,19 @@ impl RingBuilder {
         run.gather_from_removed_devices();
         run.gather_for_dispersion();
         let removed_devs = run.remove_failed_devices();
-        let mut finished = false;
-        for round in 0..MAX_BALANCE_GATHER_COUNT {
-            run.gather_for_balance(round == 0, &mut rng);
+        for _ in 0..MAX_BALANCE_GATHER_COUNT {
+            run.gather_for_balance(&mut rng);
             if run.assign.is_empty() {
                 break;
             }
             let mut list: Vec<(usize, Vec<usize>)> = std::mem::take(&mut run.assign).into_iter().collect();
+            list.sort_unstable_by_key(|(p, _)| *p);
             list.shuffle(&mut rng);
             run.reassign(list, &mut rng)?;
             if run.parts_wanted.iter().all(|w| w.map_or(true, |w| w >= 0)) {
-                finished = true;
                 break;
             }
         }
-        let _ = finished;
         drop(run);
         self.devs_changed = false;
         let changed_parts = self.count_changed(&old);
@@ -763,6 +763,10 @@ struct Rebalance<'a> {
     /// Tree restricted to weighted devices (Swift builds its tier tree from
     /// devices with weight only).
     wchildren: Vec<Vec<usize>>,
+    /// Weighted devices under each tier.
+    num_devices: Vec<i64>,
+    /// Replicas of each partition each tier should hold on average.
+    target: Vec<f64>,
     plan_min: Vec<i64>,
     plan_max: Vec<i64>,
     parts_wanted: Vec<Option<i64>>,
@@ -802,8 +806,8 @@ impl<'a> Rebalance<'a> {
             let overload = b.overload.min(max_overload);
             (0..n).map(|t| (wanted_r[t] - weighted_r[t]) / max_overload * overload + weighted_r[t]).collect()
         };
-        let plan_min = target.iter().map(|t| (t + 1e-10).floor() as i64).collect();
-        let plan_max = target.iter().map(|t| (t - 1e-10).ceil() as i64).collect();
+        let plan_min: Vec<i64> = target.iter().map(|t| (t + 1e-10).floor() as i64).collect();
+        let plan_max: Vec<i64> = target.iter().map(|t| (t - 1e-10).ceil() as i64).collect();
 
         // Swift's _set_parts_wanted: hand int(replicas * parts) slots down the
         // weighted tree by floor(target * parts), leftovers round-robin.
@@ -856,6 +860,8 @@ impl<'a> Rebalance<'a> {
             b,
             tiers,
             wchildren,
+            num_devices: num_devices.iter().map(|&n| n as i64).collect(),
+            target,
             plan_min,
             plan_max,
             parts_wanted,
@@ -1040,89 +1046,70 @@ impl<'a> Rebalance<'a> {
         ids.len()
     }
 
-    fn gather_for_balance(&mut self, disperse_first: bool, rng: &mut StdRng) {
+    /// Gathers replicas from overweight devices, one per movable partition,
+    /// but only where some device that wants parts could take the replica
+    /// without breaking the replica plan. Swift also gathers "forced"
+    /// replicas that may land back where they were; we do not, which keeps
+    /// the movement of a rebalance close to the minimum.
+    fn gather_for_balance(&mut self, rng: &mut StdRng) {
         let parts = self.b.parts();
         let start = (self.b.last_part_gather_start + parts / 4 + rng.gen_range(0..=parts / 2)) % parts;
         self.b.last_part_gather_start = start;
-        if disperse_first {
-            self.gather_for_balance_can_disperse(start);
-        }
-        self.gather_for_balance_forced(start);
-    }
-
-    /// Takes replicas from overweight devices where the plan lets them move
-    /// to another failure domain that wants parts.
-    fn gather_for_balance_can_disperse(&mut self, start: usize) {
-        let parts = self.b.parts();
-        let n = self.tiers.nodes.len();
-        let mut wanted_in_tier = vec![0i64; n];
-        for dev in self.b.devs.iter().flatten() {
-            let w = self.parts_wanted[dev.id as usize].unwrap_or(0).max(0);
-            for &t in &self.tiers.dev_path[dev.id as usize] {
-                wanted_in_tier[t] += w;
-            }
+        // Room left on each underweight device, reserved as replicas are
+        // gathered for it so we never gather more than can be placed.
+        let mut room: Vec<(u32, i64)> = self
+            .b
+            .devs
+            .iter()
+            .flatten()
+            .filter(|d| d.weight > 0.0)
+            .filter_map(|d| self.parts_wanted[d.id as usize].filter(|&w| w > 0).map(|w| (d.id, w)))
+            .collect();
+        if room.is_empty() {
+            return;
         }
         for offset in 0..parts {
+            if room.iter().all(|&(_, w)| w <= 0) {
+                break;
+            }
             let part = (start + offset) % parts;
             if !self.can_move(part) {
                 continue;
             }
-            let touched = self.count_part(part);
             let mut over: Vec<(i64, usize, u32)> = self
                 .replica_rows(part)
                 .into_iter()
                 .filter_map(|(r, d)| self.parts_wanted[d as usize].filter(|&w| w < 0).map(|w| (w, r, d)))
                 .collect();
-            over.sort_by_key(|&(w, _, _)| w);
-            for (_, r, d) in over {
-                let path = self.tiers.dev_path[d as usize];
-                if path.iter().any(|&t| self.plan_min[t] <= self.counts[t] && self.counts[t] < self.plan_max[t]) {
-                    // Stuck by the replica plan.
-                    continue;
-                }
-                // The highest tier this replica may leave without dropping
-                // below the plan's minimum.
-                let mut stuck_at = path[0];
-                for &t in path.iter().rev() {
-                    stuck_at = t;
-                    if self.counts[t] - 1 < self.plan_min[t] {
-                        break;
-                    }
-                }
-                let room: i64 = self.wchildren[stuck_at].iter().filter(|c| !path.contains(c)).map(|&c| wanted_in_tier[c]).sum();
-                if room <= 0 {
-                    continue;
-                }
-                self.gather(part, r);
-                for &t in &path {
-                    self.counts[t] -= 1;
-                    wanted_in_tier[t] -= 1;
-                }
-                self.set_moved(part);
-                break;
-            }
-            self.reset_counts(touched);
-        }
-    }
-
-    /// Takes one replica per movable partition from its most overweight
-    /// device, wherever it may land.
-    fn gather_for_balance_forced(&mut self, start: usize) {
-        let parts = self.b.parts();
-        for offset in 0..parts {
-            let part = (start + offset) % parts;
-            if !self.can_move(part) {
+            if over.is_empty() {
                 continue;
             }
-            let worst = self
-                .replica_rows(part)
-                .into_iter()
-                .filter_map(|(r, d)| self.parts_wanted[d as usize].filter(|&w| w < 0).map(|w| (w, r)))
-                .min_by_key(|&(w, _)| w);
-            if let Some((_, r)) = worst {
-                self.gather(part, r);
-                self.set_moved(part);
+            over.sort_by_key(|&(w, _, _)| w);
+            let touched = self.count_part(part);
+            for (_, r, d) in over {
+                let from = self.tiers.dev_path[d as usize];
+                for &t in &from {
+                    self.counts[t] -= 1;
+                }
+                // A destination must have room in the plan at every tier, and
+                // leaving must not take a tier the destination does not
+                // share below the plan's minimum.
+                let dest = room.iter_mut().filter(|(_, w)| *w > 0).find(|(u, _)| {
+                    let to = &self.tiers.dev_path[*u as usize];
+                    to.iter().all(|&t| self.counts[t] < self.plan_max[t])
+                        && from.iter().all(|t| to.contains(t) || self.counts[*t] >= self.plan_min[*t])
+                });
+                for &t in &from {
+                    self.counts[t] += 1;
+                }
+                if let Some((_, w)) = dest {
+                    *w -= 1;
+                    self.gather(part, r);
+                    self.set_moved(part);
+                    break;
+                }
             }
+            self.reset_counts(touched);
         }
     }
 
@@ -1166,16 +1153,30 @@ impl<'a> Rebalance<'a> {
                 let mut t = 0usize;
                 while self.tiers.nodes[t].level < 4 {
                     let kids = &children[t];
+                    // The tier furthest behind its share: most parts still
+                    // wanted per replica it should hold of each partition.
+                    // (Swift takes the most parts wanted outright, which
+                    // starves tiers capped at one replica per partition.)
+                    let urge = |c: usize| available[c] as f64 / self.target[c].max(1e-9);
+                    // Tiers below the plan's minimum for this partition come
+                    // first, so replicas reach every failure domain they can.
+                    let short = kids.iter().any(|&c| self.counts[c] < self.plan_min[c] && self.counts[c] < self.num_devices[c]);
                     let mut best: Option<usize> = None;
                     for &c in kids {
-                        if self.counts[c] < self.plan_max[c] && best.map_or(true, |b| available[c] > available[b]) {
+                        let eligible = self.counts[c] < self.plan_max[c]
+                            && self.counts[c] < self.num_devices[c]
+                            && (!short || self.counts[c] < self.plan_min[c]);
+                        if eligible && best.map_or(true, |b| urge(c) > urge(b)) {
                             best = Some(c);
                         }
                     }
                     // The plan leaves no room (possible with odd topologies):
                     // take the child with the fewest replicas of this part.
                     let best = best.or_else(|| {
-                        kids.iter().copied().min_by_key(|&c| (self.counts[c] - self.plan_max[c], -available[c]))
+                        kids.iter()
+                            .copied()
+                            .filter(|&c| self.counts[c] < self.num_devices[c])
+                            .min_by_key(|&c| (self.counts[c] - self.plan_max[c], -available[c]))
                     });
                     match best {
                         Some(c) => t = c,
@@ -1326,4 +1327,328 @@ fn wanted_replicas(
         }
     }
     Ok(wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn dev(region: i64, zone: i64, ip: &str, name: &str, weight: f64) -> Device {
+        Device {
+            id: 0,
+            region,
+            zone,
+            ip: ip.to_string(),
+            port: 6200,
+            replication_ip: ip.to_string(),
+            replication_port: 6200,
+            device: name.to_string(),
+            weight,
+            meta: String::new(),
+            extra: Default::default(),
+        }
+    }
+
+    /// A random failure-domain tree: regions, zones, hosts, devices, with
+    /// `weight(region, zone, host, dev, counts)` choosing each device's weight.
+    fn random_builder(rng: &mut StdRng, part_power: u32, replicas: f64, max_devs: usize, balanced_tiers: bool) -> RingBuilder {
+        loop {
+            let mut b = RingBuilder::new(part_power, replicas, 0).unwrap();
+            let regions = rng.gen_range(1..=3);
+            for r in 1..=regions {
+                let zones = rng.gen_range(1..=3);
+                for z in 1..=zones {
+                    let hosts = rng.gen_range(1..=3);
+                    for h in 1..=hosts {
+                        let ndev = rng.gen_range(1..=3);
+                        for d in 0..ndev {
+                            // Balanced tiers: every region, zone of a region
+                            // and host of a zone weighs the same.
+                            let w = if balanced_tiers {
+                                1_000_000.0 / (zones * hosts * ndev) as f64
+                            } else {
+                                100.0
+                            };
+                            let ip = format!("10.{r}.{z}.{h}");
+                            b.add_dev(dev(r, z, &ip, &format!("d{d}"), w), None).unwrap();
+                        }
+                    }
+                }
+            }
+            let n = b.iter_devs().count();
+            if n as f64 >= replicas && n <= max_devs {
+                return b;
+            }
+        }
+    }
+
+    fn part_devs(b: &RingBuilder, part: usize) -> Vec<&Device> {
+        b.part_devices(part).into_iter().map(|d| b.devs[d as usize].as_ref().unwrap()).collect()
+    }
+
+    fn assert_distinct_devices(b: &RingBuilder) {
+        for part in 0..b.parts() {
+            let ids = b.part_devices(part);
+            let set: HashSet<u32> = ids.iter().copied().collect();
+            assert_eq!(set.len(), ids.len(), "partition {part} has duplicate devices {ids:?}");
+        }
+    }
+
+    /// With tier weights that allow it, every partition uses as many regions,
+    /// zones and hosts as it can.
+    fn assert_fully_dispersed(b: &RingBuilder) {
+        let regions: HashSet<i64> = b.iter_devs().map(|d| d.region).collect();
+        let zones: HashSet<(i64, i64)> = b.iter_devs().map(|d| (d.region, d.zone)).collect();
+        for part in 0..b.parts() {
+            let devs = part_devs(b, part);
+            let n = devs.len();
+            let r: HashSet<i64> = devs.iter().map(|d| d.region).collect();
+            assert_eq!(
+                r.len(),
+                n.min(regions.len()),
+                "partition {part} regions: {:?}\n{:?}",
+                devs.iter().map(|d| d.describe()).collect::<Vec<_>>(),
+                b.iter_devs().map(|d| format!("{} {}", d.describe(), d.weight)).collect::<Vec<_>>()
+            );
+            let z: HashSet<(i64, i64)> = devs.iter().map(|d| (d.region, d.zone)).collect();
+            // Zones: as many as the regions' shares allow.
+            assert!(z.len() >= n.min(zones.len()).min(r.len().max(1) * 1), "partition {part} zones");
+        }
+        let report = b.dispersion_report();
+        assert!(report.dispersion < 1e-9, "dispersion {}", report.dispersion);
+    }
+
+    #[test]
+    fn first_rebalance_places_every_replica_once_and_balances() {
+        let mut b = RingBuilder::new(10, 3.0, 1).unwrap();
+        for z in 1..=4 {
+            b.add_dev(dev(1, z, "127.0.0.1", &format!("sdb{z}"), 100.0), None).unwrap();
+        }
+        let out = b.rebalance(Some(1)).unwrap();
+        assert_eq!(out.changed_parts, 3 * 1024);
+        assert!(out.balance < 1.0, "balance {}", out.balance);
+        b.validate().unwrap();
+        assert_distinct_devices(&b);
+        assert_fully_dispersed(&b);
+        assert_eq!(b.version, 5);
+    }
+
+    #[test]
+    fn property_distinct_devices_dispersion_and_balance_on_random_trees() {
+        let mut rng = StdRng::seed_from_u64(42);
+        for case in 0..25 {
+            let replicas = [2.0, 3.0, 3.0, 4.0][case % 4];
+            let mut b = random_builder(&mut rng, 10, replicas, 20, true);
+            b.rebalance(Some(case as u64)).unwrap();
+            b.validate().unwrap();
+            assert_distinct_devices(&b);
+            assert_fully_dispersed(&b);
+        }
+    }
+
+    #[test]
+    fn property_equal_weights_balance_within_one_percent() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for case in 0..25 {
+            let mut b = random_builder(&mut rng, 10, 3.0, 20, false);
+            let out = b.rebalance(Some(case)).unwrap();
+            let devs = b.iter_devs().count();
+            assert!(out.balance <= 1.0, "case {case}: {devs} devices, balance {}", out.balance);
+            assert_distinct_devices(&b);
+        }
+    }
+
+    #[test]
+    fn property_partition_counts_follow_weights() {
+        let mut rng = StdRng::seed_from_u64(9);
+        for case in 0..15 {
+            let mut b = RingBuilder::new(12, 3.0, 0).unwrap();
+            let n = rng.gen_range(6..=20);
+            for i in 0..n {
+                let w = rng.gen_range(50..=200) as f64;
+                // Each device in its own zone: no dispersion constraint fights the weights.
+                b.add_dev(dev(1, i as i64, &format!("10.0.0.{i}"), "sda", w), None).unwrap();
+            }
+            let total: f64 = b.iter_devs().map(|d| d.weight).sum();
+            if b.iter_devs().any(|d| d.weight / total * 3.0 > 1.0) {
+                continue;
+            }
+            b.rebalance(Some(case)).unwrap();
+            let parts = b.parts_per_dev();
+            for d in b.iter_devs() {
+                let ideal = d.weight / total * 3.0 * b.parts() as f64;
+                let got = parts[d.id as usize] as f64;
+                assert!((got - ideal).abs() <= (ideal * 0.01).max(2.0), "case {case} dev {}: {got} vs {ideal}", d.id);
+            }
+        }
+    }
+
+    #[test]
+    fn property_adding_a_device_moves_about_its_fair_share() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for case in 0..15 {
+            let mut b = random_builder(&mut rng, 10, 3.0, 18, false);
+            b.min_part_hours = 1;
+            b.rebalance(Some(case)).unwrap();
+            b.pretend_min_part_hours_passed();
+            let region = b.iter_devs().map(|d| d.region).max().unwrap();
+            b.add_dev(dev(region, 9, "10.9.9.9", "new", 100.0), None).unwrap();
+            let out = b.rebalance(Some(case + 100)).unwrap();
+            let total: f64 = b.iter_devs().map(|d| d.weight).sum();
+            let fair = 3.0 * b.parts() as f64 * 100.0 / total;
+            let moved = out.changed_parts as f64;
+            assert!(moved <= 1.5 * fair, "case {case}: moved {moved}, fair share {fair}");
+            assert!(moved >= 0.5 * fair, "case {case}: moved {moved}, fair share {fair}");
+            assert_distinct_devices(&b);
+        }
+    }
+
+    fn moves_per_part(before: &[Vec<u32>], after: &[Vec<u32>]) -> Vec<usize> {
+        let mut moves = vec![0; after[0].len()];
+        for (r, row) in after.iter().enumerate() {
+            for (p, d) in row.iter().enumerate() {
+                if before.get(r).and_then(|o| o.get(p)) != Some(d) {
+                    moves[p] += 1;
+                }
+            }
+        }
+        moves
+    }
+
+    #[test]
+    fn property_one_replica_per_partition_moves_within_min_part_hours() {
+        let mut rng = StdRng::seed_from_u64(13);
+        for case in 0..10 {
+            let mut b = random_builder(&mut rng, 10, 3.0, 18, false);
+            b.min_part_hours = 24;
+            b.rebalance(Some(case)).unwrap();
+            // Nothing may move right after a rebalance.
+            b.add_dev(dev(1, 8, "10.8.8.8", "a", 300.0), None).unwrap();
+            let before = b.replica2part2dev.clone().unwrap();
+            let out = b.rebalance(Some(case)).unwrap();
+            assert_eq!(out.changed_parts, 0, "case {case}");
+            assert_eq!(b.replica2part2dev.as_ref().unwrap(), &before);
+            // Once the hours have passed, a big change moves at most one
+            // replica of each partition.
+            b.pretend_min_part_hours_passed();
+            b.add_dev(dev(2, 8, "10.8.8.9", "a", 500.0), None).unwrap();
+            b.add_dev(dev(3, 8, "10.8.8.10", "a", 500.0), None).unwrap();
+            let before = b.replica2part2dev.clone().unwrap();
+            b.rebalance(Some(case)).unwrap();
+            let moves = moves_per_part(&before, b.replica2part2dev.as_ref().unwrap());
+            assert!(moves.iter().all(|&m| m <= 1), "case {case}: {:?}", moves.iter().max());
+            assert_distinct_devices(&b);
+        }
+    }
+
+    #[test]
+    fn property_removed_device_ends_empty_even_within_min_part_hours() {
+        let mut rng = StdRng::seed_from_u64(17);
+        for case in 0..10 {
+            let mut b = random_builder(&mut rng, 10, 3.0, 18, false);
+            if b.iter_devs().count() < 5 {
+                continue;
+            }
+            b.min_part_hours = 24;
+            b.rebalance(Some(case)).unwrap();
+            let victim = b.iter_devs().nth(case as usize % 4).unwrap().id;
+            b.remove_dev(victim).unwrap();
+            let before = b.replica2part2dev.clone().unwrap();
+            let out = b.rebalance(Some(case)).unwrap();
+            assert_eq!(out.removed_devs, 1);
+            assert!(b.devs.get(victim as usize).is_none_or(Option::is_none));
+            assert!(!b.replica2part2dev.as_ref().unwrap().iter().flatten().any(|&d| d == victim));
+            // Only the removed device's replicas moved.
+            let moved = moves_per_part(&before, b.replica2part2dev.as_ref().unwrap()).iter().sum::<usize>();
+            let had = before.iter().flatten().filter(|&&d| d == victim).count();
+            assert_eq!(moved, had, "case {case}");
+            b.validate().unwrap();
+            assert_distinct_devices(&b);
+        }
+    }
+
+    #[test]
+    fn property_fractional_replica_counts() {
+        let mut rng = StdRng::seed_from_u64(19);
+        for (case, replicas) in [1.5, 2.25, 2.5, 3.75].into_iter().enumerate() {
+            let mut b = random_builder(&mut rng, 10, replicas, 20, false);
+            b.rebalance(Some(case as u64)).unwrap();
+            let table = b.replica2part2dev.as_ref().unwrap();
+            assert_eq!(table.len(), replicas.ceil() as usize);
+            assert_eq!(table.last().unwrap().len(), (1024.0 * replicas.fract()) as usize);
+            assert_eq!(b.get_ring().replica_count(), replicas);
+            b.validate().unwrap();
+            assert_distinct_devices(&b);
+            // Changing the count reshapes the table.
+            b.pretend_min_part_hours_passed();
+            b.set_replicas(2.0).unwrap();
+            b.rebalance(Some(1)).unwrap();
+            assert_eq!(b.replica2part2dev.as_ref().unwrap().len(), 2);
+            b.validate().unwrap();
+            b.set_replicas(3.0).unwrap();
+            b.rebalance(Some(2)).unwrap();
+            assert_eq!(b.get_ring().replica_count(), 3.0);
+            b.validate().unwrap();
+            assert_distinct_devices(&b);
+        }
+    }
+
+    #[test]
+    fn overload_buys_dispersion_for_unequal_tiers() {
+        // Region 2 is light: by weight alone it gets fewer than one replica of
+        // every partition; with overload it holds one of each.
+        let mut b = RingBuilder::new(10, 3.0, 0).unwrap();
+        for i in 0..6 {
+            b.add_dev(dev(1, 1 + i % 3, &format!("10.1.0.{i}"), "sda", 100.0), None).unwrap();
+        }
+        b.add_dev(dev(2, 1, "10.2.0.1", "sda", 100.0), None).unwrap();
+        b.rebalance(Some(1)).unwrap();
+        assert!(b.dispersion_report().dispersion > 0.0);
+        b.overload = 10.0;
+        b.pretend_min_part_hours_passed();
+        for i in 0..3 {
+            b.rebalance(Some(2 + i)).unwrap();
+            b.pretend_min_part_hours_passed();
+        }
+        assert_fully_dispersed(&b);
+    }
+
+    #[test]
+    fn builder_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object.builder");
+        let mut b = RingBuilder::new(8, 2.5, 3).unwrap();
+        for z in 1..=4 {
+            b.add_dev(dev(1, z, "127.0.0.1", "sdb", 100.0), None).unwrap();
+        }
+        b.rebalance(Some(3)).unwrap();
+        b.remove_dev(2).unwrap();
+        b.save(&path).unwrap();
+        let back = RingBuilder::load(&path).unwrap();
+        assert_eq!(back.replica2part2dev, b.replica2part2dev);
+        assert_eq!(back.devs, b.devs);
+        assert_eq!(back.remove_devs, vec![2]);
+        assert_eq!(back.id, b.id);
+        assert_eq!(back.replicas, 2.5);
+        assert_eq!(back.last_part_moves, b.last_part_moves);
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(RingBuilder::load(&path).is_err());
+        std::fs::write(&path, [0x1f, 0x8b, 8, 0]).unwrap();
+        assert!(RingBuilder::load(&path).is_err());
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        assert!(RingBuilder::new(0, 3.0, 1).is_err());
+        assert!(RingBuilder::new(33, 3.0, 1).is_err());
+        assert!(RingBuilder::new(10, 0.5, 1).is_err());
+        assert!(RingBuilder::new(10, f64::NAN, 1).is_err());
+        let mut b = RingBuilder::new(4, 3.0, 1).unwrap();
+        assert!(b.add_dev(dev(1, 1, "1.1.1.1", "a", -1.0), None).is_err());
+        b.add_dev(dev(1, 1, "1.1.1.1", "a", 1.0), None).unwrap();
+        assert!(b.add_dev(dev(1, 1, "1.1.1.1", "b", 1.0), Some(0)).is_err());
+        let err = b.rebalance(None).unwrap_err().to_string();
+        assert_eq!(err, "Replica count of 3.0 requires more than 1 devices");
+    }
 }
