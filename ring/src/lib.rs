@@ -5,6 +5,7 @@
 pub mod builder;
 pub mod device;
 pub mod io;
+pub mod locations;
 pub mod pyjson;
 pub mod ring;
 pub mod ring_data;
