@@ -631,7 +631,8 @@ impl Section {
         Ok(())
     }
 
-    fn value_error(&self, key: &str, value: &str, expected: &'static str) -> ConfigError {
+    /// An error naming this section's `key`, its bad `value`, and what was expected.
+    pub fn value_error(&self, key: &str, value: &str, expected: &'static str) -> ConfigError {
         let entry = self.values.get(key);
         ConfigError::Value(Box::new(ValueError {
             file: entry.map_or_else(|| self.source.clone(), |e| e.file.clone()),

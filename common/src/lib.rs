@@ -8,3 +8,10 @@ pub mod timestamp;
 
 /// The version of this workspace, as reported by servers and tools.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod devices;
+pub mod http;
+pub mod log;
+pub mod path;
+pub mod server;
+pub mod backend;
+pub mod testing;

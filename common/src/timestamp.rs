@@ -553,6 +553,21 @@ pub fn http_date(secs: u64) -> String {
     )
 }
 
+/// Formats seconds since the epoch as Swift's access-log time,
+/// e.g. `14/Nov/2023:22:13:21 +0000`.
+pub fn log_date(secs: u64) -> String {
+    let days = secs / SECS_PER_DAY;
+    let rem = secs % SECS_PER_DAY;
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{day:02}/{}/{year:04}:{:02}:{:02}:{:02} +0000",
+        MONTH_NAMES[(month - 1) as usize],
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// Parses an HTTP date in RFC 1123 (`Tue, 14 Nov 2023 22:13:21 GMT`),
 /// RFC 850 (`Tuesday, 14-Nov-23 22:13:21 GMT`) or asctime
 /// (`Tue Nov 14 22:13:21 2023`) form into seconds since the epoch.

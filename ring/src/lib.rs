@@ -3,6 +3,7 @@
 //! does, and building rings (`swift-ring-builder`).
 
 pub mod builder;
+pub mod builder_cli;
 pub mod device;
 pub mod io;
 pub mod locations;

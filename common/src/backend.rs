@@ -1,0 +1,78 @@
+//! The HTTP client servers use to talk to each other (object server →
+//! container server, container server → account server, proxy → storage
+//! servers): pooled keep-alive connections, connect and response timeouts.
+
+use crate::http::{quote_path, Body};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// Why a backend request produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("timeout after {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Http(String),
+}
+
+/// A pooled HTTP/1.1 client for backend requests.
+#[derive(Clone)]
+pub struct BackendClient {
+    client: Client<HttpConnector, Body>,
+    node_timeout: Duration,
+}
+
+impl BackendClient {
+    /// `conn_timeout` bounds connecting; `node_timeout` bounds waiting for
+    /// the response headers (callers bound body reads themselves).
+    pub fn new(conn_timeout: Duration, node_timeout: Duration) -> BackendClient {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(conn_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        BackendClient { client, node_timeout: node_timeout + conn_timeout }
+    }
+
+    /// Sends `method` to `http://ip:port<path>` (`path` unquoted; it is
+    /// quoted here as Swift does) with `headers` and `body`.
+    pub async fn request(
+        &self,
+        method: Method,
+        ip: &str,
+        port: u16,
+        path: &str,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Result<Response<Incoming>, BackendError> {
+        let host = if ip.contains(':') && !ip.starts_with('[') { format!("[{ip}]") } else { ip.to_string() };
+        let uri = format!("http://{host}:{port}{}", quote_path(path));
+        let mut req = Request::builder().method(method).uri(&uri).body(body).map_err(|e| BackendError::Http(format!("{uri}: {e}")))?;
+        *req.headers_mut() = headers;
+        match tokio::time::timeout(self.node_timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(BackendError::Http(format!("{uri}: {e}"))),
+            Err(_) => Err(BackendError::Timeout(self.node_timeout)),
+        }
+    }
+}
+
+/// Reads a whole (small) response body, at most `limit` bytes, within
+/// `timeout`.
+pub async fn read_body(resp: Response<Incoming>, limit: usize, timeout: Duration) -> Result<(StatusCode, HeaderMap, Bytes), BackendError> {
+    let (parts, body) = resp.into_parts();
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok((parts.status, parts.headers, collected.to_bytes())),
+        Ok(Err(e)) => Err(BackendError::Http(e.to_string())),
+        Err(_) => Err(BackendError::Timeout(timeout)),
+    }
+}

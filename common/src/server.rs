@@ -1,0 +1,260 @@
+//! The HTTP scaffold of the storage servers: settings from the config file,
+//! the accept loop, `OPTIONS` and `405` handling, the access log, and a
+//! graceful shutdown on SIGTERM.
+
+use crate::config::{ConfigError, ConfigFile, Section};
+use crate::http::{self as h, Body};
+use crate::log;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Settings every storage server takes from its config file, under
+/// Swift's option names (`[DEFAULT]` and the `[app:<type>-server]` section).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind_ip: String,
+    pub bind_port: u16,
+    pub devices: PathBuf,
+    pub mount_check: bool,
+    pub swift_dir: PathBuf,
+    pub log_name: String,
+    pub log_level: log::Level,
+    /// Whether to write the access log (Swift's `log_requests`).
+    pub log_requests: bool,
+    /// Seconds to wait for a backend connection (server-to-server calls).
+    pub conn_timeout: Duration,
+    /// Seconds to wait for a backend's answer or next chunk.
+    pub node_timeout: Duration,
+    /// Seconds to wait for the next chunk of a client's request body.
+    pub client_timeout: Duration,
+    /// Blocking disk operations one device runs at once.
+    pub threads_per_disk: usize,
+    /// `None`: serve both client and replication verbs (Swift's default);
+    /// `Some(true)`: replication verbs only; `Some(false)`: none of them.
+    pub replication_server: Option<bool>,
+    /// How long SIGTERM waits for in-flight requests.
+    pub graceful_shutdown_timeout: Duration,
+    /// Where daemons and recon share their figures.
+    pub recon_cache_path: PathBuf,
+}
+
+impl ServerSettings {
+    /// Reads the settings of server `server_type` (`object-server`, ...)
+    /// from a loaded config file; `default_port` is Swift's port for it.
+    pub fn from_config(conf: &ConfigFile, server_type: &str, default_port: u16) -> Result<ServerSettings, ConfigError> {
+        let section = conf.app_section(server_type).unwrap_or_else(|| conf.defaults());
+        Self::from_section(&section, server_type, default_port)
+    }
+
+    /// Reads the settings from one effective section.
+    pub fn from_section(s: &Section, server_type: &str, default_port: u16) -> Result<ServerSettings, ConfigError> {
+        let secs = |key: &str, default: f64| -> Result<Duration, ConfigError> {
+            let v = s.get_f64(key, default)?;
+            Ok(Duration::from_secs_f64(v.max(0.0)))
+        };
+        let level = s.get_str("log_level", "INFO")?;
+        let port = s.get_u64("bind_port", default_port as u64)?;
+        let replication_server = match s.get("replication_server") {
+            None => None,
+            Some(_) => Some(s.get_bool("replication_server", false)?),
+        };
+        Ok(ServerSettings {
+            bind_ip: s.get_str("bind_ip", "0.0.0.0")?,
+            bind_port: u16::try_from(port).map_err(|_| s.value_error("bind_port", &port.to_string(), "a TCP port"))?,
+            devices: PathBuf::from(s.get_str("devices", "/srv/node")?),
+            mount_check: s.get_bool("mount_check", true)?,
+            swift_dir: PathBuf::from(s.get_str("swift_dir", "/etc/swift")?),
+            log_name: s.get_str("log_name", server_type)?,
+            log_level: log::Level::parse(&level)
+                .ok_or_else(|| s.value_error("log_level", &level, "DEBUG, INFO, WARNING or ERROR"))?,
+            log_requests: s.get_bool("log_requests", true)?,
+            conn_timeout: secs("conn_timeout", 0.5)?,
+            node_timeout: secs("node_timeout", 3.0)?,
+            client_timeout: secs("client_timeout", 60.0)?,
+            threads_per_disk: s.get_usize("threads_per_disk", 16)?.max(1),
+            replication_server,
+            graceful_shutdown_timeout: secs("graceful_shutdown_timeout", 30.0)?,
+            recon_cache_path: PathBuf::from(s.get_str("recon_cache_path", "/var/cache/swift")?),
+        })
+    }
+}
+
+/// Facts about one request that handlers and the access log share.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub remote: SocketAddr,
+    pub trans_id: String,
+    pub started: Instant,
+}
+
+/// A storage server's request handling, below the scaffold.
+pub trait Service: Send + Sync + 'static {
+    /// `object-server`, `container-server` or `account-server`.
+    fn server_type(&self) -> &'static str;
+
+    /// Every verb the server answers, `OPTIONS` included (sorted when
+    /// reported in `Allow`).
+    fn allowed_methods(&self) -> Vec<&'static str>;
+
+    /// Handles a request whose method is allowed and is not `OPTIONS`.
+    fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// The `Allow` header value: sorted, comma and space separated.
+pub fn allow_header(methods: &[&str]) -> String {
+    let mut m: Vec<&str> = methods.to_vec();
+    m.sort_unstable();
+    m.dedup();
+    m.join(", ")
+}
+
+/// Answers `OPTIONS` (any path) and unknown verbs, then hands the request to
+/// the service; logs the access line.
+async fn dispatch<S: Service>(service: Arc<S>, req: Request<Incoming>, remote: SocketAddr, log_requests: bool) -> Response<Body> {
+    let started = Instant::now();
+    let trans_id = h::header_str(req.headers(), "x-trans-id").map(str::to_string).unwrap_or_else(new_trans_id);
+    let method = req.method().clone();
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let referer = h::header_str(req.headers(), "referer").map(str::to_string);
+    let agent = h::header_str(req.headers(), "user-agent").map(str::to_string);
+    let policy = h::header_str(req.headers(), "x-backend-storage-policy-index").map(str::to_string);
+    let allowed = service.allowed_methods();
+    let mut resp = if method == Method::OPTIONS {
+        let mut r = h::status(StatusCode::OK);
+        let hd = r.headers_mut();
+        hd.insert(http::header::ALLOW, HeaderValue::from_str(&allow_header(&allowed)).expect("method names are ASCII"));
+        hd.insert(
+            http::header::SERVER,
+            HeaderValue::from_str(&format!("{}/{}", service.server_type(), crate::VERSION)).expect("version is ASCII"),
+        );
+        hd.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
+        r
+    } else if !allowed.contains(&method.as_str()) {
+        let mut r = h::text(StatusCode::METHOD_NOT_ALLOWED, format!("Method {method} is not allowed"));
+        r.headers_mut().insert(http::header::ALLOW, HeaderValue::from_str(&allow_header(&allowed)).expect("method names are ASCII"));
+        r
+    } else {
+        let info = RequestInfo { remote, trans_id: trans_id.clone(), started };
+        service.clone().handle(req, info).await
+    };
+    if let Ok(v) = HeaderValue::from_str(&trans_id) {
+        resp.headers_mut().insert("x-trans-id", v);
+    }
+    if log_requests {
+        let bytes = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .filter(|_| method != Method::HEAD);
+        log::info(&log::access_line(&log::AccessEntry {
+            remote_addr: &remote.ip().to_string(),
+            method: method.as_str(),
+            path: &path,
+            status: resp.status().as_u16(),
+            bytes,
+            referer: referer.as_deref(),
+            trans_id: Some(&trans_id),
+            user_agent: agent.as_deref(),
+            duration: started.elapsed(),
+            policy_index: policy.as_deref(),
+        }));
+    }
+    resp
+}
+
+/// A transaction id in Swift's shape: `tx` + 21 hex digits + `-` + hex time.
+pub fn new_trans_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let r: u128 = rand::random();
+    format!("tx{:021x}-{:010x}", r & ((1u128 << 84) - 1), now)
+}
+
+/// Serves connections from `listener` until `shutdown` resolves, then stops
+/// accepting and waits up to `grace` for in-flight requests.
+pub async fn serve<S: Service>(
+    service: Arc<S>,
+    listener: TcpListener,
+    log_requests: bool,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // Swift's servers speak HTTP/1.1 only; keep-alive is on by default.
+    builder.half_close(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly rather than spin.
+                    log::error(&format!("accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = service.clone();
+        let handler = service_fn(move |req| {
+            let svc = svc.clone();
+            async move { Ok::<_, std::convert::Infallible>(dispatch(svc, req, remote, log_requests).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), handler);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        log::warning("graceful shutdown timed out; dropping in-flight requests");
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// Loads a server's config file, exiting with a clear message (file, line,
+/// problem) when it is unusable.
+pub fn load_config_or_exit(path: &Path) -> ConfigFile {
+    match ConfigFile::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error trying to load config from {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Binds the server's listening socket, exiting with a clear message when
+/// the address cannot be used.
+pub async fn bind_or_exit(settings: &ServerSettings) -> TcpListener {
+    let addr = format!("{}:{}", settings.bind_ip, settings.bind_port);
+    match TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Error binding to {addr}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
