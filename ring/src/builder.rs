@@ -249,6 +249,13 @@ impl RingBuilder {
         Ok(())
     }
 
+    /// The smallest overload that lets the ring be fully dispersed (Swift's
+    /// `get_required_overload`), as a fraction.
+    pub fn required_overload(&self) -> Result<f64, BuilderError> {
+        let mut scratch = self.clone();
+        Ok(Rebalance::new(&mut scratch)?.required_overload)
+    }
+
     /// Marks every partition as moved long ago, so the next rebalance may
     /// move anything.
     pub fn pretend_min_part_hours_passed(&mut self) {
@@ -765,6 +772,8 @@ struct Rebalance<'a> {
     wchildren: Vec<Vec<usize>>,
     /// Weighted devices under each tier.
     num_devices: Vec<i64>,
+    /// The overload that would make the ring fully dispersed.
+    required_overload: f64,
     /// Replicas of each partition each tier should hold on average.
     target: Vec<f64>,
     plan_min: Vec<i64>,
@@ -861,6 +870,7 @@ impl<'a> Rebalance<'a> {
             tiers,
             wchildren,
             num_devices: num_devices.iter().map(|&n| n as i64).collect(),
+            required_overload: max_overload,
             target,
             plan_min,
             plan_max,

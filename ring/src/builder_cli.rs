@@ -16,6 +16,18 @@ use std::io::{BufRead, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+/// `println!` that ignores a closed stdout (`swift-ring-builder ... | head`)
+/// instead of panicking.
+macro_rules! out {
+    () => {{ let _ = writeln!(std::io::stdout()); }};
+    ($($arg:tt)*) => {{ let _ = writeln!(std::io::stdout(), $($arg)*); }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! err {
+    ($($arg:tt)*) => {{ let _ = writeln!(std::io::stderr(), $($arg)*); }};
+}
+
 pub const EXIT_SUCCESS: i32 = 0;
 pub const EXIT_WARNING: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
@@ -31,7 +43,7 @@ type CmdResult = Result<i32, Exit>;
 
 /// Prints `msg` on stdout (Swift prints its errors there) and gives exit 2.
 fn error(msg: impl std::fmt::Display) -> Exit {
-    println!("{msg}");
+    out!("{msg}");
     Exit(EXIT_ERROR)
 }
 
@@ -63,7 +75,7 @@ fn main(argv: Vec<String>) -> CmdResult {
     let (builder_file, ring_file) = builder_and_ring_file(&argv[1]);
     let command = argv.get(2).map(String::as_str).unwrap_or("default").to_string();
     if builder_file != argv[1] && !matches!(command.as_str(), "write_builder" | "version") {
-        println!("Note: using {builder_file} instead of {} as builder file", argv[1]);
+        out!("Note: using {builder_file} instead of {} as builder file", argv[1]);
     }
     let builder_path = PathBuf::from(&builder_file);
     let builder = if builder_path.exists() {
@@ -311,8 +323,8 @@ In a future release, the default will change to
 ";
 
 fn print_help() {
-    println!("swift-ring-builder {MAJOR_VERSION}.{MINOR_VERSION}\n");
-    println!("{USAGE_DEFAULT}\n");
+    out!("swift-ring-builder {MAJOR_VERSION}.{MINOR_VERSION}\n");
+    out!("{USAGE_DEFAULT}\n");
     let usages = [
         USAGE_ADD.to_string(),
         USAGE_CREATE.to_string(),
@@ -335,14 +347,14 @@ fn print_help() {
         USAGE_WRITE_RING.to_string(),
     ];
     for u in usages {
-        println!("{u}\n");
+        out!("{u}\n");
     }
-    println!("{USAGE_SEARCH_VALUE}\n");
-    println!("Quick list: add create dispersion list_parts pretend_min_part_hours_passed");
-    println!("            rebalance remove search set_info set_min_part_hours set_overload");
-    println!("            set_region set_replicas set_weight set_zone validate version");
-    println!("            write_builder write_ring");
-    println!("Exit codes: 0 = operation successful\n            1 = operation completed with warnings\n            2 = error");
+    out!("{USAGE_SEARCH_VALUE}\n");
+    out!("Quick list: add create dispersion list_parts pretend_min_part_hours_passed");
+    out!("            rebalance remove search set_info set_min_part_hours set_overload");
+    out!("            set_region set_replicas set_weight set_zone validate version");
+    out!("            write_builder write_ring");
+    out!("Exit codes: 0 = operation successful\n            1 = operation completed with warnings\n            2 = error");
 }
 
 fn usage_error(usage: &str) -> Exit {
@@ -350,7 +362,7 @@ fn usage_error(usage: &str) -> Exit {
 }
 
 fn usage_with_search_value(usage: &str) -> Exit {
-    println!("{usage}\n");
+    out!("{usage}\n");
     error(USAGE_SEARCH_VALUE)
 }
 
@@ -390,7 +402,7 @@ fn parse_float(s: &str) -> Result<f64, String> {
 /// refuse what cannot be a weight (negative, infinite, NaN).
 fn parse_weight(s: &str, context: &str) -> Result<f64, String> {
     let w = parse_float(s)?;
-    if !(w >= 0.0) || !w.is_finite() {
+    if !w.is_finite() || w < 0.0 {
         return Err(format!("Invalid weight value: {context}"));
     }
     Ok(w)
@@ -505,6 +517,9 @@ const DEV_OPTIONS: &[(&str, &str, OptKind)] = &[
     ("-y", "--yes", OptKind::Flag),
 ];
 
+/// An option found on the command line: its long name and its value.
+type FoundOption = (&'static str, Option<String>);
+
 /// An optparse-style walk: `--opt value`, `--opt=value`, `-o value`,
 /// `-ovalue`, `--` ends options. A token that looks like a negative number
 /// is positional, so `-5` reaches the weight check instead of being an
@@ -513,7 +528,7 @@ const DEV_OPTIONS: &[(&str, &str, OptKind)] = &[
 fn walk_options(
     argvish: &[String],
     spec: &[(&'static str, &'static str, OptKind)],
-) -> Result<(Vec<(&'static str, Option<String>)>, Vec<String>), String> {
+) -> Result<(Vec<FoundOption>, Vec<String>), String> {
     let mut found = Vec::new();
     let mut args = Vec::new();
     let mut i = 0;
@@ -575,8 +590,8 @@ const OTHER_OPTIONS: &[(&str, &str, OptKind)] = &[
 ];
 
 fn option_error(msg: String) -> Exit {
-    eprintln!("Usage: swift-ring-builder <builder_file> <command> [options]\n");
-    eprintln!("swift-ring-builder: error: {msg}");
+    err!("Usage: swift-ring-builder <builder_file> <command> [options]\n");
+    err!("swift-ring-builder: error: {msg}");
     Exit(EXIT_ERROR)
 }
 
@@ -677,7 +692,7 @@ impl DevOpts {
             return Err("Invalid device name".into());
         }
         let weight = self.weight.unwrap_or(0.0);
-        if !(weight >= 0.0) || !weight.is_finite() {
+        if !weight.is_finite() || weight < 0.0 {
             return Err(format!("Invalid weight value: {weight}"));
         }
         Ok(Device {
@@ -740,16 +755,16 @@ struct Search {
 impl Search {
     fn matches(&self, dev: &Device) -> bool {
         let norm = |ip: &str| normalize_address(ip).unwrap_or_default();
-        self.id.map_or(true, |v| v == dev.id as i64)
-            && self.region.map_or(true, |v| v == dev.region)
-            && self.zone.map_or(true, |v| v == dev.zone)
-            && self.ip.as_ref().map_or(true, |v| *v == norm(&dev.ip))
-            && self.port.map_or(true, |v| v == dev.port as i64)
-            && self.replication_ip.as_ref().map_or(true, |v| *v == norm(&dev.replication_ip))
-            && self.replication_port.map_or(true, |v| v == dev.replication_port as i64)
-            && self.device.as_ref().map_or(true, |v| *v == dev.device)
-            && self.weight.map_or(true, |v| v == dev.weight)
-            && self.meta.as_ref().map_or(true, |v| dev.meta.contains(v.as_str()))
+        self.id.is_none_or(|v| v == dev.id as i64)
+            && self.region.is_none_or(|v| v == dev.region)
+            && self.zone.is_none_or(|v| v == dev.zone)
+            && self.ip.as_ref().is_none_or(|v| *v == norm(&dev.ip))
+            && self.port.is_none_or(|v| v == dev.port as i64)
+            && self.replication_ip.as_ref().is_none_or(|v| *v == norm(&dev.replication_ip))
+            && self.replication_port.is_none_or(|v| v == dev.replication_port as i64)
+            && self.device.as_ref().is_none_or(|v| *v == dev.device)
+            && self.weight.is_none_or(|v| v == dev.weight)
+            && self.meta.as_ref().is_none_or(|v| dev.meta.contains(v.as_str()))
     }
 }
 
@@ -761,7 +776,7 @@ fn take_while(s: &str, start: usize, ok: impl Fn(char) -> bool) -> (&str, &str) 
 }
 
 /// `<letter><digits>` at the front of `s`, as Swift's parsers read them.
-fn take_number<'a>(s: &'a str, prefix: char) -> Result<(Option<i64>, &'a str), String> {
+fn take_number(s: &str, prefix: char) -> Result<(Option<i64>, &str), String> {
     if !s.starts_with(prefix) {
         return Ok((None, s));
     }
@@ -775,8 +790,8 @@ fn take_ip(s: &str) -> (Option<String>, &str) {
     if s.starts_with(|c: char| c.is_ascii_digit()) {
         let (ip, rest) = take_while(s, 1, |c| c.is_ascii_digit() || c == '.');
         (Some(ip.to_string()), rest)
-    } else if s.starts_with('[') {
-        let end = s[1..].find(']').map_or(s.len(), |i| i + 2);
+    } else if let Some(inner) = s.strip_prefix('[') {
+        let end = inner.find(']').map_or(s.len(), |i| i + 2);
         let ip = s[..end].trim_start_matches('[').trim_end_matches(']');
         (Some(ip.to_string()), &s[end..])
     } else {
@@ -1000,12 +1015,12 @@ fn file_name(p: &Path) -> String {
 }
 
 fn ask(question: &str) -> bool {
-    print!("{question}");
+    let _ = write!(std::io::stdout(), "{question}");
     let _ = std::io::stdout().flush();
     let mut line = String::new();
     match std::io::stdin().lock().read_line(&mut line) {
         Ok(0) | Err(_) => {
-            println!();
+            out!();
             false
         }
         Ok(_) => line.trim_end_matches(['\n', '\r']) == "y",
@@ -1051,7 +1066,7 @@ impl Cli {
     /// No command: the summary and the device table.
     fn default_listing(&mut self) -> CmdResult {
         let b = self.builder.as_ref().expect("builder loaded");
-        println!(
+        out!(
             "{}, build version {}, id {}",
             self.builder_file.display(),
             b.version,
@@ -1062,7 +1077,7 @@ impl Cli {
         let empty_error = b.weight_of_one_part().err().map(|e| e.to_string());
         let balance = if empty_error.is_some() { 0.0 } else { b.get_balance() };
         let ring = b.get_ring();
-        println!(
+        out!(
             "{} partitions, {:.6} replicas, {} regions, {} zones, {} devices, {}-byte IDs, {:.2} balance, {:.2} dispersion",
             b.parts(),
             b.replicas,
@@ -1073,18 +1088,18 @@ impl Cli {
             balance,
             b.dispersion
         );
-        println!(
+        out!(
             "The minimum number of hours before a partition can be reassigned is {} ({} remaining)",
             b.min_part_hours,
             timedelta(b.min_part_seconds_left())
         );
-        println!("The overload factor is {:.2}% ({:.6})", b.overload * 100.0, b.overload);
+        out!("The overload factor is {:.2}% ({:.6})", b.overload * 100.0, b.overload);
         let mut ring_matches = false;
         if !self.ring_file.exists() {
-            println!("Ring file {} not found, probably it hasn't been written yet", self.ring_file.display());
+            out!("Ring file {} not found, probably it hasn't been written yet", self.ring_file.display());
         } else {
             match RingData::load(&self.ring_file) {
-                Err(e) => println!("Ring file {} is invalid: {e}", self.ring_file.display()),
+                Err(e) => out!("Ring file {} is invalid: {e}", self.ring_file.display()),
                 Ok(on_disk) => {
                     ring_matches = on_disk.devs == ring.devs
                         && on_disk.replica2part2dev == ring.replica2part2dev
@@ -1092,7 +1107,7 @@ impl Cli {
                         && on_disk.next_part_power == ring.next_part_power
                         && on_disk.version == ring.version;
                     let state = if ring_matches { "up-to-date" } else { "obsolete" };
-                    println!("Ring file {} is {state}", self.ring_file.display());
+                    out!("Ring file {} is {state}", self.ring_file.display());
                 }
             }
         }
@@ -1100,18 +1115,18 @@ impl Cli {
         print_device_table(b, &balances);
         if let Some(next) = b.next_part_power {
             if next == b.part_power + 1 {
-                println!("\nPreparing increase of partition power ({} -> {next})", b.part_power);
-                println!("Run \"swift-object-relinker relink\" on all nodes before moving on to increase_partition_power.");
+                out!("\nPreparing increase of partition power ({} -> {next})", b.part_power);
+                out!("Run \"swift-object-relinker relink\" on all nodes before moving on to increase_partition_power.");
             } else if next == b.part_power {
-                println!("\nIncreased partition power ({} -> {next})", b.part_power);
+                out!("\nIncreased partition power ({} -> {next})", b.part_power);
                 if !ring_matches {
-                    println!("First run \"swift-ring-builder <builderfile> write_ring\" now and copy the updated .ring.gz file to all nodes.");
+                    out!("First run \"swift-ring-builder <builderfile> write_ring\" now and copy the updated .ring.gz file to all nodes.");
                 }
-                println!("Run \"swift-object-relinker cleanup\" on all nodes before moving on to finish_increase_partition_power.");
+                out!("Run \"swift-object-relinker cleanup\" on all nodes before moving on to finish_increase_partition_power.");
             }
         }
         if let Some(e) = empty_error {
-            println!("{e}");
+            out!("{e}");
         }
         Ok(EXIT_SUCCESS)
     }
@@ -1146,23 +1161,23 @@ impl Cli {
             return Err(usage_error(USAGE_ADD));
         }
         if self.builder().next_part_power.is_some() {
-            println!("Partition power increase in progress. You need ");
+            out!("Partition power increase in progress. You need ");
             return Err(error("to finish the increase first before adding devices."));
         }
         let unchanged = |msg: String| {
-            println!("{msg}");
+            out!("{msg}");
             error("The on-disk ring builder is unchanged.")
         };
         let opts = parse_dev_opts(&self.rest())?;
         let mut new_devs = Vec::new();
         if !opts.args.is_empty() {
-            if opts.new_cmd_format() || opts.args.len() % 2 != 0 {
+            if opts.new_cmd_format() || opts.args.len() % 2 == 1 {
                 return Err(usage_error(USAGE_ADD));
             }
             for pair in opts.args.chunks(2) {
                 let (region, mut dev) = parse_add_value(&pair[0]).map_err(unchanged)?;
                 if region.is_none() {
-                    eprintln!("WARNING: No region specified for {}. Defaulting to region 1.\n", pair[0]);
+                    err!("WARNING: No region specified for {}. Defaulting to region 1.\n", pair[0]);
                 }
                 dev.weight = parse_weight(&pair[1], &pair[0]).map_err(unchanged)?;
                 new_devs.push(dev);
@@ -1173,14 +1188,14 @@ impl Cli {
         for dev in new_devs {
             let b = self.builder();
             if let Some(existing) = b.iter_devs().find(|d| d.ip == dev.ip && d.port == dev.port && d.device == dev.device) {
-                println!("Device {} already uses {}:{}/{}.", existing.id, existing.ip, existing.port, existing.device);
+                out!("Device {} already uses {}:{}/{}.", existing.id, existing.ip, existing.port, existing.device);
                 return Err(error("The on-disk ring builder is unchanged.\n"));
             }
             let weight = dev.weight;
             let mut shown = dev.clone();
             let id = b.add_dev(dev, None).map_err(|e| unchanged(e.to_string()))?;
             shown.id = id;
-            println!("Device {} with {} weight got id {id}", shown.describe(), py_float(weight));
+            out!("Device {} with {} weight got id {id}", shown.describe(), py_float(weight));
         }
         self.save_builder()?;
         Ok(EXIT_SUCCESS)
@@ -1200,13 +1215,13 @@ impl Cli {
             }
         }
         let format_version = format_version.unwrap_or_else(|| {
-            println!("{FORMAT_VERSION_DEFAULT_NOTE}");
+            out!("{FORMAT_VERSION_DEFAULT_NOTE}");
             DEFAULT_FORMAT_VERSION
         });
         let seed = seed_text.filter(|s| !s.is_empty()).or_else(|| args.first().cloned()).map(|s| seed_from(&s));
         let b = self.builder();
         if b.next_part_power.is_some() {
-            println!("Partition power increase in progress.");
+            out!("Partition power increase in progress.");
             return Err(error("You need to finish the increase first before rebalancing."));
         }
         let devs_changed = b.devs_changed;
@@ -1220,15 +1235,15 @@ impl Cli {
         };
         let (parts, balance, removed) = (outcome.changed_parts, outcome.balance, outcome.removed_devs);
         if parts == 0 && !force && removed == 0 {
-            println!("No partitions could be reassigned.");
+            out!("No partitions could be reassigned.");
             if min_part_seconds_left > 0 {
-                println!(
+                out!(
                     "The time between rebalances must be at least min_part_hours: {} hours ({} remaining)",
                     b.min_part_hours,
                     timedelta(b.min_part_seconds_left())
                 );
             } else {
-                println!("There is no need to do so at this time");
+                out!("There is no need to do so at this time");
             }
             return Ok(EXIT_WARNING);
         }
@@ -1237,13 +1252,13 @@ impl Cli {
         // A builder that never had a table has no dispersion to compare with.
         let dispersion_changed = !had_table || (last_dispersion - dispersion).abs() >= 1.0;
         if !(force || devs_changed || balance_changed || dispersion_changed) {
-            println!("Cowardly refusing to save rebalance as it did not change at least 1%.");
+            out!("Cowardly refusing to save rebalance as it did not change at least 1%.");
             return Ok(EXIT_WARNING);
         }
         if let Err(e) = b.validate() {
             return Err(validation_block(&e));
         }
-        println!(
+        out!(
             "Reassigned {} ({:.2}%) partitions. Balance is now {:.2}.  Dispersion is now {:.2}",
             parts,
             100.0 * parts as f64 / b.parts() as f64,
@@ -1252,17 +1267,17 @@ impl Cli {
         );
         let mut status = EXIT_SUCCESS;
         if dispersion > 0.0 {
-            println!("{}", dashes());
-            println!(
+            out!("{}", dashes());
+            out!(
                 "NOTE: Dispersion of {dispersion:.6} indicates some parts are not\n      optimally dispersed.\n\n      You may want to adjust some device weights, increase\n      the overload or review the dispersion report."
             );
-            println!("{}", dashes());
+            out!("{}", dashes());
             status = EXIT_WARNING;
         } else if balance > 5.0 && balance / 100.0 > b.overload {
-            println!("{}", dashes());
-            println!("NOTE: Balance of {balance:.2} indicates you should push this ");
-            println!("      ring, wait at least {} hours, and rebalance/repush.", b.min_part_hours);
-            println!("{}", dashes());
+            out!("{}", dashes());
+            out!("NOTE: Balance of {balance:.2} indicates you should push this ");
+            out!("      ring, wait at least {} hours, and rebalance/repush.", b.min_part_hours);
+            out!("{}", dashes());
             status = EXIT_WARNING;
         }
         let backup_dir = self.backup_dir()?;
@@ -1297,13 +1312,13 @@ impl Cli {
         let b = self.builder.as_ref().expect("builder loaded");
         let parts = b.parts_per_dev();
         let balances = b.balance_per_dev();
-        println!(
+        out!(
             "Devices:    id  region  zone      ip address  port  replication ip  replication port      name weight partitions balance meta"
         );
         for dev in devs {
             let id = dev.id as usize;
             let balance = if b.weight_of_one_part().is_err() { 0.0 } else { balances.get(id).copied().flatten().unwrap_or(0.0) };
-            println!(
+            out!(
                 "         {:>5} {:>7} {:>5} {:>15} {:>5} {:>15} {:>17} {:>9} {:>6.2} {:>10} {:>7.2} {}",
                 dev.id,
                 dev.region,
@@ -1369,9 +1384,9 @@ impl Cli {
             return Err(error("No matching devices found"));
         }
         order.sort_by(|a, b| counts[b].cmp(&counts[a]));
-        println!("Partition   Matches");
+        out!("Partition   Matches");
         for part in order {
-            println!("{:>9}   {:>7}", part, counts[&part]);
+            out!("{:>9}   {:>7}", part, counts[&part]);
         }
         Ok(EXIT_SUCCESS)
     }
@@ -1383,9 +1398,9 @@ impl Cli {
             return Err(error("Search value matched 0 devices.\nThe on-disk ring builder is unchanged."));
         }
         if devs.len() > 1 {
-            println!("Matched more than one device:");
+            out!("Matched more than one device:");
             for dev in devs {
-                println!("    {}", dev.describe());
+                out!("    {}", dev.describe());
             }
             if !yes && !ask(question) {
                 return Err(error(abort_msg));
@@ -1398,7 +1413,7 @@ impl Cli {
     /// option form with one positional value.
     fn search_pairs(&self, opts: &DevOpts, usage: &str) -> Result<Vec<(Search, String)>, Exit> {
         if !opts.new_cmd_format() {
-            if opts.args.is_empty() || opts.args.len() % 2 != 0 {
+            if opts.args.is_empty() || opts.args.len() % 2 == 1 {
                 return Err(usage_error(usage));
             }
             opts.args
@@ -1421,7 +1436,7 @@ impl Cli {
         for (search, value) in self.search_pairs(&opts, &usage_set_weight())? {
             let devs = self.search_devs(&search);
             let weight = parse_float(&value).map_err(error)?;
-            if !(weight >= 0.0) || !weight.is_finite() {
+            if !weight.is_finite() || weight < 0.0 {
                 return Err(error(format!("Invalid weight value: {value}")));
             }
             let question = format!("Are you sure you want to update the weight for these {} devices? (y/N) ", devs.len());
@@ -1429,7 +1444,7 @@ impl Cli {
             for mut dev in devs {
                 self.builder().set_dev_weight(dev.id, weight).map_err(error)?;
                 dev.weight = weight;
-                println!("{} weight set to {}", dev.describe(), py_float(weight));
+                out!("{} weight set to {}", dev.describe(), py_float(weight));
             }
         }
         self.save_builder()?;
@@ -1462,7 +1477,7 @@ impl Cli {
                         dev.zone = n;
                     }
                 }
-                println!("{} {what} set to {n}", dev.describe());
+                out!("{} {what} set to {n}", dev.describe());
             }
         }
         self.save_builder()?;
@@ -1476,7 +1491,7 @@ impl Cli {
         let opts = parse_dev_opts(&self.rest())?;
         let mut jobs = Vec::new();
         if !opts.new_cmd_format() {
-            if opts.args.is_empty() || opts.args.len() % 2 != 0 {
+            if opts.args.is_empty() || opts.args.len() % 2 == 1 {
                 return Err(usage_error(&usage_search()));
             }
             for pair in opts.args.chunks(2) {
@@ -1506,7 +1521,7 @@ impl Cli {
                 if let Some(Some(slot)) = b.devs.get_mut(dev.id as usize) {
                     *slot = updated.clone();
                 }
-                println!("Device {} is now {}", dev.describe(), updated.describe());
+                out!("Device {} is now {}", dev.describe(), updated.describe());
             }
         }
         self.save_builder()?;
@@ -1518,7 +1533,7 @@ impl Cli {
             return Err(usage_with_search_value(&usage_remove()));
         }
         if self.builder().next_part_power.is_some() {
-            println!("Partition power increase in progress. You need ");
+            out!("Partition power increase in progress. You need ");
             return Err(error("to finish the increase first before removing devices."));
         }
         let opts = parse_dev_opts(&self.rest())?;
@@ -1542,14 +1557,14 @@ impl Cli {
         Self::check_devs(&devs, &question, opts.yes, "Aborting device removals")?;
         for dev in devs {
             if let Err(e) = self.builder().remove_dev(dev.id) {
-                println!("{}", dashes());
-                println!(
+                out!("{}", dashes());
+                out!(
                     "An error occurred while removing device with id {}\nThis usually means that you attempted to remove\nthe last device in a ring. If this is the case,\nconsider creating a new ring instead.\nThe on-disk ring builder is unchanged.\nOriginal exception message: {e}",
                     dev.id
                 );
                 return Err(error(dashes()));
             }
-            println!("{} marked for removal and will be removed next rebalance.", dev.describe());
+            out!("{} marked for removal and will be removed next rebalance.", dev.describe());
         }
         self.save_builder()?;
         Ok(EXIT_SUCCESS)
@@ -1585,7 +1600,7 @@ impl Cli {
             }
         }
         let format_version = format_version.unwrap_or_else(|| {
-            println!("{FORMAT_VERSION_DEFAULT_NOTE}");
+            out!("{FORMAT_VERSION_DEFAULT_NOTE}");
             DEFAULT_FORMAT_VERSION
         });
         let b = self.builder();
@@ -1600,11 +1615,11 @@ impl Cli {
             ring.dev_id_bytes = n;
         }
         if ring.replica2part2dev.is_empty() && ring.devs.iter().any(Option::is_some) {
-            eprintln!("WARNING: Writing a ring with no partition assignments but with devices; did you forget to run \"rebalance\"?");
+            err!("WARNING: Writing a ring with no partition assignments but with devices; did you forget to run \"rebalance\"?");
         }
         // Encode once first so a refused combination (v1 with 4-byte ids)
         // writes nothing at all.
-        ring.to_file_bytes(&file_name(&self.ring_file).trim_end_matches(".gz").to_string(), format_version).map_err(error)?;
+        ring.to_file_bytes(file_name(&self.ring_file).trim_end_matches(".gz"), format_version).map_err(error)?;
         let backup = self.backup_dir()?.join(format!("{}.{}", unix_time(), file_name(&self.ring_file)));
         ring.save(&backup, format_version).map_err(error)?;
         ring.save(&self.ring_file, format_version).map_err(error)?;
@@ -1624,7 +1639,7 @@ impl Cli {
                 u32::try_from(n).map_err(|_| error(format!("min_part_hours must be non-negative (was {n})")))?
             }
             None => {
-                eprintln!("WARNING: default min_part_hours may not match the value in the lost builder.\n");
+                err!("WARNING: default min_part_hours may not match the value in the lost builder.\n");
                 24
             }
         };
@@ -1686,11 +1701,14 @@ impl Cli {
             self.builder().dispersion = dispersion;
             self.save_builder()?;
         }
-        println!("Dispersion is {dispersion:.6}, Balance is {balance:.6}, Overload is {:.2}%", overload * 100.0);
+        out!("Dispersion is {dispersion:.6}, Balance is {balance:.6}, Overload is {:.2}%", overload * 100.0);
+        if let Ok(required) = self.builder.as_ref().expect("builder loaded").required_overload() {
+            out!("Required overload is {:.6}%", required * 100.0);
+        }
         let mut status = EXIT_SUCCESS;
         if let Some((d, name)) = worst {
             status = EXIT_WARNING;
-            println!("Worst tier is {d:.6} ({name})");
+            out!("Worst tier is {d:.6} ({name})");
         }
         if !graph.is_empty() {
             let columns = (replicas + 1.0).ceil() as usize;
@@ -1699,10 +1717,10 @@ impl Cli {
             let mut header = format!("{:<tw$} {:>pw$} {:>6} {:>6} ", "Tier", "Parts", "%", "Max");
             header.push_str(&(0..columns).map(|i| format!("{i:>pw$}")).collect::<Vec<_>>().join(" "));
             let underline = "-".repeat(header.len());
-            println!("{underline}\n{header}\n{underline}");
+            out!("{underline}\n{header}\n{underline}");
             for (name, placed, d, max, counts) in graph {
                 let counts = counts.iter().map(|c| format!("{c:>pw$}")).collect::<Vec<_>>().join(" ");
-                println!("{name:<tw$} {placed:>pw$} {d:>6.2} {max:>6} {counts}");
+                out!("{name:<tw$} {placed:>pw$} {d:>6.2} {max:>6} {counts}");
             }
         }
         Ok(status)
@@ -1721,7 +1739,7 @@ impl Cli {
         let n = parse_int(&value).map_err(error)?;
         let hours = u32::try_from(n).map_err(|_| error(format!("min_part_hours must be non-negative (was {n})")))?;
         self.builder().min_part_hours = hours;
-        println!("The minimum number of hours before a partition can be reassigned is now set to {value}");
+        out!("The minimum number of hours before a partition can be reassigned is now set to {value}");
         self.save_builder()?;
         Ok(EXIT_SUCCESS)
     }
@@ -1733,7 +1751,7 @@ impl Cli {
         let replicas = match parse_float(&value) {
             Ok(r) if r.is_finite() => r,
             _ => {
-                println!("{USAGE_SET_REPLICAS}");
+                out!("{USAGE_SET_REPLICAS}");
                 return Err(error(format!("\"{value}\" is not a valid number.")));
             }
         };
@@ -1741,8 +1759,8 @@ impl Cli {
             return Err(error("Replica count must be at least 1."));
         }
         self.builder().set_replicas(replicas).map_err(error)?;
-        println!("The replica count is now {:.6}.", self.builder().replicas);
-        println!("The change will take effect after the next rebalance.");
+        out!("The replica count is now {:.6}.", self.builder().replicas);
+        out!("The change will take effect after the next rebalance.");
         self.save_builder()?;
         Ok(EXIT_SUCCESS)
     }
@@ -1758,7 +1776,7 @@ impl Cli {
         let mut overload = match parse_float(&number) {
             Ok(o) if o.is_finite() => o,
             _ => {
-                println!("{USAGE_SET_OVERLOAD}");
+                out!("{USAGE_SET_OVERLOAD}");
                 return Err(error(format!("{} is not a valid number.", py_repr(&number))));
             }
         };
@@ -1769,22 +1787,22 @@ impl Cli {
             return Err(error("Overload must be non-negative."));
         }
         let status = if overload > 1.0 && !percent {
-            println!("!?! Warning overload is greater than 100% !?!");
+            out!("!?! Warning overload is greater than 100% !?!");
             EXIT_WARNING
         } else {
             EXIT_SUCCESS
         };
         let b = self.builder();
         b.overload = overload;
-        println!("The overload factor is now {:.2}% ({:.6})", b.overload * 100.0, b.overload);
-        println!("The change will take effect after the next rebalance.");
+        out!("The overload factor is now {:.2}% ({:.6})", b.overload * 100.0, b.overload);
+        out!("The change will take effect after the next rebalance.");
         self.save_builder()?;
         Ok(status)
     }
 
     fn version(&mut self) -> CmdResult {
         let ring = RingData::load(&self.ring_file).map_err(error)?;
-        println!(
+        out!(
             "{}: Serialization version: {} ({}-byte IDs), build version: {}",
             self.ring_file.display(),
             ring.format_version.unwrap_or(1),
@@ -1818,8 +1836,8 @@ fn seed_from(s: &str) -> u64 {
 }
 
 fn validation_block(e: &BuilderError) -> Exit {
-    println!("{}", dashes());
-    println!(
+    out!("{}", dashes());
+    out!(
         "An error has occurred during ring validation. Common\ncauses of failure are rings that are empty or do not\nhave enough devices to accommodate the replica count.\nOriginal exception message:\n {e}"
     );
     error(dashes())
@@ -1848,7 +1866,7 @@ fn print_device_table(b: &RingBuilder, balances: &[Option<f64>]) {
     if rip6 {
         rip_w += 2;
     }
-    println!(
+    out!(
         "Devices:{:>5} {:>6} {:>4} {:>ip_w$}:{:<port_w$} {:>rip_w$}:{:<rport_w$} {:>5} {:>weight_w$} {:>10} {:>7} {:>5} {}",
         "id", "region", "zone", "ip address", "port", "replication ip", "port", "name", "weight", "partitions", "balance", "flags", "meta"
     );
@@ -1858,7 +1876,7 @@ fn print_device_table(b: &RingBuilder, balances: &[Option<f64>]) {
     for d in devs {
         let flags = if b.is_marked_for_removal(d.id) { "DEL" } else { "" };
         let balance = balances.get(d.id as usize).copied().flatten().unwrap_or(0.0);
-        println!(
+        out!(
             "{:>13} {:>6} {:>4} {:>ip_w$}:{:<port_w$} {:>rip_w$}:{:<rport_w$} {:>5} {:>weight_w$.2} {:>10} {:>7.2} {:>5} {}",
             d.id,
             d.region,
@@ -2203,7 +2221,7 @@ mod tests {
 
     #[test]
     fn tier_keys_sort_like_python_tuples() {
-        let mut keys = vec![TierKey::parse("r1z1-10.0.0.1/3"), TierKey::parse("r1z2"), TierKey::parse("r1"), TierKey::parse("r1z1")];
+        let mut keys = [TierKey::parse("r1z1-10.0.0.1/3"), TierKey::parse("r1z2"), TierKey::parse("r1"), TierKey::parse("r1z1")];
         keys.sort();
         assert_eq!(keys[0], TierKey::parse("r1"));
         assert_eq!(keys[1], TierKey::parse("r1z1"));

@@ -171,7 +171,7 @@ impl Handoffs<'_> {
             self.used[id as usize] = true;
             self.used_count += 1;
         }
-        if level <= 0 && !self.regions[r as usize] {
+        if level == 0 && !self.regions[r as usize] {
             self.regions[r as usize] = true;
             self.region_count += 1;
         }
