@@ -104,7 +104,14 @@ pub trait Service: Send + Sync + 'static {
     /// reported in `Allow`).
     fn allowed_methods(&self) -> Vec<&'static str>;
 
-    /// Handles a request whose method is allowed and is not `OPTIONS`.
+    /// Whether the service answers `OPTIONS` itself (the proxy does: CORS
+    /// preflight); storage servers leave it to the scaffold.
+    fn handles_options(&self) -> bool {
+        false
+    }
+
+    /// Handles a request whose method is allowed (and is not `OPTIONS`,
+    /// unless `handles_options`).
     fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> impl Future<Output = Response<Body>> + Send;
 }
 
@@ -127,7 +134,7 @@ async fn dispatch<S: Service>(service: Arc<S>, req: Request<Incoming>, remote: S
     let agent = h::header_str(req.headers(), "user-agent").map(str::to_string);
     let policy = h::header_str(req.headers(), "x-backend-storage-policy-index").map(str::to_string);
     let allowed = service.allowed_methods();
-    let mut resp = if method == Method::OPTIONS {
+    let mut resp = if method == Method::OPTIONS && !service.handles_options() {
         let mut r = h::status(StatusCode::OK);
         let hd = r.headers_mut();
         hd.insert(http::header::ALLOW, HeaderValue::from_str(&allow_header(&allowed)).expect("method names are ASCII"));
@@ -191,6 +198,9 @@ pub async fn serve<S: Service>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     // Swift's servers speak HTTP/1.1 only; keep-alive is on by default.
     builder.half_close(false);
+    // Swift allows 90 metadata items plus its own headers; hyper's default
+    // of 100 headers would refuse such requests before they reach us.
+    builder.max_headers(256);
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {

@@ -1,1 +1,171 @@
-//! The object server.
+//! The object server: stores object bodies and their metadata on the
+//! devices of one node, answers the proxy's backend API (PUT, GET, HEAD,
+//! POST, DELETE on `/<dev>/<part>/<a>/<c>/<o>`), tells the container servers
+//! about new and deleted objects, and reports suffix hashes to replication
+//! (REPLICATE).
+//!
+//! Layers: [`routing`] turns a request into a [`routing::Route`]; one
+//! handler module per verb family ([`put`], [`get`] for GET and HEAD,
+//! [`post`], [`delete`], [`replicate`]) says what the HTTP contract is;
+//! [`diskfile`] and [`metadata`] hold the files on disk and know nothing of
+//! HTTP. [`container_update`] sends the container updates and saves async
+//! pendings.
+
+// Checks return the ready-made error response; it is built only on the
+// (rare) error path, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+pub mod constraints;
+pub mod container_update;
+pub mod delete;
+pub mod diskfile;
+pub mod get;
+pub mod metadata;
+pub mod post;
+pub mod put;
+pub mod replicate;
+pub mod routing;
+pub mod settings;
+
+use common::backend::BackendClient;
+use common::devices::Devices;
+use common::http::{self as h, Body};
+use common::path::StoragePath;
+use common::server::{RequestInfo, Service};
+use common::swift_conf::SwiftConf;
+use diskfile::ObjectLocation;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use routing::{ObjectVerb, Route};
+use settings::ObjectSettings;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The object server's shared state.
+pub struct ObjectServer {
+    pub settings: ObjectSettings,
+    pub swift: SwiftConf,
+    pub devices: Arc<Devices>,
+    pub client: BackendClient,
+}
+
+/// The object a request names, resolved to its place on disk.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: StoragePath,
+    pub account: String,
+    pub container: String,
+    pub object: String,
+    /// `/a/c/o`: the `name` stored in metadata.
+    pub name: String,
+    pub location: ObjectLocation,
+}
+
+impl ObjectServer {
+    /// Builds the server from its settings and `swift.conf`.
+    pub fn new(settings: ObjectSettings, swift: SwiftConf) -> ObjectServer {
+        let devices = Arc::new(Devices::new(&settings.server.devices, settings.server.mount_check, settings.server.threads_per_disk));
+        let client = BackendClient::new(settings.server.conn_timeout, settings.server.node_timeout);
+        ObjectServer { settings, swift, devices, client }
+    }
+
+    /// The storage policy index a request names (`X-Backend-Storage-Policy-Index`,
+    /// default 0); an unknown index is refused with 503 as Swift does.
+    fn policy_index(&self, headers: &http::HeaderMap) -> Result<u32, Response<Body>> {
+        let Some(raw) = headers.get("x-backend-storage-policy-index") else { return Ok(0) };
+        let raw = raw.to_str().unwrap_or("").trim();
+        match raw.parse::<u32>() {
+            Ok(i) if self.swift.policy_by_index(i).is_some() || (i == 0 && self.swift.policies.is_empty()) => Ok(i),
+            _ => Err(h::text(StatusCode::SERVICE_UNAVAILABLE, format!("No policy with index {raw}"))),
+        }
+    }
+
+    /// Checks the device (507 when missing or unmounted) and resolves the
+    /// object's location.
+    async fn resolve(&self, path: StoragePath, headers: &http::HeaderMap) -> Result<Target, Response<Body>> {
+        let policy = self.policy_index(headers)?;
+        let device_path = self.check_device(&path.device).await?;
+        let account = path.account.clone();
+        let container = path.container.clone().unwrap_or_default();
+        let object = path.object.clone().unwrap_or_default();
+        let hash = self
+            .swift
+            .hash
+            .hash_path(&account, Some(&container), Some(&object))
+            .map_err(|e| h::text(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let name = format!("/{account}/{container}/{object}");
+        let location = ObjectLocation { device_path, policy, partition: path.partition, hash };
+        Ok(Target { path, account, container, object, name, location })
+    }
+
+    /// The device's directory, or Swift's 507.
+    async fn check_device(&self, device: &str) -> Result<PathBuf, Response<Body>> {
+        let devices = self.devices.clone();
+        let dev = device.to_string();
+        match self.devices.run(device, move || devices.check(&dev)).await {
+            Ok(p) => Ok(p),
+            Err(_) => Err(h::insufficient_storage(device)),
+        }
+    }
+
+    /// Bytes `fallocate_reserve` keeps free on `device_path`.
+    fn reserve_bytes(&self, device_path: &std::path::Path) -> u64 {
+        match self.settings.fallocate_reserve {
+            settings::FallocateReserve::Bytes(b) => b,
+            settings::FallocateReserve::Percent(p) if p > 0.0 => device_size(device_path).map_or(0, |s| (s as f64 * p / 100.0) as u64),
+            _ => 0,
+        }
+    }
+}
+
+fn device_size(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the zeroed struct; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0).then(|| st.f_blocks as u64 * st.f_frsize as u64)
+}
+
+impl Service for ObjectServer {
+    fn server_type(&self) -> &'static str {
+        "object-server"
+    }
+
+    fn allowed_methods(&self) -> Vec<&'static str> {
+        let client = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"];
+        let replication = ["REPLICATE", "SSYNC"];
+        match self.settings.server.replication_server {
+            None => client.iter().chain(replication.iter()).copied().collect(),
+            Some(false) => client.to_vec(),
+            Some(true) => replication.iter().copied().chain(["OPTIONS"]).collect(),
+        }
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
+        let raw_path = req.uri().path().to_string();
+        if let Err(resp) = constraints::check_header_count(req.headers(), &self.swift.constraints) {
+            return resp;
+        }
+        let route = match routing::route(req.method(), &raw_path) {
+            Ok(Some(r)) => r,
+            Ok(None) => return h::status(StatusCode::METHOD_NOT_ALLOWED),
+            Err(e) => return h::text(e.status(), e.to_string()),
+        };
+        match route {
+            Route::Object { verb, path } => {
+                let target = match self.resolve(path, req.headers()).await {
+                    Ok(t) => t,
+                    Err(resp) => return resp,
+                };
+                match verb {
+                    ObjectVerb::Put => put::handle(self, req, target, info).await,
+                    ObjectVerb::Get | ObjectVerb::Head => get::handle(self, req, target, verb == ObjectVerb::Head).await,
+                    ObjectVerb::Post => post::handle(self, req, target).await,
+                    ObjectVerb::Delete => delete::handle(self, req, target, info).await,
+                }
+            }
+            Route::Replicate { device, partition, suffixes } => replicate::handle(self, req.headers(), device, partition, suffixes).await,
+            Route::Ssync => h::text(StatusCode::NOT_IMPLEMENTED, "SSYNC is not implemented; use rsync replication"),
+        }
+    }
+}

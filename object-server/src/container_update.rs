@@ -1,0 +1,187 @@
+//! Container updates after an object PUT or DELETE, and async pendings for
+//! the ones that fail (swift/obj/server.py `container_update`,
+//! `async_update`).
+//!
+//! # Async pending format
+//!
+//! A failed update is saved at
+//! `<dev>/async_pending[-N]/<last 3 of obj hash>/<obj hash>-<timestamp>`
+//! (the update's `X-Timestamp`, internal form) as one JSON object:
+//!
+//! ```json
+//! {"op": "PUT", "account": "a", "container": "c", "obj": "o",
+//!  "headers": {"x-size": "5", "x-content-type": "text/plain", "x-etag": "...",
+//!              "x-timestamp": "1700000000.00000", "x-trans-id": "...",
+//!              "referer": "PUT http://host/sda/1/a/c/o",
+//!              "x-backend-storage-policy-index": "0",
+//!              "user-agent": "object-server 1234"},
+//!  "db_state": null}
+//! ```
+//!
+//! Swift writes the same dict as a protocol-0 pickle; an updater reading
+//! these files must accept JSON (first byte `{`). The file is written to a
+//! temp file, fsynced and renamed, so it is whole or absent.
+
+use crate::{ObjectServer, Target};
+use bytes::Bytes;
+use common::http::{self as h};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One update to send to every container replica named in the request.
+#[derive(Debug, Clone, Serialize)]
+pub struct AsyncUpdate {
+    pub op: String,
+    pub account: String,
+    pub container: String,
+    pub obj: String,
+    /// Lower-case header names to values.
+    pub headers: BTreeMap<String, String>,
+    pub db_state: Option<String>,
+}
+
+fn split_list(v: Option<&str>) -> Vec<String> {
+    v.unwrap_or("").split(',').map(|s| s.trim().to_string()).collect()
+}
+
+fn split_host(host: &str) -> Option<(String, u16)> {
+    let (ip, port) = host.rsplit_once(':')?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    Some((ip.to_string(), port.parse().ok()?))
+}
+
+/// Sends `op` for `target` with `headers_out` to the container servers the
+/// request names (`X-Container-Host`/`-Device`/`-Partition`), waiting at
+/// most `container_update_timeout`; updates still running after that carry
+/// on in the background and save an async pending if they fail.
+pub async fn update_containers(
+    server: &Arc<ObjectServer>,
+    req_headers: &HeaderMap,
+    method_and_path: &str,
+    op: &str,
+    target: &Target,
+    mut headers_out: BTreeMap<String, String>,
+) {
+    let hosts = split_list(h::header_str(req_headers, "x-container-host"));
+    let devices = split_list(h::header_str(req_headers, "x-container-device"));
+    let partition = h::header_str(req_headers, "x-container-partition").unwrap_or("").trim().to_string();
+    if hosts.len() != devices.len() {
+        common::log::error(&format!(
+            "ERROR Container update failed: different numbers of hosts and devices in request: {:?} vs {:?}",
+            h::header_str(req_headers, "x-container-host").unwrap_or(""),
+            h::header_str(req_headers, "x-container-device").unwrap_or("")
+        ));
+        return;
+    }
+    if partition.is_empty() {
+        return;
+    }
+    headers_out.insert("x-trans-id".into(), h::header_str(req_headers, "x-trans-id").unwrap_or("-").to_string());
+    let host_hdr = h::header_str(req_headers, "host").unwrap_or("localhost");
+    headers_out.insert("referer".into(), format!("{} http://{host_hdr}{}", op_method(method_and_path), path_of(method_and_path)));
+    headers_out.insert("x-backend-storage-policy-index".into(), target.location.policy.to_string());
+    headers_out.insert("user-agent".into(), format!("object-server {}", std::process::id()));
+    let update = AsyncUpdate {
+        op: op.to_string(),
+        account: target.account.clone(),
+        container: target.container.clone(),
+        obj: target.object.clone(),
+        headers: headers_out,
+        db_state: h::header_str(req_headers, "x-container-root-db-state").map(str::to_string),
+    };
+    let mut tasks = Vec::new();
+    for (host, device) in hosts.into_iter().zip(devices) {
+        let server = server.clone();
+        let update = update.clone();
+        let target = target.clone();
+        let partition = partition.clone();
+        tasks.push(tokio::spawn(async move {
+            if !send_one(&server, &host, &device, &partition, &update).await {
+                save_async_pending(&server, &target, &update).await;
+            }
+        }));
+    }
+    let wait_all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    if tokio::time::timeout(server.settings.container_update_timeout, wait_all).await.is_err() {
+        common::log::write(common::log::Level::Debug, "Container update timeout; updates continue in the background");
+    }
+}
+
+fn op_method(s: &str) -> &str {
+    s.split_once(' ').map_or("", |(m, _)| m)
+}
+
+fn path_of(s: &str) -> &str {
+    s.split_once(' ').map_or(s, |(_, p)| p)
+}
+
+/// Sends one update; true when the container server answered 2xx.
+async fn send_one(server: &ObjectServer, host: &str, device: &str, partition: &str, u: &AsyncUpdate) -> bool {
+    let Some((ip, port)) = split_host(host) else {
+        common::log::error(&format!("ERROR container update failed: bad host {host:?} (saving for async update later)"));
+        return false;
+    };
+    if device.is_empty() {
+        return false;
+    }
+    let mut headers = HeaderMap::new();
+    for (k, v) in &u.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            headers.insert(n, v);
+        }
+    }
+    let path = format!("/{device}/{partition}/{}/{}/{}", u.account, u.container, u.obj);
+    let method = Method::from_bytes(u.op.as_bytes()).unwrap_or(Method::PUT);
+    let st = &server.settings.server;
+    match server.client.request(method, &ip, port, &path, headers, h::full(Bytes::new())).await {
+        Ok(resp) => match common::backend::read_body(resp, 64 * 1024, st.node_timeout).await {
+            Ok((status, _, _)) if status.is_success() => true,
+            Ok((status, _, _)) => {
+                common::log::error(&format!(
+                    "ERROR Container update failed (saving for async update later): {} response from {host}/{device}",
+                    status.as_u16()
+                ));
+                false
+            }
+            Err(e) => {
+                common::log::error(&format!("ERROR container update failed with {host}/{device} (saving for async update later): {e}"));
+                false
+            }
+        },
+        Err(e) => {
+            common::log::error(&format!("ERROR container update failed with {host}/{device} (saving for async update later): {e}"));
+            false
+        }
+    }
+}
+
+async fn save_async_pending(server: &ObjectServer, target: &Target, u: &AsyncUpdate) {
+    let body = match serde_json::to_vec(u) {
+        Ok(b) => b,
+        Err(e) => {
+            common::log::error(&format!("cannot encode async pending: {e}"));
+            return;
+        }
+    };
+    let ts = u
+        .headers
+        .get("x-meta-timestamp")
+        .or_else(|| u.headers.get("x-timestamp"))
+        .and_then(|t| common::timestamp::Timestamp::parse(t).ok())
+        .map(|t| t.internal())
+        .unwrap_or_default();
+    let loc = target.location.clone();
+    let r = server
+        .devices
+        .run(&target.path.device, move || crate::diskfile::write_async_pending(&loc.device_path, loc.policy, &loc.hash, &ts, &body))
+        .await;
+    if let Err(e) = r {
+        common::log::error(&format!("ERROR writing async pending for {}: {e}", target.name));
+    }
+}

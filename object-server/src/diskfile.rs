@@ -1,0 +1,701 @@
+//! Objects on disk (Swift's `diskfile`): where an object's files live, which
+//! of them define its state, and how new ones are written durably.
+//!
+//! Layout, for policy index N (N = 0 has no `-N`):
+//!
+//! ```text
+//! <devices>/<dev>/objects[-N]/<part>/<suffix>/<hash>/<timestamp>.data|.ts|.meta
+//! <devices>/<dev>/tmp[-N]/                     temp files before their rename
+//! <devices>/<dev>/async_pending[-N]/<suffix>/<hash>-<timestamp>
+//! <devices>/<dev>/quarantined/objects[-N]/<hash>
+//! ```
+//!
+//! `<hash>` is the MD5 hash path of `/a/c/o`, `<suffix>` its last three hex
+//! digits. A new file is written in `tmp`, its metadata attached and fsynced,
+//! then renamed into the hash directory, whose entry is fsynced in turn: a
+//! crash at any point leaves either the old state or the new one. Files that
+//! the new one makes obsolete are deleted afterwards.
+//!
+//! Everything here blocks: callers run it through `Devices::run`. No HTTP
+//! types appear in this module.
+
+use crate::metadata::{self, Metadata, MetadataError};
+use common::timestamp::{decode_timestamps_explicit, encode_timestamps_explicit, Timestamp};
+use md5::{Digest, Md5};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Why an object could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Nothing on disk.
+    #[error("not found")]
+    NotFound,
+    /// The newest state is a tombstone written at this time.
+    #[error("deleted at {0}")]
+    Deleted(Timestamp),
+    /// The object's `X-Delete-At` has passed; its data timestamp and metadata.
+    #[error("expired")]
+    Expired(Timestamp, Box<Metadata>),
+    /// The files were corrupt and have been moved to `quarantined/`.
+    #[error("quarantined: {0}")]
+    Quarantined(String),
+    /// The stored name does not match the requested one (hash collision).
+    #[error("name collision")]
+    Collision,
+    /// The filesystem has no user xattrs.
+    #[error("xattrs not supported")]
+    XattrNotSupported,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The disk (or its reserve) is full: 507.
+    #[error("no space left on device")]
+    NoSpace,
+    /// The filesystem has no user xattrs: 507.
+    #[error("xattrs not supported")]
+    XattrNotSupported,
+    #[error("{0}")]
+    Io(io::Error),
+}
+
+impl From<io::Error> for WriteError {
+    fn from(e: io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => WriteError::NoSpace,
+            _ => WriteError::Io(e),
+        }
+    }
+}
+
+impl From<MetadataError> for WriteError {
+    fn from(e: MetadataError) -> Self {
+        match e {
+            MetadataError::NoSpace => WriteError::NoSpace,
+            MetadataError::XattrNotSupported => WriteError::XattrNotSupported,
+            MetadataError::Io(e) => e.into(),
+            other => WriteError::Io(io::Error::other(other.to_string())),
+        }
+    }
+}
+
+/// A directory name with the policy suffix: `objects`, `objects-1`, ...
+pub fn policy_dir(base: &str, policy: u32) -> String {
+    if policy == 0 {
+        base.to_string()
+    } else {
+        format!("{base}-{policy}")
+    }
+}
+
+/// Where one object lives on one device.
+#[derive(Debug, Clone)]
+pub struct ObjectLocation {
+    /// `<devices>/<dev>`.
+    pub device_path: PathBuf,
+    /// Storage policy index.
+    pub policy: u32,
+    pub partition: u32,
+    /// The object's name hash (32 hex digits).
+    pub hash: String,
+}
+
+impl ObjectLocation {
+    /// The last three hex digits of the hash.
+    pub fn suffix(&self) -> &str {
+        &self.hash[self.hash.len() - 3..]
+    }
+
+    /// `<dev>/objects[-N]/<part>`.
+    pub fn partition_dir(&self) -> PathBuf {
+        self.device_path.join(policy_dir("objects", self.policy)).join(self.partition.to_string())
+    }
+
+    /// `<dev>/objects[-N]/<part>/<suffix>/<hash>`.
+    pub fn hash_dir(&self) -> PathBuf {
+        self.partition_dir().join(self.suffix()).join(&self.hash)
+    }
+
+    /// `<dev>/tmp[-N]`.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.device_path.join(policy_dir("tmp", self.policy))
+    }
+}
+
+/// The kind of an object file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ext {
+    Data,
+    Meta,
+    Ts,
+}
+
+impl Ext {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ext::Data => ".data",
+            Ext::Meta => ".meta",
+            Ext::Ts => ".ts",
+        }
+    }
+}
+
+/// One object file in a hash directory.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub filename: String,
+    pub timestamp: Timestamp,
+    pub ext: Ext,
+    /// For `.meta` files named `<ts><+/-delta>.meta`: when the content type
+    /// they carry was set.
+    pub ctype_timestamp: Option<Timestamp>,
+}
+
+/// Parses `<timestamp>.data`, `<timestamp>.ts` or `<encoded>.meta`.
+pub fn parse_filename(name: &str) -> Option<FileInfo> {
+    let (stem, ext) = if let Some(s) = name.strip_suffix(".data") {
+        (s, Ext::Data)
+    } else if let Some(s) = name.strip_suffix(".ts") {
+        (s, Ext::Ts)
+    } else if let Some(s) = name.strip_suffix(".meta") {
+        (s, Ext::Meta)
+    } else {
+        return None;
+    };
+    let (timestamp, ctype_timestamp) = if ext == Ext::Meta {
+        let (t1, t2, _) = decode_timestamps_explicit(stem).ok()?;
+        (t1, t2)
+    } else {
+        (Timestamp::parse(stem).ok()?, None)
+    };
+    Some(FileInfo { filename: name.to_string(), timestamp, ext, ctype_timestamp })
+}
+
+/// The files of a hash directory that define the object's state, and those
+/// that a newer file has made obsolete (Swift's `get_ondisk_files` for
+/// replication policies, keeping only the newest `.meta`; a POST carries the
+/// content type forward, so older `.meta` files add nothing).
+#[derive(Debug, Default, Clone)]
+pub struct OnDisk {
+    pub data: Option<FileInfo>,
+    pub meta: Option<FileInfo>,
+    pub ts: Option<FileInfo>,
+    /// Obsolete object files, and sidecars whose file is gone.
+    pub obsolete: Vec<String>,
+}
+
+impl OnDisk {
+    /// The newest timestamp of any state-defining file.
+    pub fn newest(&self) -> Option<Timestamp> {
+        [&self.data, &self.meta, &self.ts].iter().filter_map(|f| f.as_ref().map(|f| f.timestamp)).max()
+    }
+}
+
+/// Classifies the file names of one hash directory.
+pub fn classify(names: &[String]) -> OnDisk {
+    let mut files: Vec<FileInfo> = names.iter().filter_map(|n| parse_filename(n)).collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.timestamp));
+    let newest_of = |ext: Ext| files.iter().find(|f| f.ext == ext).cloned();
+    let data = newest_of(Ext::Data);
+    let ts = newest_of(Ext::Ts);
+    let meta = newest_of(Ext::Meta);
+    let mut out = OnDisk::default();
+    let ts_wins = match (&ts, &data) {
+        (Some(t), Some(d)) => t.timestamp >= d.timestamp,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if ts_wins {
+        out.ts = ts;
+    } else if let Some(d) = data {
+        // A .meta counts only when it is newer than the .data.
+        out.meta = meta.filter(|m| m.timestamp > d.timestamp);
+        out.data = Some(d);
+    }
+    // Orphan .meta files (no .data) stay until reclaim, as in Swift.
+    let keep: Vec<&str> = [&out.data, &out.meta, &out.ts].iter().filter_map(|f| f.as_ref().map(|f| f.filename.as_str())).collect();
+    let orphan_metas_kept = out.data.is_none() && out.ts.is_none();
+    for f in &files {
+        if keep.contains(&f.filename.as_str()) {
+            continue;
+        }
+        if f.ext == Ext::Meta && orphan_metas_kept {
+            continue;
+        }
+        out.obsolete.push(f.filename.clone());
+    }
+    for n in names {
+        if let Some(parent) = n.strip_suffix(metadata::SIDECAR_SUFFIX) {
+            if !names.iter().any(|x| x == parent) || out.obsolete.iter().any(|o| o == parent) {
+                out.obsolete.push(n.clone());
+            }
+        }
+    }
+    out
+}
+
+fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
+    match fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut names = Vec::new();
+            for e in rd {
+                names.push(e?.file_name().to_string_lossy().into_owned());
+            }
+            Ok(names)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a hash directory's state.
+pub fn scan(hash_dir: &Path) -> io::Result<OnDisk> {
+    Ok(classify(&list_dir(hash_dir)?))
+}
+
+/// Deletes the obsolete files of a hash directory (and the directory when
+/// it is left empty). Failures are harmless: the next write retries.
+pub fn cleanup(hash_dir: &Path) -> io::Result<OnDisk> {
+    let names = list_dir(hash_dir)?;
+    let state = classify(&names);
+    for f in &state.obsolete {
+        let _ = fs::remove_file(hash_dir.join(f));
+    }
+    if names.len() == state.obsolete.len() {
+        let _ = fs::remove_dir(hash_dir);
+    }
+    Ok(state)
+}
+
+/// Moves a corrupt hash directory to `<dev>/quarantined/objects[-N]/<hash>`
+/// (with a random suffix when that name is taken) so replication restores
+/// a good copy. Returns the new path.
+pub fn quarantine(loc: &ObjectLocation) -> io::Result<PathBuf> {
+    let qdir = loc.device_path.join("quarantined").join(policy_dir("objects", loc.policy));
+    fs::create_dir_all(&qdir)?;
+    let mut target = qdir.join(&loc.hash);
+    if target.exists() {
+        target = qdir.join(format!("{}-{:016x}", loc.hash, rand::random::<u64>()));
+    }
+    fs::rename(loc.hash_dir(), &target)?;
+    Ok(target)
+}
+
+/// An object opened for reading: its merged metadata and its data file.
+#[derive(Debug)]
+pub struct OpenObject {
+    /// The `.data` file, positioned at its start.
+    pub file: File,
+    /// Metadata as a GET shows it: `.meta` over `.data` (Swift's merge).
+    pub metadata: Metadata,
+    /// The `.data` file's own metadata.
+    pub data_metadata: Metadata,
+    /// The `.meta` file's metadata, when there is one.
+    pub meta_metadata: Option<Metadata>,
+    pub data_timestamp: Timestamp,
+    /// When the current content type was set.
+    pub content_type_timestamp: Timestamp,
+    /// Body length in bytes.
+    pub size: u64,
+}
+
+impl OpenObject {
+    /// `X-Timestamp` of the newest file (the `.meta` if newer than the data).
+    pub fn timestamp(&self) -> Timestamp {
+        self.metadata.get("X-Timestamp").and_then(|t| Timestamp::parse(t).ok()).unwrap_or(self.data_timestamp)
+    }
+
+    /// `X-Delete-At` as seconds, 0 when unset.
+    pub fn delete_at(&self) -> u64 {
+        parse_delete_at(&self.metadata)
+    }
+}
+
+fn parse_delete_at(m: &Metadata) -> u64 {
+    m.get("X-Delete-At").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn read_checked(loc: &ObjectLocation, path: &Path, file: Option<&File>) -> Result<Metadata, OpenError> {
+    let r = match file {
+        Some(f) => metadata::read_file(f, path),
+        None => metadata::read(path),
+    };
+    match r {
+        Ok(m) => Ok(m),
+        Err(MetadataError::XattrNotSupported) => Err(OpenError::XattrNotSupported),
+        Err(MetadataError::Io(e)) => Err(e.into()),
+        Err(e) => {
+            let to = quarantine(loc)?;
+            common::log::error(&format!("Quarantined {} to {}: {e}", loc.hash_dir().display(), to.display()));
+            Err(OpenError::Quarantined(e.to_string()))
+        }
+    }
+}
+
+/// Opens object `name` (`/a/c/o`) at `loc`. `now` (seconds) decides
+/// whether `X-Delete-At` has passed.
+pub fn open(loc: &ObjectLocation, name: &str, now: f64) -> Result<OpenObject, OpenError> {
+    let dir = loc.hash_dir();
+    let state = scan(&dir)?;
+    if let Some(ts) = &state.ts {
+        return Err(OpenError::Deleted(ts.timestamp));
+    }
+    let Some(data) = &state.data else { return Err(OpenError::NotFound) };
+    let path = dir.join(&data.filename);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        // A concurrent write replaced it: as if it were never there.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    let data_metadata = read_checked(loc, &path, Some(&file))?;
+    if data_metadata.get("name").is_some_and(|n| n != name) {
+        return Err(OpenError::Collision);
+    }
+    let size = file.metadata()?.len();
+    if data_metadata.get("Content-Length").and_then(|v| v.parse::<u64>().ok()) != Some(size) {
+        quarantine(loc)?;
+        return Err(OpenError::Quarantined("data file size does not match Content-Length".into()));
+    }
+    let mut metadata = data_metadata.clone();
+    let mut content_type_timestamp = data.timestamp;
+    let mut meta_metadata = None;
+    if let Some(meta) = &state.meta {
+        let mut mm = read_checked(loc, &dir.join(&meta.filename), None)?;
+        mm.remove("name");
+        metadata = mm.clone();
+        // Data-file system keys survive a POST; user metadata does not.
+        for (k, v) in &data_metadata {
+            let lk = k.to_ascii_lowercase();
+            if matches!(lk.as_str(), "content-length" | "deleted" | "etag" | "x-static-large-object" | "name")
+                || lk.starts_with("x-object-sysmeta-")
+            {
+                metadata.insert(k.clone(), v.clone());
+            }
+        }
+        let ctype_ts = mm.get("Content-Type-Timestamp").and_then(|t| Timestamp::parse(t).ok());
+        match ctype_ts {
+            Some(t) if t > data.timestamp => content_type_timestamp = t,
+            _ => {
+                if let Some(ct) = data_metadata.get("Content-Type") {
+                    metadata.insert("Content-Type".into(), ct.clone());
+                }
+                metadata.remove("Content-Type-Timestamp");
+            }
+        }
+        meta_metadata = Some(mm);
+    }
+    let delete_at = parse_delete_at(&metadata);
+    if delete_at != 0 && (delete_at as f64) <= now {
+        return Err(OpenError::Expired(data.timestamp, Box::new(metadata)));
+    }
+    Ok(OpenObject { file, metadata, data_metadata, meta_metadata, data_timestamp: data.timestamp, content_type_timestamp, size })
+}
+
+/// Reads up to `len` bytes at `offset` of `file`.
+pub fn read_chunk(file: &mut File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = file.read(&mut buf[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing parents, fsyncing the parent of every
+/// directory created so the new entries survive a crash.
+fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_durable(parent)?;
+        match fs::create_dir(dir) {
+            Ok(()) => fsync_dir(parent)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A temp file in `<dev>/tmp[-N]` that is deleted unless committed.
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    sidecar: Option<PathBuf>,
+    committed: bool,
+}
+
+impl TempFile {
+    fn create(tmp_dir: &Path) -> Result<TempFile, WriteError> {
+        create_dir_durable(tmp_dir)?;
+        loop {
+            let path = tmp_dir.join(format!("tmp{:016x}", rand::random::<u64>()));
+            match OpenOptions::new().write(true).read(true).create_new(true).open(&path) {
+                Ok(file) => return Ok(TempFile { path, file, sidecar: None, committed: false }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Attaches metadata, fsyncs, and renames into `loc`'s hash directory as
+    /// `filename` (sidecar first), then fsyncs the directory and deletes what
+    /// the new file makes obsolete.
+    fn commit(mut self, loc: &ObjectLocation, filename: &str, meta: &Metadata) -> Result<(), WriteError> {
+        self.sidecar = metadata::write(&self.file, &self.path, meta)?;
+        // Data and metadata must be on stable storage before the rename
+        // makes them visible.
+        self.file.sync_all()?;
+        let dir = loc.hash_dir();
+        create_dir_durable(&dir)?;
+        let target = dir.join(filename);
+        if let Some(side) = &self.sidecar {
+            fs::rename(side, metadata::sidecar_path(&target))?;
+        } else {
+            // A stale sidecar from an earlier attempt at the same timestamp
+            // would shadow nothing (xattrs win), but drop it anyway.
+            let _ = fs::remove_file(metadata::sidecar_path(&target));
+        }
+        fs::rename(&self.path, &target)?;
+        self.committed = true;
+        // The rename is durable only once the directory entry is.
+        fsync_dir(&dir)?;
+        cleanup(&dir)?;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+            if let Some(s) = &self.sidecar {
+                let _ = fs::remove_file(s);
+            }
+        }
+    }
+}
+
+/// Writes an object body to a temp file, computing its MD5, and commits it
+/// as `<timestamp>.data`.
+pub struct DataWriter {
+    tmp: TempFile,
+    md5: Md5,
+    written: u64,
+}
+
+impl DataWriter {
+    /// Opens a temp file for `loc`; `size` (when known) is preallocated so a
+    /// full disk fails now rather than half way (507). `reserve` is the
+    /// number of bytes that must stay free on the device after the
+    /// allocation (Swift's `fallocate_reserve`; 0 disables the check).
+    pub fn create(loc: &ObjectLocation, size: Option<u64>, reserve: u64) -> Result<DataWriter, WriteError> {
+        let tmp = TempFile::create(&loc.tmp_dir())?;
+        if let Some(size) = size.filter(|&s| s > 0) {
+            if reserve > 0 && free_bytes(&loc.device_path)?.saturating_sub(size) < reserve {
+                return Err(WriteError::NoSpace);
+            }
+            // SAFETY: fallocate on a file descriptor we own; sizes fit i64.
+            let r = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&tmp.file), 0, 0, size.min(i64::MAX as u64) as i64) };
+            if r != 0 {
+                let e = io::Error::last_os_error();
+                // Filesystems without fallocate still work, just unreserved.
+                if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(DataWriter { tmp, md5: Md5::new(), written: 0 })
+    }
+
+    /// Appends a chunk of the body.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
+        self.tmp.file.write_all(chunk)?;
+        self.md5.update(chunk);
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The body's MD5, lowercase hex.
+    pub fn etag(&self) -> String {
+        self.md5.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Makes the object visible as `<timestamp>.data` with `meta`.
+    pub fn commit(self, loc: &ObjectLocation, timestamp: Timestamp, meta: &Metadata) -> Result<(), WriteError> {
+        // Trim any preallocation beyond what was written.
+        self.tmp.file.set_len(self.written)?;
+        self.tmp.commit(loc, &format!("{}.data", timestamp.internal()), meta)
+    }
+}
+
+fn free_bytes(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: statvfs fills the zeroed struct; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Writes a tombstone `<timestamp>.ts` carrying `meta`.
+pub fn write_tombstone(loc: &ObjectLocation, timestamp: Timestamp, meta: &Metadata) -> Result<(), WriteError> {
+    let tmp = TempFile::create(&loc.tmp_dir())?;
+    tmp.commit(loc, &format!("{}.ts", timestamp.internal()), meta)
+}
+
+/// Writes a `.meta` file for a POST at `timestamp`; when the POST set the
+/// content type at `ctype_timestamp`, the name records it as Swift does
+/// (`<ts>+<delta>.meta`).
+pub fn write_meta(loc: &ObjectLocation, timestamp: Timestamp, ctype_timestamp: Option<Timestamp>, meta: &Metadata) -> Result<(), WriteError> {
+    let tmp = TempFile::create(&loc.tmp_dir())?;
+    let stem = encode_timestamps_explicit(timestamp, ctype_timestamp, None);
+    tmp.commit(loc, &format!("{stem}.meta"), meta)
+}
+
+/// The replication hash of one suffix directory (Swift's `_hash_suffix`):
+/// MD5 over, per hash directory in sorted order, `<timestamp><ext>` of the
+/// `.meta` and `.ts` files that define its state, then of the `.data`, then
+/// `<ctype timestamp>_ctype` when a `.meta` carries a newer content type.
+/// `None` when the suffix holds no object files.
+pub fn hash_suffix(suffix_dir: &Path) -> io::Result<Option<String>> {
+    let mut hashes = list_dir(suffix_dir)?;
+    hashes.sort();
+    let mut md5 = Md5::new();
+    let mut any = false;
+    for h in hashes {
+        let state = scan(&suffix_dir.join(&h))?;
+        let mut parts = Vec::new();
+        for f in [&state.meta, &state.ts].into_iter().flatten() {
+            parts.push(format!("{}{}", f.timestamp.internal(), f.ext.as_str()));
+        }
+        if let Some(d) = &state.data {
+            parts.push(format!("{}{}", d.timestamp.internal(), d.ext.as_str()));
+            if let Some(ct) = state.meta.as_ref().and_then(|m| m.ctype_timestamp).filter(|t| *t > d.timestamp) {
+                parts.push(format!("{}_ctype", ct.internal()));
+            }
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        any = true;
+        for p in parts {
+            md5.update(p.as_bytes());
+        }
+    }
+    Ok(any.then(|| md5.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+/// The suffix hashes of a partition directory (`{suffix: md5hex}`). With
+/// `only` non-empty, just those suffixes (absent ones are left out).
+pub fn partition_hashes(partition_dir: &Path, only: &[String]) -> io::Result<BTreeMap<String, String>> {
+    let suffixes: Vec<String> = if only.is_empty() {
+        list_dir(partition_dir)?.into_iter().filter(|s| s.len() == 3 && s.bytes().all(|b| b.is_ascii_hexdigit())).collect()
+    } else {
+        only.to_vec()
+    };
+    let mut out = BTreeMap::new();
+    for s in suffixes {
+        if let Some(h) = hash_suffix(&partition_dir.join(&s))? {
+            out.insert(s, h);
+        }
+    }
+    Ok(out)
+}
+
+/// Saves an async pending for the object updater at
+/// `<dev>/async_pending[-N]/<suffix>/<hash>-<timestamp>`: written to a temp
+/// file, fsynced, renamed, and the directory fsynced.
+pub fn write_async_pending(device_path: &Path, policy: u32, hash: &str, timestamp: &str, body: &[u8]) -> Result<PathBuf, WriteError> {
+    let dir = device_path.join(policy_dir("async_pending", policy)).join(&hash[hash.len() - 3..]);
+    create_dir_durable(&dir)?;
+    let mut tmp = TempFile::create(&device_path.join(policy_dir("tmp", policy)))?;
+    tmp.file.write_all(body)?;
+    tmp.file.sync_all()?;
+    let target = dir.join(format!("{hash}-{timestamp}"));
+    fs::rename(&tmp.path, &target)?;
+    tmp.committed = true;
+    fsync_dir(&dir)?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn newer_data_obsoletes_older_files() {
+        let s = classify(&names(&["0000000001.00000.data", "0000000002.00000.ts", "0000000003.00000.data", "0000000003.00000.data.meta-blob", "0000000001.00000.data.meta-blob"]));
+        assert_eq!(s.data.unwrap().filename, "0000000003.00000.data");
+        assert!(s.ts.is_none());
+        let mut o = s.obsolete.clone();
+        o.sort();
+        assert_eq!(o, names(&["0000000001.00000.data", "0000000001.00000.data.meta-blob", "0000000002.00000.ts"]));
+    }
+
+    #[test]
+    fn tombstone_wins_over_older_data_and_meta_needs_newer_time() {
+        let s = classify(&names(&["0000000001.00000.data", "0000000002.00000.ts"]));
+        assert!(s.data.is_none());
+        assert_eq!(s.ts.unwrap().filename, "0000000002.00000.ts");
+        let s = classify(&names(&["0000000002.00000.data", "0000000001.00000.meta", "0000000003.00000+0.meta"]));
+        let m = s.meta.unwrap();
+        assert_eq!(m.filename, "0000000003.00000+0.meta");
+        assert_eq!(m.ctype_timestamp, Some(Timestamp::parse("3").unwrap()));
+        assert_eq!(s.obsolete, names(&["0000000001.00000.meta"]));
+    }
+
+    #[test]
+    fn commit_is_atomic_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = ObjectLocation { device_path: dir.path().join("sda"), policy: 1, partition: 7, hash: "0123456789abcdef0123456789abcdef".into() };
+        let mut w = DataWriter::create(&loc, Some(5), 0).unwrap();
+        w.write(b"hello").unwrap();
+        assert_eq!(w.etag(), "5d41402abc4b2a76b9719d911017c592");
+        let mut m = Metadata::new();
+        m.insert("name".into(), "/a/c/o".into());
+        m.insert("Content-Length".into(), "5".into());
+        w.commit(&loc, Timestamp::parse("1").unwrap(), &m).unwrap();
+        assert!(loc.hash_dir().ends_with("objects-1/7/def/0123456789abcdef0123456789abcdef"));
+        let o = open(&loc, "/a/c/o", 0.0).unwrap();
+        assert_eq!(o.size, 5);
+        write_tombstone(&loc, Timestamp::parse("2").unwrap(), &m).unwrap();
+        assert!(matches!(open(&loc, "/a/c/o", 0.0), Err(OpenError::Deleted(_))));
+        assert_eq!(list_dir(&loc.hash_dir()).unwrap(), names(&["0000000002.00000.ts"]));
+        assert!(list_dir(&loc.tmp_dir()).unwrap().is_empty());
+        let h = partition_hashes(&loc.partition_dir(), &[]).unwrap();
+        let mut md5 = Md5::new();
+        md5.update(b"0000000002.00000.ts");
+        let expect: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(h.get("def"), Some(&expect));
+    }
+}

@@ -1,0 +1,125 @@
+//! Object POST: replaces the object's user metadata by writing a `.meta`
+//! file; system metadata stays with the `.data` (swift/obj/server.py `POST`).
+
+use crate::constraints;
+use crate::diskfile::{self, OpenError, WriteError};
+use crate::metadata::Metadata;
+use crate::{ObjectServer, Target};
+use common::http::{self as h, Body};
+use common::timestamp::Timestamp;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use std::sync::Arc;
+
+fn bad(reason: &str) -> Response<Body> {
+    h::text(StatusCode::BAD_REQUEST, reason)
+}
+
+/// Handles `POST /<dev>/<part>/<a>/<c>/<o>`.
+pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: Target) -> Response<Body> {
+    let headers = req.headers().clone();
+    drop(req);
+    let ts = match constraints::valid_timestamp(&headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let new_delete_at: u64 = match h::header_str(&headers, "x-delete-at").filter(|v| !v.is_empty()) {
+        None => 0,
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n >= 0 => n as u64,
+            Ok(_) => return bad("X-Delete-At in past"),
+            Err(_) => return bad("Non-integer X-Delete-At"),
+        },
+    };
+    if new_delete_at != 0 && (new_delete_at as f64) < ts.as_secs_f64() {
+        return bad("X-Delete-At in past");
+    }
+    if let Err(r) = constraints::check_metadata(&headers, &server.swift.constraints) {
+        return r;
+    }
+    let req_ctype = h::header_str(&headers, "content-type").map(str::to_string);
+    let req_ctype_ts = match (&req_ctype, h::header_str(&headers, "content-type-timestamp")) {
+        (None, _) => Timestamp::ZERO,
+        (Some(_), None) => ts,
+        (Some(_), Some(v)) => match Timestamp::parse(v) {
+            Ok(t) => t,
+            Err(e) => return bad(&e.to_string()),
+        },
+    };
+    let dev = target.path.device.clone();
+    let loc = target.location.clone();
+    let name = target.name.clone();
+    let now = ts.as_secs_f64();
+    let obj = match server.devices.run(&dev, move || diskfile::open(&loc, &name, now)).await {
+        Ok(o) => o,
+        Err(OpenError::XattrNotSupported) => return h::insufficient_storage(&dev),
+        Err(OpenError::Collision) => return h::text(StatusCode::FORBIDDEN, "Object name collision"),
+        Err(OpenError::Io(e)) => {
+            common::log::error(&format!("ERROR opening {}: {e}", target.name));
+            return h::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error reading object");
+        }
+        Err(_) => return h::status(StatusCode::NOT_FOUND),
+    };
+    let orig_ts = obj.timestamp();
+    let orig_ctype_ts = obj.content_type_timestamp;
+    if orig_ts >= ts && orig_ctype_ts >= req_ctype_ts {
+        let mut r = h::status(StatusCode::CONFLICT);
+        r.headers_mut().insert("x-backend-timestamp", HeaderValue::from_str(&orig_ts.internal()).expect("ASCII"));
+        return r;
+    }
+    let mut metadata: Metadata = if ts > orig_ts {
+        let mut m = constraints::request_metadata(&headers, &server.settings.allowed_headers, |n| {
+            n.starts_with("x-object-meta-") || n.starts_with("x-object-transient-sysmeta-")
+        });
+        m.insert("X-Timestamp".into(), ts.internal());
+        m
+    } else {
+        // An older POST that only brings a newer content type.
+        obj.meta_metadata.clone().unwrap_or_default()
+    };
+    metadata.insert("name".into(), target.name.clone());
+    let current_ctype = obj.metadata.get("Content-Type").cloned().unwrap_or_default();
+    let ctype_ts = if req_ctype_ts > orig_ctype_ts {
+        metadata.insert("Content-Type".into(), req_ctype.clone().unwrap_or_default());
+        metadata.insert("Content-Type-Timestamp".into(), req_ctype_ts.internal());
+        Some(req_ctype_ts)
+    } else if orig_ctype_ts != obj.data_timestamp {
+        metadata.insert("Content-Type".into(), current_ctype.clone());
+        metadata.insert("Content-Type-Timestamp".into(), orig_ctype_ts.internal());
+        Some(orig_ctype_ts)
+    } else {
+        None
+    };
+    let meta_ts = metadata.get("X-Timestamp").and_then(|t| Timestamp::parse(t).ok()).unwrap_or(ts);
+    let loc = target.location.clone();
+    let file = obj.file;
+    let r = server
+        .devices
+        .run(&dev, move || {
+            drop(file);
+            diskfile::write_meta(&loc, meta_ts, ctype_ts, &metadata)
+        })
+        .await;
+    match r {
+        Ok(()) => {}
+        Err(WriteError::NoSpace) | Err(WriteError::XattrNotSupported) => return h::insufficient_storage(&dev),
+        Err(WriteError::Io(e)) => {
+            common::log::error(&format!("ERROR writing metadata of {}: {e}", target.name));
+            return h::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error writing metadata");
+        }
+    }
+    let mut resp = h::status(StatusCode::ACCEPTED);
+    let hm = resp.headers_mut();
+    let ctype = if req_ctype_ts > orig_ctype_ts { req_ctype.unwrap_or_default() } else { current_ctype };
+    if let Ok(v) = HeaderValue::from_str(&ctype) {
+        hm.insert("x-backend-content-type", v);
+    }
+    for (k, v) in &obj.data_metadata {
+        if k.to_ascii_lowercase().starts_with("x-object-sysmeta-") {
+            if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                hm.insert(n, v);
+            }
+        }
+    }
+    resp
+}

@@ -1,0 +1,164 @@
+//! Container updates, async pendings, REPLICATE, and a crash mid-upload.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+type Seen = Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>;
+
+/// A tiny fake container server: records each request line and headers
+/// and answers 201.
+fn fake_container_server() -> (u16, Seen) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen: Seen = Arc::default();
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut buf = Vec::new();
+            let mut b = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&b[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let mut lines = text.split("\r\n");
+            let first = lines.next().unwrap_or("").to_string();
+            let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+            s2.lock().unwrap().push((first, headers));
+            let _ = c.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn container_updates_are_sent_or_saved_as_async_pendings() {
+    let n = Node::start("");
+    let (cport, seen) = fake_container_server();
+    let dead_port = common::testing::free_port();
+    let t = ts(-2.0);
+    let hosts = format!("127.0.0.1:{cport}, 127.0.0.1:{dead_port}");
+    let r = n.req(
+        "PUT",
+        "/sda/1/a/c/o",
+        &[
+            ("X-Timestamp", &t),
+            ("Content-Type", "text/plain"),
+            ("X-Container-Host", &hosts),
+            ("X-Container-Device", "cdev1, cdev2"),
+            ("X-Container-Partition", "7"),
+            ("X-Trans-Id", "tx-test"),
+        ],
+        b"hello",
+    );
+    assert_eq!(r.status, 201);
+    let got = common::testing::poll_until(Duration::from_secs(10), || seen.lock().unwrap().first().cloned()).unwrap();
+    assert_eq!(got.0, "PUT /cdev1/7/a/c/o HTTP/1.1");
+    let h = &got.1;
+    assert_eq!(h.get("x-size").map(String::as_str), Some("5"));
+    assert_eq!(h.get("x-content-type").map(String::as_str), Some("text/plain"));
+    assert_eq!(h.get("x-etag").map(String::as_str), Some(md5_hex(b"hello").as_str()));
+    assert_eq!(h.get("x-timestamp").map(String::as_str), Some(t.as_str()));
+    assert_eq!(h.get("x-backend-storage-policy-index").map(String::as_str), Some("0"));
+    assert_eq!(h.get("x-trans-id").map(String::as_str), Some("tx-test"));
+    assert!(h.get("referer").is_some_and(|r| r.starts_with("PUT http://")));
+    assert_eq!(h.get("user-agent").cloned(), Some(format!("object-server {}", n.server.pid())));
+
+    // The update to the dead host became an async pending.
+    let hash = common::hash::HashPathConf::new(PREFIX, SUFFIX).hash_path("a", Some("c"), Some("o")).unwrap();
+    let pending = n.device().join("async_pending").join(&hash[29..]).join(format!("{hash}-{t}"));
+    assert!(common::testing::poll_until(Duration::from_secs(10), || pending.exists().then_some(())).is_some());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&pending).unwrap()).unwrap();
+    assert_eq!(v["op"], "PUT");
+    assert_eq!(v["account"], "a");
+    assert_eq!(v["container"], "c");
+    assert_eq!(v["obj"], "o");
+    assert_eq!(v["headers"]["x-size"], "5");
+    assert!(v["db_state"].is_null());
+
+    // DELETE sends DELETE with the tombstone's timestamp.
+    let t2 = ts(-1.0);
+    let only_live = format!("127.0.0.1:{cport}");
+    let r = n.req(
+        "DELETE",
+        "/sda/1/a/c/o",
+        &[("X-Timestamp", &t2), ("X-Container-Host", &only_live), ("X-Container-Device", "cdev1"), ("X-Container-Partition", "7"), ("X-Backend-Storage-Policy-Index", "0")],
+        b"",
+    );
+    assert_eq!(r.status, 204);
+    let got = common::testing::poll_until(Duration::from_secs(10), || seen.lock().unwrap().get(1).cloned()).unwrap();
+    assert_eq!(got.0, "DELETE /cdev1/7/a/c/o HTTP/1.1");
+    assert_eq!(got.1.get("x-timestamp").map(String::as_str), Some(t2.as_str()));
+
+    // Policy 1 pendings go to async_pending-1.
+    let t3 = ts(0.0);
+    let dead = format!("127.0.0.1:{dead_port}");
+    let r = n.req(
+        "PUT",
+        "/sda/1/a/c/p1",
+        &[("X-Timestamp", &t3), ("Content-Type", "a/b"), ("X-Backend-Storage-Policy-Index", "1"), ("X-Container-Host", &dead), ("X-Container-Device", "d"), ("X-Container-Partition", "1")],
+        b"x",
+    );
+    assert_eq!(r.status, 201);
+    let dir = n.device().join("async_pending-1");
+    assert!(common::testing::poll_until(Duration::from_secs(10), || dir.exists().then_some(())).is_some());
+}
+
+#[test]
+fn replicate_returns_suffix_hashes_as_json() {
+    let n = Node::start("");
+    let t = ts(-1.0);
+    assert_eq!(n.req("PUT", "/sda/3/a/c/o", &[("X-Timestamp", &t), ("Content-Type", "a/b")], b"x").status, 201);
+    let hd = n.hash_dir("objects", 3, "a", "c", "o");
+    let suffix = hd.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    let r = n.req("REPLICATE", "/sda/3", &[], b"");
+    assert_eq!(r.status, 200);
+    let v: BTreeMap<String, String> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v.get(&suffix), Some(&md5_hex(format!("{t}.data").as_bytes())));
+    assert_eq!(v.len(), 1);
+    let r = n.req("REPLICATE", &format!("/sda/3/{suffix}-fff"), &[], b"");
+    let only: BTreeMap<String, String> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(only, v);
+    // Empty partition: empty object.
+    assert_eq!(n.req("REPLICATE", "/sda/4", &[], b"").body, b"{}");
+    assert_eq!(n.req("REPLICATE", "/sdz/4", &[], b"").status, 507);
+}
+
+#[test]
+fn killed_mid_upload_the_old_object_survives() {
+    let mut n = Node::start("");
+    let t1 = ts(-10.0);
+    let old = b"the old object".to_vec();
+    assert_eq!(n.req("PUT", "/sda/1/a/c/o", &[("X-Timestamp", &t1), ("Content-Type", "a/b")], &old).status, 201);
+
+    let big: u64 = 64 * 1024 * 1024;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", n.port())).unwrap();
+    write!(s, "PUT /sda/1/a/c/o HTTP/1.1\r\nHost: x\r\nX-Timestamp: {}\r\nContent-Type: a/b\r\nContent-Length: {big}\r\n\r\n", ts(-5.0)).unwrap();
+    let chunk = vec![b'n'; 1024 * 1024];
+    for _ in 0..4 {
+        s.write_all(&chunk).unwrap();
+    }
+    // Wait until the server is writing the temp file, then kill it.
+    let tmp = n.device().join("tmp");
+    let seen = common::testing::poll_until(Duration::from_secs(10), || {
+        files_in(&tmp).first().and_then(|f| std::fs::metadata(tmp.join(f)).ok()).filter(|m| m.len() > 0).map(|_| ())
+    });
+    assert!(seen.is_some(), "upload never reached the disk");
+    n.server.kill();
+    drop(s);
+    n.restart();
+    let r = n.req("GET", "/sda/1/a/c/o", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, old);
+    assert_eq!(r.header("x-timestamp"), Some(t1.as_str()));
+    assert_eq!(files_in(&n.hash_dir("objects", 1, "a", "c", "o")), vec![format!("{t1}.data")]);
+}

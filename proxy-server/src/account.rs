@@ -1,0 +1,203 @@
+//! Account requests: listings and metadata (Swift's `AccountController`).
+
+use crate::backend::{best_response, quorum, Answer};
+use crate::listing;
+use crate::proxy::{answer_response, param, query, Ctx, Proxy};
+use bytes::Bytes;
+use common::http::{self as h, Body};
+use common::timestamp::Timestamp;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+/// Listing query parameters passed on to storage servers.
+pub const LISTING_PARAMS: &[&str] = &["prefix", "delimiter", "marker", "end_marker", "limit", "reverse", "path"];
+
+pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    match p.authorize(ctx, &method, None, None) {
+        crate::auth::Decision::Deny => return p.denied(ctx),
+        crate::auth::Decision::Allow { .. } => {}
+    }
+    match method {
+        Method::GET | Method::HEAD => get(p, ctx, &req).await,
+        Method::POST => post(p, ctx, &req).await,
+        Method::PUT | Method::DELETE => {
+            if !p.settings.allow_account_management {
+                let mut r = h::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                r.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS, POST"));
+                return r;
+            }
+            if method == Method::DELETE && req.uri().query().is_some_and(|q| !q.is_empty()) {
+                return h::text(StatusCode::BAD_REQUEST, "Bad Request: DELETE of an account takes no query string");
+            }
+            write(p, ctx, &req, method).await
+        }
+        _ => h::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+    }
+}
+
+/// Builds the backend listing query: the client's listing parameters, and
+/// always `format=json`.
+pub fn listing_query(q: &[(String, String)]) -> String {
+    let mut out = vec!["format=json".to_string()];
+    for (k, v) in q {
+        if LISTING_PARAMS.contains(&k.as_str()) {
+            out.push(format!(
+                "{}={}",
+                k,
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            ));
+        }
+    }
+    out.join("&")
+}
+
+async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let q = query(req);
+    let format = match listing::negotiate(param(&q, "format"), h::header_str(req.headers(), "accept")) {
+        Ok(f) => f,
+        Err(()) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
+    };
+    if let Some(limit) = param(&q, "limit") {
+        match limit.parse::<u64>() {
+            Ok(l) if l > p.swift.constraints.account_listing_limit => {
+                return h::text(StatusCode::PRECONDITION_FAILED, format!("Maximum limit is {}", p.swift.constraints.account_listing_limit))
+            }
+            Ok(_) => {}
+            Err(_) => return h::text(StatusCode::PRECONDITION_FAILED, "Value of limit must be a positive integer"),
+        }
+    }
+    let part = p.account_ring.get_part(&ctx.account, None, None).unwrap_or(0);
+    let path = format!("/{}", ctx.account);
+    let headers = p.backend_headers(ctx, &method, &path);
+    let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+    let backend_path = format!("{part}{path}?{}", listing_query(&q));
+    let mut ans = p.backends.read(&p.account_ring, part, method.clone(), &backend_path, &headers, newest).await;
+    if ans.status == StatusCode::NOT_FOUND && p.settings.account_autocreate {
+        ans = fake_account(&ctx.account);
+    }
+    if !ans.status.is_success() {
+        if ans.status == StatusCode::NOT_FOUND && h::header_str(&ans.headers, "x-account-status").is_some_and(|s| s.eq_ignore_ascii_case("deleted")) {
+            return h::text(StatusCode::GONE, "Gone");
+        }
+        return answer_response(&Answer { body: Bytes::new(), ..ans }, &method);
+    }
+    listing_response(&ans, format, &method, |items| listing::render_account(format, &ctx.account, items))
+}
+
+/// Re-renders a JSON listing answer in the client's format; an empty
+/// rendering is a 204.
+pub fn listing_response(ans: &Answer, format: listing::Format, method: &Method, render: impl Fn(&[serde_json::Value]) -> String) -> Response<Body> {
+    let items: Vec<serde_json::Value> = if ans.body.is_empty() { Vec::new() } else { serde_json::from_slice(&ans.body).unwrap_or_default() };
+    let body = render(&items);
+    let mut r = Response::new(h::empty());
+    crate::proxy::client_headers(&ans.headers, r.headers_mut());
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    let status = if body.is_empty() { StatusCode::NO_CONTENT } else { StatusCode::OK };
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if *method != Method::HEAD {
+        *r.body_mut() = h::full(body);
+    }
+    r
+}
+
+/// What Swift answers for a missing account under `account_autocreate`.
+fn fake_account(account: &str) -> Answer {
+    let _ = account;
+    let now = Timestamp::now().normal();
+    let mut hm = HeaderMap::new();
+    for (k, v) in [
+        ("x-account-container-count", "0"),
+        ("x-account-object-count", "0"),
+        ("x-account-bytes-used", "0"),
+        ("x-timestamp", now.as_str()),
+        ("x-put-timestamp", now.as_str()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            hm.insert(k, v);
+        }
+    }
+    Answer { status: StatusCode::OK, headers: hm, body: Bytes::from_static(b"[]") }
+}
+
+/// Copies the client's metadata headers for a backend write.
+pub fn meta_headers(from: &HeaderMap, to: &mut HeaderMap, kind: &str) {
+    let prefixes = [format!("x-{kind}-meta-"), format!("x-remove-{kind}-meta-")];
+    for (name, value) in from {
+        let n = name.as_str();
+        if let Some(rest) = n.strip_prefix(&prefixes[1]) {
+            // X-Remove-<kind>-Meta-Foo: clear Foo.
+            if let Ok(name) = http::HeaderName::from_bytes(format!("{}{rest}", prefixes[0]).as_bytes()) {
+                to.insert(name, HeaderValue::from_static(""));
+            }
+        } else if n.starts_with(&prefixes[0]) {
+            to.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
+    if let Err(e) = crate::constraints::check_metadata(req.headers(), "account", &p.swift.constraints) {
+        return h::text(StatusCode::BAD_REQUEST, e);
+    }
+    let mut ans = account_write(p, ctx, req, Method::POST).await;
+    if ans.status == StatusCode::NOT_FOUND && p.settings.account_autocreate {
+        let created = create_account(p, ctx).await;
+        if created.status.is_success() {
+            ans = account_write(p, ctx, req, Method::POST).await;
+        }
+    }
+    p.clear_info(&ctx.account, None);
+    answer_response(&Answer { body: Bytes::new(), ..ans }, &Method::POST)
+}
+
+async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) -> Response<Body> {
+    if method == Method::PUT {
+        if let Err(e) = crate::constraints::check_metadata(req.headers(), "account", &p.swift.constraints) {
+            return h::text(StatusCode::BAD_REQUEST, e);
+        }
+    }
+    let ans = account_write(p, ctx, req, method.clone()).await;
+    p.clear_info(&ctx.account, None);
+    answer_response(&Answer { body: Bytes::new(), ..ans }, &method)
+}
+
+async fn account_write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) -> Answer {
+    let part = p.account_ring.get_part(&ctx.account, None, None).unwrap_or(0);
+    let path = format!("/{}", ctx.account);
+    let mut headers = p.backend_headers(ctx, &method, &path);
+    meta_headers(req.headers(), &mut headers, "account");
+    for name in ["x-account-access-control"] {
+        if let Some(v) = req.headers().get(name) {
+            headers.insert(http::HeaderName::from_static("x-account-sysmeta-core-access-control"), v.clone());
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
+        headers.insert("x-timestamp", v);
+    }
+    let answers = p.backends.write(&p.account_ring, part, method, &format!("{part}{path}"), |_| headers.clone(), Bytes::new()).await;
+    pick(&answers)
+}
+
+/// The best answer of a write, or 503.
+pub fn pick(answers: &[Answer]) -> Answer {
+    match best_response(answers, quorum(answers.len())) {
+        Some(i) => answers[i].clone(),
+        None => Answer { status: StatusCode::SERVICE_UNAVAILABLE, headers: HeaderMap::new(), body: Bytes::new() },
+    }
+}
+
+/// Creates the account on its servers (account autocreate).
+pub async fn create_account(p: &Proxy, ctx: &Ctx) -> Answer {
+    let part = p.account_ring.get_part(&ctx.account, None, None).unwrap_or(0);
+    let path = format!("/{}", ctx.account);
+    let mut headers = p.backend_headers(ctx, &Method::PUT, &path);
+    if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
+        headers.insert("x-timestamp", v);
+    }
+    let answers = p.backends.write(&p.account_ring, part, Method::PUT, &format!("{part}{path}"), |_| headers.clone(), Bytes::new()).await;
+    p.clear_info(&ctx.account, None);
+    pick(&answers)
+}

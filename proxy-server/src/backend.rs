@@ -1,0 +1,213 @@
+//! Talking to storage servers: reads that fail over from node to node, and
+//! writes that go to every primary (handoffs replacing failed ones) and
+//! answer with the best response a quorum agrees on.
+
+use crate::nodes::{node_iter, quorum_size, ErrorLimiter};
+use bytes::Bytes;
+use common::backend::{read_body, BackendClient};
+use common::http::{self as h, Body};
+use http::{HeaderMap, Method, Response, StatusCode};
+use hyper::body::Incoming;
+use ring::{Device, Ring};
+use std::time::Duration;
+
+/// A backend's whole (small) answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Backend plumbing shared by the controllers.
+pub struct Backends {
+    pub client: BackendClient,
+    pub errors: ErrorLimiter,
+    pub node_timeout: Duration,
+    pub request_node_count_factor: usize,
+}
+
+/// Bodies of account/container answers are small (listings are capped at
+/// 10,000 names of at most 1 KiB).
+const MAX_SMALL_BODY: usize = 64 * 1024 * 1024;
+
+impl Backends {
+    fn max_nodes(&self, ring: &Ring) -> usize {
+        let replicas = ring.table().replica_count().ceil() as usize;
+        (replicas * self.request_node_count_factor).max(1)
+    }
+
+    /// Sends one request to one node and reads the whole answer; errors and
+    /// 5xx count against the node, 507 error-limits it.
+    pub async fn ask(&self, node: &Device, method: Method, path: &str, headers: HeaderMap, body: Bytes) -> Option<Answer> {
+        let resp = self.client.request(method, &node.ip, node.port, &format!("/{}/{}", node.device, path), headers, h::full(body)).await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                self.errors.error(node);
+                common::log::warning(&format!("ERROR with {}:{}/{}: {e}", node.ip, node.port, node.device));
+                return None;
+            }
+        };
+        match read_body(resp, MAX_SMALL_BODY, self.node_timeout).await {
+            Ok((status, headers, body)) => {
+                self.note_status(node, status);
+                Some(Answer { status, headers, body })
+            }
+            Err(e) => {
+                self.errors.error(node);
+                common::log::warning(&format!("ERROR reading from {}:{}/{}: {e}", node.ip, node.port, node.device));
+                None
+            }
+        }
+    }
+
+    fn note_status(&self, node: &Device, status: StatusCode) {
+        if status == StatusCode::INSUFFICIENT_STORAGE {
+            self.errors.limit(node);
+        } else if status.is_server_error() {
+            self.errors.error(node);
+        }
+    }
+
+    /// A read (GET/HEAD) of a small resource: tries nodes in order until one
+    /// answers 2xx/3xx (or, with `newest`, asks all and keeps the newest
+    /// `X-Timestamp`). `path` is `<part>/<account>[/<container>]`.
+    /// Returns the answer to pass on: the success, else 404 when every node
+    /// that answered said 404, else 503.
+    pub async fn read(&self, ring: &Ring, part: u32, method: Method, path: &str, headers: &HeaderMap, newest: bool) -> Answer {
+        let nodes = node_iter(ring, part, self.max_nodes(ring), &self.errors);
+        let mut best: Option<Answer> = None;
+        let mut not_found: Option<Answer> = None;
+        let mut answered = 0;
+        for node in &nodes {
+            let Some(a) = self.ask(node, method.clone(), path, headers.clone(), Bytes::new()).await else { continue };
+            answered += 1;
+            if a.status.is_success() || a.status.is_redirection() {
+                if !newest {
+                    return a;
+                }
+                let ts = |x: &Answer| h::header_str(&x.headers, "x-backend-timestamp").or_else(|| h::header_str(&x.headers, "x-timestamp")).map(str::to_string);
+                if best.as_ref().is_none_or(|b| ts(&a) > ts(b)) {
+                    best = Some(a);
+                }
+            } else if a.status == StatusCode::NOT_FOUND {
+                if not_found.is_none() {
+                    not_found = Some(a);
+                }
+            } else if a.status.is_client_error() && a.status != StatusCode::INSUFFICIENT_STORAGE {
+                // A 4xx other than 404 is an answer about the request itself.
+                return a;
+            }
+        }
+        if let Some(b) = best {
+            return b;
+        }
+        match not_found {
+            Some(nf) if answered > 0 => nf,
+            _ => Answer { status: StatusCode::SERVICE_UNAVAILABLE, headers: HeaderMap::new(), body: Bytes::new() },
+        }
+    }
+
+    /// A write to every primary of `part`; a primary that fails (no answer,
+    /// 5xx, 507) is replaced by the next handoff. `headers_for(i)` gives the
+    /// headers of the i-th request (so account/container update headers can
+    /// be spread over the nodes). Returns every final answer.
+    pub async fn write(
+        &self,
+        ring: &Ring,
+        part: u32,
+        method: Method,
+        path: &str,
+        headers_for: impl Fn(usize) -> HeaderMap,
+        body: Bytes,
+    ) -> Vec<Answer> {
+        let table = ring.table();
+        let primaries: Vec<Device> = table.part_nodes(part).into_iter().cloned().collect();
+        let mut handoffs = table.handoffs(part).cloned().collect::<Vec<_>>().into_iter().filter(|d| !self.errors.is_limited(d));
+        let handoffs = std::sync::Mutex::new(&mut handoffs);
+        let futs = primaries.iter().enumerate().map(|(i, primary)| {
+            let headers = headers_for(i);
+            let handoffs = &handoffs;
+            let method = method.clone();
+            let body = body.clone();
+            async move {
+                let mut node = primary.clone();
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let ans = if self.errors.is_limited(&node) { None } else { self.ask(&node, method.clone(), path, headers.clone(), body.clone()).await };
+                    match ans {
+                        Some(a) if !(a.status.is_server_error()) => return a,
+                        last => {
+                            let next = handoffs.lock().expect("handoff lock").next();
+                            match next {
+                                Some(n) if tries < 4 => node = n,
+                                _ => {
+                                    return last.unwrap_or(Answer {
+                                        status: StatusCode::SERVICE_UNAVAILABLE,
+                                        headers: HeaderMap::new(),
+                                        body: Bytes::new(),
+                                    })
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        futures_join_all(futs).await
+    }
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+pub async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|o| o.expect("every future finished")).collect()
+}
+
+/// Swift's `best_response`: the first status class (2xx, 3xx, 4xx) that
+/// `quorum` answers share wins, with its highest status; otherwise 503.
+/// Returns the index of the winning answer.
+pub fn best_response(answers: &[Answer], quorum: usize) -> Option<usize> {
+    for class in [200u16, 300, 400] {
+        let in_class: Vec<usize> = (0..answers.len()).filter(|&i| (class..class + 100).contains(&answers[i].status.as_u16())).collect();
+        if in_class.len() >= quorum {
+            return in_class.into_iter().max_by_key(|&i| answers[i].status.as_u16());
+        }
+    }
+    None
+}
+
+/// The quorum for `n` nodes (`(n + 1) / 2`).
+pub fn quorum(n: usize) -> usize {
+    quorum_size(n)
+}
+
+/// Turns a streamed backend response into a client response body.
+pub fn stream_body(resp: Response<Incoming>) -> (http::response::Parts, Body) {
+    use http_body_util::BodyExt;
+    let (parts, body) = resp.into_parts();
+    (parts, body.map_err(|e| Box::new(e) as common::http::BoxError).boxed())
+}

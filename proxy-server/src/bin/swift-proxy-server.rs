@@ -1,0 +1,41 @@
+//! `swift-proxy-server CONFIG`: the Swift API proxy.
+
+use proxy_server::proxy::Proxy;
+use proxy_server::settings::{ProxySettings, TempAuthSettings};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn main() {
+    let Some(conf_path) = std::env::args_os().nth(1).map(PathBuf::from) else {
+        eprintln!("Usage: swift-proxy-server CONFIG");
+        std::process::exit(2);
+    };
+    let conf = common::server::load_config_or_exit(&conf_path);
+    let settings = ProxySettings::from_config(&conf).unwrap_or_else(|e| {
+        eprintln!("Error in {}: {e}", conf_path.display());
+        std::process::exit(1);
+    });
+    let tempauth = TempAuthSettings::from_config(&conf).unwrap_or_else(|e| {
+        eprintln!("Error in {}: {e}", conf_path.display());
+        std::process::exit(1);
+    });
+    common::log::init(&settings.log_name, settings.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| {
+        eprintln!("cannot start the runtime: {e}");
+        std::process::exit(1);
+    });
+    runtime.block_on(async move {
+        let proxy = Proxy::new(settings.clone(), tempauth).unwrap_or_else(|e| {
+            eprintln!("Error starting the proxy: {e}");
+            std::process::exit(1);
+        });
+        let addr = format!("{}:{}", settings.bind_ip, settings.bind_port);
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap_or_else(|e| {
+            eprintln!("Error binding to {addr}: {e}");
+            std::process::exit(1);
+        });
+        common::log::info(&format!("proxy-server listening on {addr}"));
+        common::server::serve(Arc::new(proxy), listener, settings.log_requests, common::server::shutdown_signal(), settings.graceful_shutdown_timeout)
+            .await;
+    });
+}

@@ -1,0 +1,176 @@
+//! Container requests (Swift's `ContainerController`).
+
+use crate::account::{create_account, listing_query, listing_response, meta_headers, pick};
+use crate::auth::Decision;
+use crate::backend::Answer;
+use crate::listing;
+use crate::proxy::{answer_response, param, query, Ctx, Proxy};
+use bytes::Bytes;
+use common::http::{self as h, Body};
+use common::timestamp::Timestamp;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+/// Container headers only the account owner may see or set.
+const OWNER_HEADERS: &[&str] = &["x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to"];
+
+pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let container = ctx.container.as_deref().expect("container requests have a container");
+    match method {
+        Method::GET | Method::HEAD => {
+            let info = p.info(ctx, &ctx.account, Some(container)).await;
+            let acl = h::header_str(&info.headers, "x-container-read");
+            let referer = h::header_str(req.headers(), "referer");
+            match p.authorize(ctx, &method, acl, referer) {
+                Decision::Deny => p.denied(ctx),
+                Decision::Allow { owner } => get(p, ctx, &req, owner).await,
+            }
+        }
+        Method::PUT | Method::POST | Method::DELETE => match p.authorize(ctx, &method, None, None) {
+            Decision::Deny => p.denied(ctx),
+            Decision::Allow { .. } => {
+                if container.contains('/') {
+                    return h::text(StatusCode::BAD_REQUEST, "Container name cannot contain slashes");
+                }
+                write(p, ctx, &req, method).await
+            }
+        },
+        _ => h::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+    }
+}
+
+async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, owner: bool) -> Response<Body> {
+    let method = req.method().clone();
+    let container = ctx.container.as_deref().expect("container");
+    let q = query(req);
+    let format = match listing::negotiate(param(&q, "format"), h::header_str(req.headers(), "accept")) {
+        Ok(f) => f,
+        Err(()) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
+    };
+    if let Some(limit) = param(&q, "limit") {
+        match limit.parse::<u64>() {
+            Ok(l) if l > p.swift.constraints.container_listing_limit => {
+                return h::text(StatusCode::PRECONDITION_FAILED, format!("Maximum limit is {}", p.swift.constraints.container_listing_limit))
+            }
+            Ok(_) => {}
+            Err(_) => return h::text(StatusCode::PRECONDITION_FAILED, "Value of limit must be a positive integer"),
+        }
+    }
+    let part = p.container_ring.get_part(&ctx.account, Some(container), None).unwrap_or(0);
+    let path = format!("/{}/{}", ctx.account, container);
+    let headers = p.backend_headers(ctx, &method, &path);
+    let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+    let backend_path = format!("{part}{path}?{}", listing_query(&q));
+    let ans = p.backends.read(&p.container_ring, part, method.clone(), &backend_path, &headers, newest).await;
+    let mut resp = if !ans.status.is_success() {
+        answer_response(&Answer { body: Bytes::new(), ..ans }, &method)
+    } else {
+        let mut r = listing_response(&ans, format, &method, |items| listing::render_container(format, container, items));
+        if let Some(policy) = h::header_str(&ans.headers, "x-backend-storage-policy-index").and_then(|i| i.parse::<u32>().ok()) {
+            if let Some(pol) = p.swift.policy_by_index(policy) {
+                if let Ok(v) = HeaderValue::from_str(&pol.name) {
+                    r.headers_mut().insert("x-storage-policy", v);
+                }
+            }
+        }
+        r
+    };
+    if !owner {
+        for n in OWNER_HEADERS {
+            resp.headers_mut().remove(*n);
+        }
+    }
+    resp
+}
+
+async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) -> Response<Body> {
+    let container = ctx.container.as_deref().expect("container");
+    if method != Method::DELETE {
+        if let Err(e) = crate::constraints::check_metadata(req.headers(), "container", &p.swift.constraints) {
+            return h::text(StatusCode::BAD_REQUEST, e);
+        }
+    }
+    let mut extra = HeaderMap::new();
+    meta_headers(req.headers(), &mut extra, "container");
+    for name in ["x-container-read", "x-container-write"] {
+        if let Some(v) = req.headers().get(name) {
+            let Ok(text) = v.to_str() else { return h::text(StatusCode::BAD_REQUEST, format!("Invalid {name}")) };
+            match crate::auth::clean_acl(name, text) {
+                Ok(clean) => {
+                    if let Ok(v) = HeaderValue::from_str(&clean) {
+                        extra.insert(http::HeaderName::from_static(name), v);
+                    }
+                }
+                Err(e) => return h::text(StatusCode::BAD_REQUEST, e),
+            }
+        }
+        let remove = format!("x-remove-{}", &name[2..]);
+        if req.headers().contains_key(remove.as_str()) {
+            extra.insert(http::HeaderName::from_static(name), HeaderValue::from_static(""));
+        }
+    }
+    for name in ["x-container-sync-key", "x-container-sync-to", "x-versions-location", "x-history-location"] {
+        if let Some(v) = req.headers().get(name) {
+            extra.insert(http::HeaderName::from_static(name), v.clone());
+        }
+    }
+    if method == Method::PUT {
+        let policy = match h::header_str(req.headers(), "x-storage-policy") {
+            Some(name) => match p.swift.policy_by_name(name) {
+                Some(pol) if !pol.is_deprecated => pol.index,
+                _ => return h::text(StatusCode::BAD_REQUEST, format!("Invalid X-Storage-Policy {name:?}")),
+            },
+            None => p.swift.default_policy().index,
+        };
+        extra.insert("x-backend-storage-policy-index", HeaderValue::from(policy));
+        // The account must exist first (created on demand under autocreate).
+        let info = p.info(ctx, &ctx.account, None).await;
+        if info.status == StatusCode::NOT_FOUND {
+            if !p.settings.account_autocreate {
+                return h::text(StatusCode::NOT_FOUND, "Not Found");
+            }
+            let created = create_account(p, ctx).await;
+            if !created.status.is_success() {
+                return h::text(StatusCode::SERVICE_UNAVAILABLE, "Could not create the account");
+            }
+        } else if !info.status.is_success() {
+            return h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        }
+    }
+    let part = p.container_ring.get_part(&ctx.account, Some(container), None).unwrap_or(0);
+    let path = format!("/{}/{}", ctx.account, container);
+    let mut headers = p.backend_headers(ctx, &method, &path);
+    for (k, v) in &extra {
+        headers.insert(k.clone(), v.clone());
+    }
+    if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
+        headers.insert("x-timestamp", v);
+    }
+    // Tell each container server which account server(s) to update, spread
+    // so every account replica is named (Swift's _backend_requests).
+    let account_part = p.account_ring.get_part(&ctx.account, None, None).unwrap_or(0);
+    let account_nodes: Vec<ring::Device> = p.account_ring.table().part_nodes(account_part).into_iter().cloned().collect();
+    let n_containers = p.container_ring.table().part_nodes(part).len().max(1);
+    let per_node = |i: usize| -> HeaderMap {
+        let mut hm = headers.clone();
+        if method == Method::PUT || method == Method::DELETE {
+            let mine: Vec<&ring::Device> = account_nodes.iter().enumerate().filter(|(j, _)| j % n_containers == i % n_containers).map(|(_, d)| d).collect();
+            if !mine.is_empty() {
+                let hosts = mine.iter().map(|d| format!("{}:{}", ring::device::format_ip(&d.ip), d.port)).collect::<Vec<_>>().join(",");
+                let devs = mine.iter().map(|d| d.device.clone()).collect::<Vec<_>>().join(",");
+                if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&hosts), HeaderValue::from_str(&devs)) {
+                    hm.insert("x-account-host", a);
+                    hm.insert("x-account-device", b);
+                    hm.insert("x-account-partition", HeaderValue::from(account_part));
+                }
+            }
+        }
+        hm
+    };
+    let answers = p.backends.write(&p.container_ring, part, method.clone(), &format!("{part}{path}"), per_node, Bytes::new()).await;
+    p.clear_info(&ctx.account, Some(container));
+    p.clear_info(&ctx.account, None);
+    let ans = pick(&answers);
+    answer_response(&Answer { body: Bytes::new(), ..ans }, &method)
+}

@@ -1,0 +1,49 @@
+//! `OPTIONS` on the API: the allowed verbs, and CORS preflight against the
+//! container's `X-Container-Meta-Access-Control-*` settings.
+
+use crate::proxy::{Ctx, Proxy};
+use common::http::{self as h, Body};
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+pub async fn options(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
+    let allowed: &[&str] = if ctx.object.is_some() {
+        &["GET", "PUT", "POST", "HEAD", "DELETE", "OPTIONS", "COPY"]
+    } else if ctx.container.is_some() {
+        &["GET", "PUT", "POST", "HEAD", "DELETE", "OPTIONS"]
+    } else if p.settings.allow_account_management {
+        &["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE"]
+    } else {
+        &["GET", "POST", "HEAD", "OPTIONS"]
+    };
+    let allow = allowed.join(", ");
+    let mut resp = h::status(StatusCode::OK);
+    resp.headers_mut().insert(http::header::ALLOW, HeaderValue::from_str(&allow).expect("verbs are ASCII"));
+    let Some(origin) = h::header_str(req.headers(), "origin").map(str::to_string) else { return resp };
+    let Some(container) = ctx.container.as_deref() else { return resp };
+    let info = p.info(ctx, &ctx.account, Some(container)).await;
+    let container_origins = h::header_str(&info.headers, "x-container-meta-access-control-allow-origin").unwrap_or("");
+    let mut origins: Vec<&str> = p.settings.cors_allow_origin.iter().map(String::as_str).collect();
+    origins.extend(container_origins.split_whitespace());
+    let origin_ok = origins.contains(&"*") || origins.contains(&origin.as_str());
+    let method_ok = h::header_str(req.headers(), "access-control-request-method").is_some_and(|m| allowed.contains(&m));
+    if !origin_ok || !method_ok {
+        *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        return resp;
+    }
+    let hm = resp.headers_mut();
+    if container_origins.trim() == "*" {
+        hm.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    } else if let Ok(v) = HeaderValue::from_str(&origin) {
+        hm.insert("access-control-allow-origin", v);
+        hm.insert(http::header::VARY, HeaderValue::from_static("Origin"));
+    }
+    if let Some(age) = info.headers.get("x-container-meta-access-control-max-age") {
+        hm.insert("access-control-max-age", age.clone());
+    }
+    hm.insert("access-control-allow-methods", HeaderValue::from_str(&allow).expect("verbs are ASCII"));
+    if let Some(reqh) = req.headers().get("access-control-request-headers") {
+        hm.insert("access-control-allow-headers", reqh.clone());
+    }
+    resp
+}

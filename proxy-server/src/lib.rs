@@ -1,0 +1,17 @@
+//! The Swift proxy server: the client-facing API v1 with TempAuth,
+//! placing requests on account, container and object servers through the
+//! rings.
+
+pub mod account;
+pub mod auth;
+pub mod backend;
+pub mod constraints;
+pub mod container;
+pub mod cors;
+pub mod info;
+pub mod listing;
+pub mod nodes;
+pub mod object;
+pub mod proxy;
+pub mod putter;
+pub mod settings;

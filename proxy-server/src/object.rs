@@ -1,0 +1,651 @@
+//! Object requests (Swift's `ObjectController` plus the `copy`
+//! middleware): streamed GET/HEAD with failover between nodes, streamed
+//! PUT to every primary with quorum, POST, DELETE, COPY and X-Copy-From.
+
+use crate::account::{meta_headers, pick};
+use crate::auth::Decision;
+use crate::backend::{best_response, futures_join_all, quorum, stream_body, Answer};
+use crate::nodes::node_iter;
+use crate::proxy::{answer_response, client_headers, Ctx, Proxy};
+use crate::putter::{PutAnswer, PutError, Putter};
+use bytes::Bytes;
+use common::http::{self as h, Body, BoxError};
+use common::timestamp::Timestamp;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use ring::{Device, Ring};
+
+/// Client headers stored with an object besides its metadata (Swift's
+/// allowed headers), passed through on PUT and POST.
+const STORED_HEADERS: &[&str] = &[
+    "content-disposition",
+    "content-encoding",
+    "x-delete-at",
+    "x-object-manifest",
+    "x-static-large-object",
+    "cache-control",
+    "content-language",
+    "expires",
+    "x-robots-tag",
+];
+
+/// Client headers passed through to object servers on reads.
+const READ_HEADERS: &[&str] = &["range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"];
+
+/// Where an object lives.
+struct Target<'a> {
+    account: &'a str,
+    container: &'a str,
+    object: &'a str,
+}
+
+impl Target<'_> {
+    fn path(&self) -> String {
+        format!("/{}/{}/{}", self.account, self.container, self.object)
+    }
+}
+
+pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let container = ctx.container.as_deref().expect("object requests have a container");
+    let object = ctx.object.as_deref().expect("object requests have an object");
+    let info = p.info(ctx, &ctx.account, Some(container)).await;
+    if info.status == StatusCode::NOT_FOUND {
+        // Authorize first so an anonymous caller learns nothing.
+        if let Decision::Deny = p.authorize(ctx, &method, None, h::header_str(req.headers(), "referer")) {
+            return p.denied(ctx);
+        }
+        return not_found();
+    }
+    if !info.status.is_success() {
+        return h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    }
+    let policy = h::header_str(&info.headers, "x-backend-storage-policy-index").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+    let Some(ring) = p.object_rings.get(&policy) else {
+        return h::text(StatusCode::SERVICE_UNAVAILABLE, format!("No object ring for policy {policy}"));
+    };
+    let acl_header = if matches!(method, Method::GET | Method::HEAD) { "x-container-read" } else { "x-container-write" };
+    let acl = h::header_str(&info.headers, acl_header);
+    let referer = h::header_str(req.headers(), "referer");
+    if let Decision::Deny = p.authorize(ctx, &method, acl, referer) {
+        return p.denied(ctx);
+    }
+    let target = Target { account: &ctx.account, container, object };
+    match method.as_str() {
+        "GET" | "HEAD" => get(p, ctx, &req, ring, policy, &target).await,
+        "PUT" => {
+            if let Some(src) = h::header_str(req.headers(), "x-copy-from").map(str::to_string) {
+                let src_account = h::header_str(req.headers(), "x-copy-from-account").map(str::to_string);
+                return copy(p, ctx, req, &src, src_account.as_deref(), &target).await;
+            }
+            put(p, ctx, req, ring, policy, &target).await
+        }
+        "POST" => post(p, ctx, &req, ring, policy, &target).await,
+        "DELETE" => delete(p, ctx, &req, ring, policy, &target).await,
+        "COPY" => {
+            let Some(dest) = h::header_str(req.headers(), "destination").map(str::to_string) else {
+                return h::text(StatusCode::PRECONDITION_FAILED, "Destination header required");
+            };
+            copy_to(p, ctx, req, &dest).await
+        }
+        _ => h::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+    }
+}
+
+fn not_found() -> Response<Body> {
+    h::text(StatusCode::NOT_FOUND, "<html><h1>Not Found</h1><p>The resource could not be found.</p></html>")
+}
+
+fn policy_header(hm: &mut HeaderMap, policy: u32) {
+    hm.insert("x-backend-storage-policy-index", HeaderValue::from(policy));
+}
+
+/// GET/HEAD: the first node with a good answer streams it to the client;
+/// with `X-Newest`, every node is asked (HEAD) and the newest one serves.
+async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
+    let method = req.method().clone();
+    let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
+    let mut nodes = node_iter(ring, part, (ring.table().replica_count().ceil() as usize) * p.settings.request_node_count_factor, &p.backends.errors);
+    let path = t.path();
+    let mut headers = p.backend_headers(ctx, &method, &path);
+    policy_header(&mut headers, policy);
+    for name in READ_HEADERS {
+        if let Some(v) = req.headers().get(*name) {
+            headers.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+    if newest {
+        // Ask everyone, then read from the node with the newest timestamp.
+        let head_path = format!("{part}{path}");
+        let heads = futures_join_all(nodes.iter().map(|n| {
+            let mut hh = headers.clone();
+            hh.remove(http::header::RANGE);
+            p.backends.ask(n, Method::HEAD, &head_path, hh, Bytes::new())
+        }))
+        .await;
+        let ts = |a: &Answer| h::header_str(&a.headers, "x-backend-timestamp").or_else(|| h::header_str(&a.headers, "x-timestamp")).map(str::to_string);
+        let mut order: Vec<(Option<String>, usize)> =
+            heads.iter().enumerate().filter_map(|(i, a)| a.as_ref().filter(|a| a.status.is_success()).map(|a| (ts(a), i))).collect();
+        order.sort_by(|a, b| b.0.cmp(&a.0));
+        if let Some(&(_, i)) = order.first() {
+            let chosen = nodes.remove(i);
+            nodes.insert(0, chosen);
+        }
+    }
+    let mut saw_404: Option<Answer> = None;
+    for node in &nodes {
+        let resp = p
+            .backends
+            .client
+            .request(method.clone(), &node.ip, node.port, &format!("/{}/{part}{path}", node.device), headers.clone(), h::empty())
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                p.backends.errors.error(node);
+                common::log::warning(&format!("ERROR GET from {}:{}/{}: {e}", node.ip, node.port, node.device));
+                continue;
+            }
+        };
+        let status = resp.status();
+        if status == StatusCode::INSUFFICIENT_STORAGE {
+            p.backends.errors.limit(node);
+            continue;
+        }
+        if status.is_server_error() {
+            p.backends.errors.error(node);
+            continue;
+        }
+        if status == StatusCode::NOT_FOUND {
+            if saw_404.is_none() {
+                let (parts, _) = resp.into_parts();
+                saw_404 = Some(Answer { status, headers: parts.headers, body: Bytes::new() });
+            }
+            continue;
+        }
+        let (parts, body) = stream_body(resp);
+        let mut r = Response::new(if method == Method::HEAD { h::empty() } else { body });
+        *r.status_mut() = parts.status;
+        client_headers(&parts.headers, r.headers_mut());
+        if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH) {
+            r.headers_mut().insert(http::header::CONTENT_LENGTH, len.clone());
+        }
+        r.headers_mut().insert(http::header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        return r;
+    }
+    match saw_404 {
+        Some(_) => not_found(),
+        None => h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+    }
+}
+
+/// The `X-Container-*` update headers for each of `n` object requests,
+/// spread so every container replica is named at least once (Swift's
+/// `_get_update_target` / `max(Qc + Ro - Qo, Rc)` spreading).
+fn container_updates(p: &Proxy, t: &Target<'_>, n_objects: usize) -> Vec<Vec<Device>> {
+    let cpart = p.container_ring.get_part(t.account, Some(t.container), None).unwrap_or(0);
+    let cnodes: Vec<Device> = p.container_ring.table().part_nodes(cpart).into_iter().cloned().collect();
+    let mut out = vec![Vec::new(); n_objects.max(1)];
+    if cnodes.is_empty() {
+        return out;
+    }
+    let rc = cnodes.len();
+    let updates = (quorum(rc) + n_objects).saturating_sub(quorum(n_objects)).max(rc);
+    for i in 0..updates {
+        out[i % n_objects.max(1)].push(cnodes[i % rc].clone());
+    }
+    out
+}
+
+fn add_container_headers(hm: &mut HeaderMap, p: &Proxy, t: &Target<'_>, nodes: &[Device]) {
+    if nodes.is_empty() {
+        return;
+    }
+    let cpart = p.container_ring.get_part(t.account, Some(t.container), None).unwrap_or(0);
+    let hosts = nodes.iter().map(|d| format!("{}:{}", ring::device::format_ip(&d.ip), d.port)).collect::<Vec<_>>().join(",");
+    let devs = nodes.iter().map(|d| d.device.clone()).collect::<Vec<_>>().join(",");
+    if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&hosts), HeaderValue::from_str(&devs)) {
+        hm.insert("x-container-host", a);
+        hm.insert("x-container-device", b);
+        hm.insert("x-container-partition", HeaderValue::from(cpart));
+    }
+}
+
+/// Validates and normalises `X-Delete-At` / `X-Delete-After`.
+fn delete_at(headers: &HeaderMap, now: &Timestamp) -> Result<Option<u64>, String> {
+    if let Some(after) = h::header_str(headers, "x-delete-after") {
+        let secs: i64 = after.trim().parse().map_err(|_| "Non-integer X-Delete-After".to_string())?;
+        if secs < 0 {
+            return Err("X-Delete-After in past".into());
+        }
+        return Ok(Some(now.secs() + secs as u64));
+    }
+    if let Some(at) = h::header_str(headers, "x-delete-at") {
+        let at: f64 = at.trim().parse().map_err(|_| "Non-integer X-Delete-At".to_string())?;
+        if !at.is_finite() || at < now.as_secs_f64() {
+            return Err("X-Delete-At in past".into());
+        }
+        return Ok(Some(at as u64));
+    }
+    Ok(None)
+}
+
+/// Headers for an object write that come from the client.
+fn object_write_headers(req_headers: &HeaderMap, out: &mut HeaderMap) {
+    meta_headers(req_headers, out, "object");
+    for name in STORED_HEADERS {
+        if let Some(v) = req_headers.get(*name) {
+            out.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+}
+
+/// A body being uploaded: the client's, or another object's for a copy.
+type Upload = Body;
+
+async fn put(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
+    let chunked = h::header_str(req.headers(), "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let content_length = match h::header_str(req.headers(), "content-length") {
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => return h::text(StatusCode::BAD_REQUEST, "Invalid Content-Length"),
+        },
+        None => None,
+    };
+    if content_length.is_none() && !chunked {
+        return h::text(StatusCode::LENGTH_REQUIRED, "Missing Content-Length header.");
+    }
+    if content_length.is_some_and(|n| n > p.swift.constraints.max_file_size) {
+        return h::text(StatusCode::PAYLOAD_TOO_LARGE, "Your request is too large.");
+    }
+    let (parts, body) = req.into_parts();
+    let body: Upload = body.map_err(|e| Box::new(e) as BoxError).boxed();
+    let mut headers = HeaderMap::new();
+    object_write_headers(&parts.headers, &mut headers);
+    for name in ["etag", "if-none-match", "content-type"] {
+        if let Some(v) = parts.headers.get(name) {
+            headers.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    upload(p, ctx, &parts.headers, headers, body, content_length, ring, policy, t).await
+}
+
+/// Checks, fills in and sends an object's PUT to its nodes, streaming
+/// `body`; answers the client with the quorum's verdict.
+#[allow(clippy::too_many_arguments)]
+async fn upload(
+    p: &Proxy,
+    ctx: &Ctx,
+    client_headers_in: &HeaderMap,
+    mut headers: HeaderMap,
+    mut body: Upload,
+    content_length: Option<u64>,
+    ring: &Ring,
+    policy: u32,
+    t: &Target<'_>,
+) -> Response<Body> {
+    if let Err(e) = crate::constraints::check_metadata(&headers, "object", &p.swift.constraints) {
+        return h::text(StatusCode::BAD_REQUEST, e);
+    }
+    let now = Timestamp::now();
+    match delete_at(client_headers_in, &now) {
+        Ok(Some(at)) => {
+            headers.remove("x-delete-after");
+            headers.insert("x-delete-at", HeaderValue::from(at));
+        }
+        Ok(None) => {}
+        Err(e) => return h::text(StatusCode::BAD_REQUEST, e),
+    }
+    let detect = h::header_str(client_headers_in, "x-detect-content-type").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+    if detect || !headers.contains_key(http::header::CONTENT_TYPE) {
+        let guess = mime_guess::from_path(t.object).first_raw().unwrap_or("application/octet-stream");
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(guess));
+    }
+    if let Ok(v) = HeaderValue::from_str(&now.internal()) {
+        headers.insert("x-timestamp", v);
+    }
+    policy_header(&mut headers, policy);
+    let path = t.path();
+    let base = p.backend_headers(ctx, &Method::PUT, &path);
+    for (k, v) in &base {
+        headers.insert(k.clone(), v.clone());
+    }
+    let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
+    let (primaries, handoffs) = crate::nodes::write_nodes(ring, part);
+    let n = primaries.len();
+    let need = quorum(n);
+    let updates = container_updates(p, t, n);
+    // Connect to every primary at once; a refused or unreachable primary is
+    // replaced by the next handoff.
+    let handoffs = std::sync::Mutex::new(handoffs.into_iter().filter(|d| !p.backends.errors.is_limited(d)));
+    let mut refusals: Vec<PutAnswer> = Vec::new();
+    let connects = futures_join_all(primaries.iter().enumerate().map(|(i, primary)| {
+        let mut hm = headers.clone();
+        add_container_headers(&mut hm, p, t, &updates[i]);
+        let handoffs = &handoffs;
+        let path = &path;
+        async move {
+            let mut node = primary.clone();
+            let mut refused = Vec::new();
+            for _ in 0..4 {
+                if !p.backends.errors.is_limited(&node) {
+                    let node_path = format!("/{}/{part}{}", node.device, path);
+                    match Putter::connect(&node.ip, node.port, &node_path, &hm, p.settings.conn_timeout, p.settings.node_timeout).await {
+                        Ok(putter) => return (Some(putter), refused),
+                        Err(PutError::Refused(a)) => {
+                            if a.status == StatusCode::INSUFFICIENT_STORAGE {
+                                p.backends.errors.limit(&node);
+                            } else if a.status.is_client_error() {
+                                // 409/412/...: an answer about the object, not the node.
+                                refused.push(a);
+                                return (None, refused);
+                            } else {
+                                p.backends.errors.error(&node);
+                            }
+                        }
+                        Err(PutError::Io(e)) => {
+                            p.backends.errors.error(&node);
+                            common::log::warning(&format!("ERROR PUT to {}:{}/{}: {e}", node.ip, node.port, node.device));
+                        }
+                    }
+                }
+                let next = handoffs.lock().expect("handoff lock").next();
+                match next {
+                    Some(nx) => node = nx,
+                    None => break,
+                }
+            }
+            (None, refused)
+        }
+    }))
+    .await;
+    let mut putters: Vec<Putter> = Vec::new();
+    for (putter, refused) in connects {
+        refusals.extend(refused);
+        if let Some(pt) = putter {
+            putters.push(pt);
+        }
+    }
+    if putters.len() < need {
+        // A quorum of refusals that agree (e.g. 412 for If-None-Match, 409)
+        // is the answer; otherwise too few nodes took the upload.
+        let answers: Vec<Answer> = refusals.iter().map(|a| Answer { status: a.status, headers: a.headers.clone(), body: Bytes::new() }).collect();
+        if let Some(i) = best_response(&answers, need) {
+            return answer_response(&answers[i], &Method::PUT);
+        }
+        return h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    }
+    // Stream: each chunk goes to every live putter before the next is read,
+    // so a slow node slows the upload instead of growing memory.
+    let mut sent: u64 = 0;
+    let mut live: Vec<Option<Putter>> = putters.into_iter().map(Some).collect();
+    loop {
+        let frame = match tokio::time::timeout(p.settings.client_timeout, body.frame()).await {
+            Err(_) => return h::text(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return h::text(StatusCode::from_u16(499).expect("499 is a valid code"), "Client Disconnect"),
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        sent += data.len() as u64;
+        if content_length.is_some_and(|n| sent > n) || sent > p.swift.constraints.max_file_size {
+            return h::text(StatusCode::PAYLOAD_TOO_LARGE, "Your request is too large.");
+        }
+        let results = futures_join_all(live.iter_mut().map(|slot| {
+            let data = data.clone();
+            async move {
+                if let Some(pt) = slot.as_mut() {
+                    if pt.send(&data).await.is_err() {
+                        *slot = None;
+                    }
+                }
+            }
+        }))
+        .await;
+        drop(results);
+        if live.iter().filter(|s| s.is_some()).count() < need {
+            return h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        }
+    }
+    if content_length.is_some_and(|n| sent < n) {
+        // The client went away early: dropping the connections makes every
+        // object server discard its partial upload.
+        return h::text(StatusCode::from_u16(499).expect("499 is a valid code"), "Client Disconnect");
+    }
+    let finals = futures_join_all(live.into_iter().flatten().map(|pt| pt.finish())).await;
+    let answers: Vec<Answer> = finals
+        .into_iter()
+        .map(|r| match r {
+            Ok(a) => Answer { status: a.status, headers: a.headers, body: Bytes::new() },
+            Err(_) => Answer { status: StatusCode::SERVICE_UNAVAILABLE, headers: HeaderMap::new(), body: Bytes::new() },
+        })
+        .collect();
+    let Some(i) = best_response(&answers, need) else {
+        return h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    };
+    let winner = &answers[i];
+    let mut r = h::status(winner.status);
+    if winner.status.is_success() {
+        if let Some(etag) = winner.headers.get(http::header::ETAG) {
+            r.headers_mut().insert(http::header::ETAG, etag.clone());
+        }
+        if let Ok(v) = HeaderValue::from_str(&common::timestamp::http_date(now.ceil_secs())) {
+            r.headers_mut().insert(http::header::LAST_MODIFIED, v);
+        }
+    } else {
+        let body = match winner.status.as_u16() {
+            422 => "Unprocessable Entity",
+            _ => "",
+        };
+        r = h::text(winner.status, body);
+    }
+    r
+}
+
+async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
+    let mut headers = p.backend_headers(ctx, &Method::POST, &t.path());
+    object_write_headers(req.headers(), &mut headers);
+    if let Some(ct) = req.headers().get(http::header::CONTENT_TYPE) {
+        headers.insert(http::header::CONTENT_TYPE, ct.clone());
+    }
+    if let Err(e) = crate::constraints::check_metadata(&headers, "object", &p.swift.constraints) {
+        return h::text(StatusCode::BAD_REQUEST, e);
+    }
+    let now = Timestamp::now();
+    match delete_at(req.headers(), &now) {
+        Ok(Some(at)) => {
+            headers.insert("x-delete-at", HeaderValue::from(at));
+        }
+        Ok(None) => {}
+        Err(e) => return h::text(StatusCode::BAD_REQUEST, e),
+    }
+    if let Ok(v) = HeaderValue::from_str(&now.internal()) {
+        headers.insert("x-timestamp", v);
+    }
+    policy_header(&mut headers, policy);
+    let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
+    let answers = p.backends.write(ring, part, Method::POST, &format!("{part}{}", t.path()), |_| headers.clone(), Bytes::new()).await;
+    let ans = pick(&answers);
+    if ans.status == StatusCode::NOT_FOUND {
+        return not_found();
+    }
+    answer_response(&Answer { body: Bytes::new(), ..ans }, &Method::POST)
+}
+
+async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
+    let mut headers = p.backend_headers(ctx, &Method::DELETE, &t.path());
+    if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
+        headers.insert("x-timestamp", v);
+    }
+    if let Some(v) = req.headers().get("x-if-delete-at") {
+        headers.insert("x-if-delete-at", v.clone());
+    }
+    policy_header(&mut headers, policy);
+    let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
+    let n = ring.table().part_nodes(part).len();
+    let updates = container_updates(p, t, n);
+    let answers = p
+        .backends
+        .write(
+            ring,
+            part,
+            Method::DELETE,
+            &format!("{part}{}", t.path()),
+            |i| {
+                let mut hm = headers.clone();
+                add_container_headers(&mut hm, p, t, &updates[i.min(updates.len() - 1)]);
+                hm
+            },
+            Bytes::new(),
+        )
+        .await;
+    let ans = pick(&answers);
+    if ans.status == StatusCode::NOT_FOUND {
+        return not_found();
+    }
+    answer_response(&Answer { body: Bytes::new(), ..ans }, &Method::DELETE)
+}
+
+/// `COPY` with `Destination: container/object`: a GET of this object and a
+/// PUT of the destination (the copy middleware's rewrite).
+async fn copy_to(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, dest: &str) -> Response<Body> {
+    let dest = percent_encoding::percent_decode_str(dest).decode_utf8_lossy().into_owned();
+    let dest = dest.trim_start_matches('/');
+    let Some((dc, dobj)) = dest.split_once('/').filter(|(c, o)| !c.is_empty() && !o.is_empty()) else {
+        return h::text(StatusCode::PRECONDITION_FAILED, "Bad URL: Destination header must be of the form <container name>/<object name>");
+    };
+    let dest_account = h::header_str(req.headers(), "destination-account").map(str::to_string).unwrap_or_else(|| ctx.account.clone());
+    let src = format!("/{}/{}", ctx.container.as_deref().unwrap_or_default(), ctx.object.as_deref().unwrap_or_default());
+    let dctx = Ctx {
+        info: ctx.info.clone(),
+        identity: ctx.identity.clone(),
+        account: dest_account,
+        container: Some(dc.to_string()),
+        object: Some(dobj.to_string()),
+        host_url: ctx.host_url.clone(),
+    };
+    let src_account = ctx.account.clone();
+    do_copy(p, &dctx, req, &src, &src_account).await
+}
+
+/// `PUT` with `X-Copy-From: container/object`.
+async fn copy(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, src: &str, src_account: Option<&str>, _t: &Target<'_>) -> Response<Body> {
+    let src = percent_encoding::percent_decode_str(src).decode_utf8_lossy().into_owned();
+    let src_account = src_account.map(str::to_string).unwrap_or_else(|| ctx.account.clone());
+    do_copy(p, ctx, req, &format!("/{}", src.trim_start_matches('/')), &src_account).await
+}
+
+async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_account: &str) -> Response<Body> {
+    let Some((sc, so)) = src.trim_start_matches('/').split_once('/').filter(|(c, o)| !c.is_empty() && !o.is_empty()) else {
+        return h::text(StatusCode::PRECONDITION_FAILED, "Bad URL: X-Copy-From header must be of the form <container name>/<object name>");
+    };
+    let dc = dctx.container.as_deref().expect("destination container");
+    let dobj = dctx.object.as_deref().expect("destination object");
+    // The caller needs read access to the source and write access to the
+    // destination.
+    let sctx = Ctx {
+        info: dctx.info.clone(),
+        identity: dctx.identity.clone(),
+        account: src_account.to_string(),
+        container: Some(sc.to_string()),
+        object: Some(so.to_string()),
+        host_url: dctx.host_url.clone(),
+    };
+    let sinfo = p.info(&sctx, src_account, Some(sc)).await;
+    if let Decision::Deny = p.authorize(&sctx, &Method::GET, h::header_str(&sinfo.headers, "x-container-read"), h::header_str(req.headers(), "referer")) {
+        return p.denied(&sctx);
+    }
+    if sinfo.status == StatusCode::NOT_FOUND {
+        return not_found();
+    }
+    let dinfo = p.info(dctx, &dctx.account, Some(dc)).await;
+    if let Decision::Deny = p.authorize(dctx, &Method::PUT, h::header_str(&dinfo.headers, "x-container-write"), None) {
+        return p.denied(dctx);
+    }
+    if dinfo.status == StatusCode::NOT_FOUND {
+        return not_found();
+    }
+    let spolicy = h::header_str(&sinfo.headers, "x-backend-storage-policy-index").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let dpolicy = h::header_str(&dinfo.headers, "x-backend-storage-policy-index").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let (Some(sring), Some(dring)) = (p.object_rings.get(&spolicy), p.object_rings.get(&dpolicy)) else {
+        return h::text(StatusCode::SERVICE_UNAVAILABLE, "No object ring");
+    };
+    // Read the source from the first node that has it.
+    let spart = sring.get_part(src_account, Some(sc), Some(so)).unwrap_or(0);
+    let spath = format!("/{src_account}/{sc}/{so}");
+    let mut sheaders = p.backend_headers(&sctx, &Method::GET, &spath);
+    policy_header(&mut sheaders, spolicy);
+    for name in ["if-match", "if-none-match", "if-modified-since", "if-unmodified-since"] {
+        if let Some(v) = req.headers().get(name) {
+            sheaders.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    let nodes = node_iter(sring, spart, (sring.table().replica_count().ceil() as usize) * p.settings.request_node_count_factor, &p.backends.errors);
+    let mut source = None;
+    let mut missing = false;
+    for node in &nodes {
+        match p.backends.client.request(Method::GET, &node.ip, node.port, &format!("/{}/{spart}{spath}", node.device), sheaders.clone(), h::empty()).await {
+            Ok(r) if r.status().is_success() => {
+                source = Some(r);
+                break;
+            }
+            Ok(r) if r.status() == StatusCode::NOT_FOUND => missing = true,
+            Ok(r) if r.status().is_client_error() || r.status() == StatusCode::NOT_MODIFIED => {
+                let (parts, _) = r.into_parts();
+                return answer_response(&Answer { status: parts.status, headers: parts.headers, body: Bytes::new() }, &Method::GET);
+            }
+            Ok(r) => {
+                if r.status() == StatusCode::INSUFFICIENT_STORAGE {
+                    p.backends.errors.limit(node);
+                } else {
+                    p.backends.errors.error(node);
+                }
+            }
+            Err(_) => p.backends.errors.error(node),
+        }
+    }
+    let Some(source) = source else {
+        return if missing { not_found() } else { h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable") };
+    };
+    let (sparts, sbody) = stream_body(source);
+    let length = h::header_str(&sparts.headers, "content-length").and_then(|v| v.parse::<u64>().ok());
+    let mut headers = HeaderMap::new();
+    let fresh = h::header_str(req.headers(), "x-fresh-metadata").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+    if !fresh {
+        // Keep the source's metadata and stored headers...
+        object_write_headers(&sparts.headers, &mut headers);
+    }
+    if let Some(ct) = sparts.headers.get(http::header::CONTENT_TYPE) {
+        headers.insert(http::header::CONTENT_TYPE, ct.clone());
+    }
+    if let Some(etag) = sparts.headers.get(http::header::ETAG) {
+        headers.insert(http::header::ETAG, etag.clone());
+    }
+    // ...then let the request's own headers override them.
+    let (parts, _) = req.into_parts();
+    let mut mine = HeaderMap::new();
+    object_write_headers(&parts.headers, &mut mine);
+    for (k, v) in &mine {
+        headers.insert(k.clone(), v.clone());
+    }
+    if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE) {
+        headers.insert(http::header::CONTENT_TYPE, ct.clone());
+    }
+    let t = Target { account: &dctx.account, container: dc, object: dobj };
+    let mut resp = upload(p, dctx, &parts.headers, headers, sbody, length, dring, dpolicy, &t).await;
+    if resp.status().is_success() {
+        let hm = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&h::quote_path(&format!("{sc}/{so}"))) {
+            hm.insert("x-copied-from", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&h::quote_path(src_account)) {
+            hm.insert("x-copied-from-account", v);
+        }
+        if let Some(lm) = sparts.headers.get(http::header::LAST_MODIFIED) {
+            hm.insert("x-copied-from-last-modified", lm.clone());
+        }
+    }
+    resp
+}

@@ -1,0 +1,400 @@
+//! The proxy application: routing of client requests, authentication,
+//! account/container info, and the gatekeeper rules on headers.
+
+use crate::auth::{Decision, Identity, LoginError, TempAuth};
+use crate::backend::{Answer, Backends};
+use crate::settings::{ProxySettings, TempAuthSettings};
+use bytes::Bytes;
+use common::http::{self as h, Body};
+use common::server::{RequestInfo, Service};
+use common::swift_conf::SwiftConf;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use ring::Ring;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Everything the proxy needs to serve requests.
+pub struct Proxy {
+    pub settings: ProxySettings,
+    pub swift: SwiftConf,
+    pub auth: Option<TempAuth>,
+    pub account_ring: Ring,
+    pub container_ring: Ring,
+    /// Object rings by storage policy index.
+    pub object_rings: HashMap<u32, Ring>,
+    pub backends: Backends,
+    info_cache: Mutex<HashMap<String, (Instant, Arc<Answer>)>>,
+}
+
+/// What a controller knows about the request beyond the HTTP message.
+pub struct Ctx {
+    pub info: RequestInfo,
+    pub identity: Option<Identity>,
+    /// Unquoted path segments under `/v1`.
+    pub account: String,
+    pub container: Option<String>,
+    pub object: Option<String>,
+    /// `<scheme>://<host>` as the client addressed us.
+    pub host_url: String,
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Config(#[from] common::config::ConfigError),
+    #[error("{0}")]
+    SwiftConf(#[from] common::swift_conf::SwiftConfError),
+    #[error("{0}")]
+    Ring(#[from] ring::RingError),
+}
+
+impl Proxy {
+    /// Loads swift.conf and the rings named by the settings.
+    pub fn new(settings: ProxySettings, tempauth: Option<TempAuthSettings>) -> Result<Proxy, SetupError> {
+        let swift = SwiftConf::load_dir(&settings.swift_dir)?;
+        let account_ring = Ring::load_named(&settings.swift_dir, "account", swift.hash.clone())?;
+        let container_ring = Ring::load_named(&settings.swift_dir, "container", swift.hash.clone())?;
+        let mut object_rings = HashMap::new();
+        for p in &swift.policies {
+            object_rings.insert(p.index, Ring::load_named(&settings.swift_dir, &p.ring_name(), swift.hash.clone())?);
+        }
+        let mut secret = swift.hash.prefix.clone();
+        secret.push(0);
+        secret.extend_from_slice(&swift.hash.suffix);
+        let auth = tempauth.map(|t| TempAuth::new(t, &secret));
+        let backends = Backends {
+            client: common::backend::BackendClient::new(settings.conn_timeout, settings.node_timeout),
+            errors: crate::nodes::ErrorLimiter::new(settings.error_suppression_limit, settings.error_suppression_interval),
+            node_timeout: settings.node_timeout,
+            request_node_count_factor: settings.request_node_count_factor,
+        };
+        Ok(Proxy { settings, swift, auth, account_ring, container_ring, object_rings, backends, info_cache: Mutex::new(HashMap::new()) })
+    }
+
+    /// Headers every backend request carries.
+    pub fn backend_headers(&self, ctx: &Ctx, method: &Method, path: &str) -> HeaderMap {
+        let mut hm = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&ctx.info.trans_id) {
+            hm.insert("x-trans-id", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("{method} {}", h::quote_path(path))) {
+            hm.insert(http::header::REFERER, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("proxy-server {}", std::process::id())) {
+            hm.insert(http::header::USER_AGENT, v);
+        }
+        hm.insert(http::header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        hm
+    }
+
+    /// Account or container info (a HEAD answer), cached for
+    /// `recheck_*_existence` (a tenth of that for 404s).
+    pub async fn info(&self, ctx: &Ctx, account: &str, container: Option<&str>) -> Arc<Answer> {
+        let key = match container {
+            Some(c) => format!("{account}/{c}"),
+            None => account.to_string(),
+        };
+        let ttl = if container.is_some() { self.settings.recheck_container_existence } else { self.settings.recheck_account_existence };
+        if let Some((at, a)) = self.info_cache.lock().expect("info cache lock").get(&key) {
+            let ttl = if a.status == StatusCode::NOT_FOUND { ttl / 10 } else { ttl };
+            if at.elapsed() < ttl {
+                return a.clone();
+            }
+        }
+        let (ring, part) = match container {
+            Some(c) => (&self.container_ring, self.container_ring.get_part(account, Some(c), None).unwrap_or(0)),
+            None => (&self.account_ring, self.account_ring.get_part(account, None, None).unwrap_or(0)),
+        };
+        let path = match container {
+            Some(c) => format!("/{account}/{c}"),
+            None => format!("/{account}"),
+        };
+        let headers = self.backend_headers(ctx, &Method::HEAD, &path);
+        let ans = self.backends.read(ring, part, Method::HEAD, &format!("{part}{path}"), &headers, false).await;
+        let ans = Arc::new(ans);
+        if ans.status.is_success() || ans.status == StatusCode::NOT_FOUND {
+            let mut cache = self.info_cache.lock().expect("info cache lock");
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(key, (Instant::now(), ans.clone()));
+        }
+        ans
+    }
+
+    /// Forgets cached info after a write through this proxy.
+    pub fn clear_info(&self, account: &str, container: Option<&str>) {
+        let mut cache = self.info_cache.lock().expect("info cache lock");
+        match container {
+            Some(c) => {
+                cache.remove(&format!("{account}/{c}"));
+            }
+            None => {
+                cache.remove(account);
+            }
+        }
+    }
+
+    /// Asks TempAuth; without TempAuth in the pipeline everything is allowed.
+    pub fn authorize(&self, ctx: &Ctx, method: &Method, acl: Option<&str>, referer: Option<&str>) -> Decision {
+        match &self.auth {
+            None => Decision::Allow { owner: true },
+            Some(a) => a.authorize(
+                ctx.identity.as_ref(),
+                method.as_str(),
+                &ctx.account,
+                ctx.container.as_deref(),
+                ctx.object.as_deref(),
+                acl,
+                referer,
+            ),
+        }
+    }
+
+    /// The 401/403 for a denied request.
+    pub fn denied(&self, ctx: &Ctx) -> Response<Body> {
+        if ctx.identity.is_some() {
+            h::text(StatusCode::FORBIDDEN, "<html><h1>Forbidden</h1><p>Access was denied to this resource.</p></html>")
+        } else {
+            let mut r = h::text(StatusCode::UNAUTHORIZED, "<html><h1>Unauthorized</h1><p>This server could not verify that you are authorized to access the document you requested.</p></html>");
+            if let Ok(v) = HeaderValue::from_str(&format!("Swift realm=\"{}\"", h::quote_path(&ctx.account))) {
+                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+            }
+            r
+        }
+    }
+}
+
+/// Gatekeeper: headers clients may not send (and never see).
+pub fn is_internal_header(name: &str) -> bool {
+    name.starts_with("x-backend-")
+        || name.starts_with("x-object-sysmeta-")
+        || name.starts_with("x-container-sysmeta-")
+        || name.starts_with("x-account-sysmeta-")
+        || name.starts_with("x-object-transient-sysmeta-")
+        || matches!(
+            name,
+            "x-timestamp"
+                | "x-container-host"
+                | "x-container-device"
+                | "x-container-partition"
+                | "x-account-host"
+                | "x-account-device"
+                | "x-account-partition"
+                | "x-delete-at-host"
+                | "x-delete-at-device"
+                | "x-delete-at-partition"
+                | "x-delete-at-container"
+        )
+}
+
+/// Copies a backend answer's headers that a client may see.
+pub fn client_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        let n = name.as_str();
+        if n.starts_with("x-backend-")
+            || n.contains("-sysmeta-")
+            || matches!(n, "connection" | "keep-alive" | "transfer-encoding" | "date" | "server" | "x-trans-id" | "content-length")
+        {
+            continue;
+        }
+        to.append(name.clone(), value.clone());
+    }
+}
+
+/// A response from a backend answer, with its (small) body.
+pub fn answer_response(a: &Answer, method: &Method) -> Response<Body> {
+    let body = if *method == Method::HEAD { Bytes::new() } else { a.body.clone() };
+    let mut r = Response::new(h::full(body.clone()));
+    *r.status_mut() = a.status;
+    client_headers(&a.headers, r.headers_mut());
+    let len = if *method == Method::HEAD {
+        a.headers.get(http::header::CONTENT_LENGTH).cloned().unwrap_or(HeaderValue::from(0))
+    } else {
+        HeaderValue::from(body.len())
+    };
+    r.headers_mut().insert(http::header::CONTENT_LENGTH, len);
+    r
+}
+
+fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = q else { return Vec::new() };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// The decoded query parameters of a request.
+pub fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
+    parse_query(req.uri().query())
+}
+
+/// One query parameter.
+pub fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+impl Service for Proxy {
+    fn server_type(&self) -> &'static str {
+        "proxy-server"
+    }
+
+    fn allowed_methods(&self) -> Vec<&'static str> {
+        vec!["COPY", "DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"]
+    }
+
+    fn handles_options(&self) -> bool {
+        true
+    }
+
+    fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> impl std::future::Future<Output = Response<Body>> + Send {
+        async move {
+            let trans_id = info.trans_id.clone();
+            let mut resp = self.route(req, info).await;
+            let hm = resp.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&trans_id) {
+                hm.insert("x-openstack-request-id", v.clone());
+                hm.insert("x-trans-id", v);
+            }
+            if !hm.contains_key(http::header::DATE) {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                if let Ok(v) = HeaderValue::from_str(&common::timestamp::http_date(now)) {
+                    hm.insert(http::header::DATE, v);
+                }
+            }
+            if !hm.contains_key(http::header::CONTENT_TYPE) && !resp.status().is_informational() {
+                resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
+            }
+            resp
+        }
+    }
+}
+
+impl Proxy {
+    async fn route(self: Arc<Self>, mut req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
+        let raw_path = req.uri().path().to_string();
+        if raw_path == "/healthcheck" {
+            let mut r = h::text(StatusCode::OK, "OK");
+            if req.method() == Method::HEAD {
+                *r.body_mut() = h::empty();
+            }
+            return r;
+        }
+        if raw_path == "/info" {
+            return crate::info::info(&self, &req);
+        }
+        let path = match common::path::unquote(&raw_path) {
+            Ok(p) => p,
+            Err(e) => return h::text(e.status(), e.to_string()),
+        };
+        let host = h::header_str(req.headers(), "host").unwrap_or("localhost").to_string();
+        let host_url = format!("http://{host}");
+        if let Some(auth) = &self.auth {
+            if path.starts_with(&auth.settings().auth_prefix) || path == auth.settings().auth_prefix.trim_end_matches('/') {
+                return login(auth, &req, &path, &host_url);
+            }
+        }
+        let segs = match common::path::split_path(&path, 1, 4, true) {
+            Ok(s) => s,
+            Err(_) => return h::text(StatusCode::NOT_FOUND, "Not Found"),
+        };
+        let version = segs[0].clone().unwrap_or_default();
+        if !self.swift.constraints.valid_api_versions.iter().any(|v| *v == version) {
+            return h::text(StatusCode::NOT_FOUND, "Not Found");
+        }
+        let Some(account) = segs[1].clone() else { return h::text(StatusCode::NOT_FOUND, "Not Found") };
+        let container = segs[2].clone();
+        let object = segs[3].clone();
+        if object.is_some() && container.is_none() {
+            return h::text(StatusCode::NOT_FOUND, "Not Found");
+        }
+        // Gatekeeper: what clients may not send.
+        let internal: Vec<HeaderName> = req.headers().keys().filter(|n| is_internal_header(n.as_str())).cloned().collect();
+        for n in internal {
+            req.headers_mut().remove(&n);
+        }
+        let identity = self.auth.as_ref().and_then(|a| {
+            let token = h::header_str(req.headers(), "x-auth-token").or_else(|| h::header_str(req.headers(), "x-storage-token"))?;
+            let mut id = a.validate(token)?;
+            if let Some(st) = h::header_str(req.headers(), "x-service-token").and_then(|t| a.validate(t)) {
+                id.groups.extend(st.groups);
+            }
+            Some(id)
+        });
+        let ctx = Ctx { info, identity, account, container, object, host_url };
+        if let Some(e) = [Some(("account", &ctx.account)), ctx.container.as_ref().map(|c| ("container", c)), ctx.object.as_ref().map(|o| ("object", o))]
+            .into_iter()
+            .flatten()
+            .find_map(|(kind, name)| crate::constraints::check_name(kind, name, &self.swift.constraints).err())
+        {
+            return h::text(StatusCode::BAD_REQUEST, e);
+        }
+        if req.method() == Method::OPTIONS {
+            return crate::cors::options(&self, &ctx, &req).await;
+        }
+        let mut resp = if ctx.object.is_some() {
+            crate::object::handle(&self, &ctx, req).await
+        } else if ctx.container.is_some() {
+            crate::container::handle(&self, &ctx, req).await
+        } else {
+            crate::account::handle(&self, &ctx, req).await
+        };
+        // Gatekeeper, outbound.
+        let internal: Vec<HeaderName> = resp.headers().keys().filter(|n| {
+            let n = n.as_str();
+            n.starts_with("x-backend-") || n.contains("-sysmeta-")
+        }).cloned().collect();
+        for n in internal {
+            resp.headers_mut().remove(&n);
+        }
+        resp
+    }
+}
+
+fn login(auth: &TempAuth, req: &Request<Incoming>, path: &str, host_url: &str) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return h::text(StatusCode::BAD_REQUEST, "Bad Request");
+    }
+    let headers = req.headers().clone();
+    let header = move |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    match auth.login(path, header, host_url) {
+        Ok(l) => {
+            let mut r = h::status(StatusCode::OK);
+            let hm = r.headers_mut();
+            for (k, v) in [("x-auth-token", &l.token), ("x-storage-token", &l.token), ("x-storage-url", &l.storage_url)] {
+                if let Ok(v) = HeaderValue::from_str(v) {
+                    hm.insert(k, v);
+                }
+            }
+            hm.insert("x-auth-token-expires", HeaderValue::from(l.expires_in));
+            r
+        }
+        Err(LoginError::BadRequest) => h::text(StatusCode::BAD_REQUEST, "Bad Request"),
+        Err(LoginError::Unauthorized { realm }) => {
+            let mut r = h::text(StatusCode::UNAUTHORIZED, "Unauthorized");
+            if let Ok(v) = HeaderValue::from_str(&format!("Swift realm=\"{}\"", h::quote_path(&realm))) {
+                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+            }
+            r
+        }
+    }
+}
+
+/// Reads a small request body (account/container requests), within the
+/// client timeout; `None` if it is too large or the client stalls.
+pub async fn small_body(req: Request<Incoming>, limit: usize, timeout: Duration) -> Option<Bytes> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(req.into_body(), limit);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(c)) => Some(c.to_bytes()),
+        _ => None,
+    }
+}
