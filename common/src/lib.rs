@@ -15,3 +15,5 @@ pub mod path;
 pub mod server;
 pub mod backend;
 pub mod testing;
+#[cfg(feature = "db")]
+pub mod db;

@@ -1,1 +1,18 @@
-//! The container server.
+//! Swift's container server: one SQLite database per container
+//! (`common::db::ContainerBroker`), object rows updated by object servers,
+//! listings, and container → account updates.
+//!
+//! Layers: [`routing`] turns a request into a [`routing::Route`];
+//! [`handlers`] (one file per operation family) implement the HTTP
+//! contract; [`storage`] is the only place that touches the broker and the
+//! disk (no HTTP types there). [`server`] ties them to `common::server`.
+
+pub mod account_update;
+pub mod handlers;
+pub mod routing;
+pub mod server;
+pub mod settings;
+pub mod storage;
+
+pub use server::ContainerServer;
+pub use settings::ContainerSettings;

@@ -1,0 +1,632 @@
+//! Listings shared by container and account databases: the name-range walk
+//! with `prefix`, `delimiter`, `marker`, `end_marker`, `reverse`, `limit`
+//! and `path` (Swift's `list_objects_iter` / `list_containers_iter`), the
+//! choice of output format (`format=` and `Accept`, as Swift's
+//! `listing_formats.get_listing_content_type`), and rendering as JSON, XML
+//! or plain text byte-for-byte as Swift does.
+//!
+//! Names compare as SQLite compares TEXT: by UTF-8 bytes, which is code
+//! point order (Rust's `str` ordering too).
+
+/// What a listing request asks for, already validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListingParams {
+    /// Most entries to return (subdirs count).
+    pub limit: usize,
+    /// Exclusive lower bound ("" = none).
+    pub marker: String,
+    /// Exclusive upper bound ("" = none).
+    pub end_marker: String,
+    pub prefix: Option<String>,
+    /// Ignored when empty.
+    pub delimiter: Option<String>,
+    /// Legacy `path=`: prefix `path/` with delimiter `/`, the path itself
+    /// excluded.
+    pub path: Option<String>,
+    /// Descending order; `marker` and `end_marker` swap roles.
+    pub reverse: bool,
+}
+
+/// One page the walk asks the database for: names in the bounds, ordered
+/// (descending when `reverse`), at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Lower bound and whether it is inclusive.
+    pub lower: Option<(String, bool)>,
+    /// Exclusive upper bound.
+    pub upper: Option<String>,
+    pub limit: usize,
+    pub reverse: bool,
+}
+
+impl PageQuery {
+    /// The SQL conditions on `name` for this page and their arguments.
+    pub fn conditions(&self) -> (Vec<&'static str>, Vec<String>) {
+        let mut conds = Vec::new();
+        let mut args = Vec::new();
+        if let Some(upper) = &self.upper {
+            conds.push("name < ?");
+            args.push(upper.clone());
+        }
+        if let Some((lower, inclusive)) = &self.lower {
+            conds.push(if *inclusive { "name >= ?" } else { "name > ?" });
+            args.push(lower.clone());
+        }
+        (conds, args)
+    }
+}
+
+/// A listing entry: a row, or a `subdir` that stands for every name sharing
+/// that prefix up to and including the delimiter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListingItem<R> {
+    Row(String, R),
+    Subdir(String),
+}
+
+/// The name after every name that starts with `s`'s last character
+/// replaced: `s` minus its last char, plus that char + 1 (Swift's
+/// `prefix[:-1] + chr(ord(prefix[-1]) + 1)`).
+fn bump_last_char(s: &str) -> String {
+    let mut chars: Vec<char> = s.chars().collect();
+    if let Some(last) = chars.pop() {
+        let next = match last as u32 + 1 {
+            0xD800 => '\u{E000}',
+            n => char::from_u32(n).unwrap_or(char::MAX),
+        };
+        chars.push(next);
+    }
+    chars.into_iter().collect()
+}
+
+/// Walks the listing, asking `fetch` for pages of `(name, row)` until
+/// `limit` entries are found or the range is exhausted. With a delimiter,
+/// each run of names under one subdir costs one page query: the walk jumps
+/// past it.
+pub fn list<R, E>(
+    params: &ListingParams,
+    mut fetch: impl FnMut(&PageQuery) -> Result<Vec<(String, R)>, E>,
+) -> Result<Vec<ListingItem<R>>, E> {
+    let limit = params.limit;
+    let reverse = params.reverse;
+    let (mut marker, mut end_marker) = if reverse {
+        (params.end_marker.clone(), params.marker.clone())
+    } else {
+        (params.marker.clone(), params.end_marker.clone())
+    };
+    let mut prefix = params.prefix.clone();
+    let mut delimiter = params.delimiter.clone().filter(|d| !d.is_empty());
+    let mut path = params.path.clone();
+    if let Some(p) = &path {
+        let p = if p.is_empty() { String::new() } else { format!("{}/", p.trim_end_matches('/')) };
+        prefix = Some(p.clone());
+        path = Some(p);
+        delimiter = Some("/".to_string());
+    } else if delimiter.is_some() && prefix.as_deref().unwrap_or("").is_empty() {
+        prefix = Some(String::new());
+    }
+    let prefix_nonempty = prefix.as_deref().filter(|p| !p.is_empty());
+    let end_prefix = prefix_nonempty.map(bump_last_char);
+    let orig_marker = marker.clone();
+    let mut delim_force_gte = false;
+    let mut results: Vec<ListingItem<R>> = Vec::new();
+    while results.len() < limit {
+        let upper = match (&end_prefix, end_marker.is_empty()) {
+            (None, false) => Some(end_marker.clone()),
+            (Some(ep), false) if end_marker < *ep => Some(end_marker.clone()),
+            (Some(ep), _) => Some(ep.clone()),
+            (None, true) => None,
+        };
+        #[allow(clippy::unnecessary_map_or)] // Option::is_none_or is newer than our MSRV
+        let lower = if delim_force_gte {
+            delim_force_gte = false;
+            Some((marker.clone(), true))
+        } else if !marker.is_empty() && prefix_nonempty.map_or(true, |p| marker.as_str() >= p) {
+            Some((marker.clone(), false))
+        } else {
+            prefix_nonempty.map(|p| (p.to_string(), true))
+        };
+        let page = PageQuery { lower, upper, limit: limit - results.len(), reverse };
+        let rows = fetch(&page)?;
+        let (Some(prefix), Some(delim)) = (prefix.as_deref(), delimiter.as_deref()) else {
+            // Without a delimiter the bounds did all the work.
+            return Ok(rows.into_iter().map(|(n, r)| ListingItem::Row(n, r)).collect());
+        };
+        let mut rowcount = 0;
+        for (name, row) in rows {
+            rowcount += 1;
+            if reverse {
+                end_marker = name.clone();
+            } else {
+                marker = name.clone();
+            }
+            if results.len() >= limit {
+                return Ok(results);
+            }
+            // Every name in range starts with the prefix, so the byte
+            // offset is a character boundary.
+            let end = name.get(prefix.len()..).and_then(|rest| rest.find(delim)).map(|i| i + prefix.len());
+            if let Some(path) = &path {
+                if name == *path {
+                    continue;
+                }
+                if let Some(end) = end {
+                    if name.len() > end + delim.len() {
+                        if reverse {
+                            end_marker = name[..end + delim.len()].to_string();
+                        } else {
+                            marker = format!("{}{}", &name[..end], bump_last_char(delim));
+                        }
+                        break;
+                    }
+                }
+            } else if let Some(end) = end {
+                if reverse {
+                    end_marker = name[..end + delim.len()].to_string();
+                } else {
+                    marker = format!("{}{}", &name[..end], bump_last_char(delim));
+                    // The bumped marker may itself be a name; include it.
+                    delim_force_gte = true;
+                }
+                let dir_name = &name[..end + delim.len()];
+                if dir_name != orig_marker {
+                    results.push(ListingItem::Subdir(dir_name.to_string()));
+                }
+                break;
+            }
+            results.push(ListingItem::Row(name, row));
+        }
+        if rowcount == 0 {
+            break;
+        }
+    }
+    Ok(results)
+}
+
+/// The output formats of a listing, by content type.
+pub const LISTING_CONTENT_TYPES: [&str; 4] = ["text/plain", "application/json", "application/xml", "text/xml"];
+
+/// Why no output format could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NegotiationError {
+    /// 400 Bad Request.
+    #[error("Invalid Accept header")]
+    BadAccept,
+    /// 406 Not Acceptable.
+    #[error("Not Acceptable")]
+    NotAcceptable,
+}
+
+/// Chooses the listing content type: `format=` (`json`, `xml`, `plain`;
+/// anything else means plain) overrides `Accept`; an absent or empty
+/// `Accept` means `text/plain`.
+pub fn listing_content_type(format: Option<&str>, accept: Option<&str>) -> Result<&'static str, NegotiationError> {
+    let forced;
+    let accept = match format.filter(|f| !f.is_empty()) {
+        Some(f) => {
+            forced = match f.to_ascii_lowercase().as_str() {
+                "json" => "application/json",
+                "xml" => "application/xml",
+                _ => "text/plain",
+            };
+            Some(forced)
+        }
+        None => accept,
+    };
+    best_match(accept.unwrap_or(""), &LISTING_CONTENT_TYPES)
+}
+
+fn is_token_char(c: char) -> bool {
+    !(c.is_ascii_control() || c == ' ' || "()<>@,;:\\\"/[]?={}".contains(c))
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(is_token_char)
+}
+
+/// Swift's `Accept.best_match`: media ranges sorted by quality, exact types
+/// before globs at equal quality (stable otherwise); the first range that
+/// matches one of `options`, tried in order, wins. Like Swift, `q=0` still
+/// matches.
+fn best_match(header: &str, options: &[&'static str]) -> Result<&'static str, NegotiationError> {
+    if header.is_empty() {
+        return Ok(options[0]);
+    }
+    let mut ranges: Vec<(String, String, f64, bool)> = Vec::new();
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let (typ, sub) = media.split_once('/').ok_or(NegotiationError::BadAccept)?;
+        if !is_token(typ) || !is_token(sub) {
+            return Err(NegotiationError::BadAccept);
+        }
+        let mut quality = 1.0;
+        let mut seen_q = false;
+        for parm in parts {
+            let parm = parm.trim();
+            if parm.is_empty() {
+                continue;
+            }
+            let (name, value) = parm.split_once('=').ok_or(NegotiationError::BadAccept)?;
+            let (name, value) = (name.trim(), value.trim());
+            if !is_token(name) || value.contains('=') || value.is_empty() {
+                return Err(NegotiationError::BadAccept);
+            }
+            if name == "q" {
+                if seen_q {
+                    return Err(NegotiationError::BadAccept);
+                }
+                seen_q = true;
+                quality = value.parse::<f64>().map_err(|_| NegotiationError::BadAccept)?;
+            }
+        }
+        let exact = typ != "*" && sub != "*";
+        ranges.push((typ.to_string(), sub.to_string(), quality, exact));
+    }
+    // Stable sort, best first (Python's sort(reverse=True) is stable too).
+    ranges.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap_or(std::cmp::Ordering::Equal).then(b.3.cmp(&a.3)));
+    for (typ, sub, _, _) in &ranges {
+        for option in options {
+            let (ot, os) = option.split_once('/').expect("options are type/subtype");
+            if (typ == "*" || typ == ot) && (sub == "*" || sub == os) {
+                return Ok(option);
+            }
+        }
+    }
+    Err(NegotiationError::NotAcceptable)
+}
+
+/// Appends `s` as a JSON string the way Python's `json.dumps` writes it
+/// (`ensure_ascii`: every character outside printable ASCII as `\uXXXX`,
+/// surrogate pairs above the BMP).
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            c => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// Escapes XML character data as ElementTree does (`&`, `<`, `>`).
+fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Escapes an XML attribute value as ElementTree does.
+fn xml_attr(s: &str) -> String {
+    xml_text(s).replace('"', "&quot;").replace('\r', "&#13;").replace('\n', "&#10;").replace('\t', "&#09;")
+}
+
+const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// One object of a container listing, as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEntry {
+    pub name: String,
+    /// Size in bytes (`swift_bytes` already applied).
+    pub bytes: i64,
+    /// The ETag.
+    pub hash: String,
+    /// Content type with any `swift_bytes` parameter removed.
+    pub content_type: String,
+    /// `YYYY-MM-DDTHH:MM:SS.ffffff`.
+    pub last_modified: String,
+}
+
+/// One container of an account listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEntry {
+    pub name: String,
+    /// Objects in the container.
+    pub count: i64,
+    pub bytes: i64,
+    /// `YYYY-MM-DDTHH:MM:SS.ffffff` of the container's put timestamp.
+    pub last_modified: String,
+    /// Policy name, when known.
+    pub storage_policy: Option<String>,
+}
+
+/// A rendered listing body.
+pub type Rendered = Vec<u8>;
+
+/// Renders a container listing in `content_type` (one of
+/// [`LISTING_CONTENT_TYPES`]).
+pub fn render_container(entries: &[ListingItem<ObjectEntry>], container: &str, content_type: &str) -> Rendered {
+    if content_type.ends_with("/json") {
+        let mut out = String::from("[");
+        for (i, e) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            match e {
+                ListingItem::Subdir(s) => {
+                    out.push_str("{\"subdir\": ");
+                    push_json_str(&mut out, s);
+                    out.push('}');
+                }
+                ListingItem::Row(_, o) => {
+                    // Swift's key order: bytes, hash, name, content_type,
+                    // last_modified.
+                    out.push_str(&format!("{{\"bytes\": {}, \"hash\": ", o.bytes));
+                    push_json_str(&mut out, &o.hash);
+                    out.push_str(", \"name\": ");
+                    push_json_str(&mut out, &o.name);
+                    out.push_str(", \"content_type\": ");
+                    push_json_str(&mut out, &o.content_type);
+                    out.push_str(", \"last_modified\": ");
+                    push_json_str(&mut out, &o.last_modified);
+                    out.push('}');
+                }
+            }
+        }
+        out.push(']');
+        out.into_bytes()
+    } else if content_type.ends_with("/xml") {
+        let mut out = String::from(XML_DECLARATION);
+        out.push_str(&format!("<container name=\"{}\"", xml_attr(container)));
+        if entries.is_empty() {
+            out.push_str(" />");
+            return out.into_bytes();
+        }
+        out.push('>');
+        for e in entries {
+            match e {
+                ListingItem::Subdir(s) => {
+                    out.push_str(&format!("<subdir name=\"{}\"><name>{}</name></subdir>", xml_attr(s), xml_text(s)))
+                }
+                ListingItem::Row(_, o) => out.push_str(&format!(
+                    "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type>\
+                     <last_modified>{}</last_modified></object>",
+                    xml_text(&o.name),
+                    xml_text(&o.hash),
+                    o.bytes,
+                    xml_text(&o.content_type),
+                    xml_text(&o.last_modified)
+                )),
+            }
+        }
+        out.push_str("</container>");
+        out.into_bytes()
+    } else {
+        render_plain(entries.iter().map(|e| match e {
+            ListingItem::Subdir(s) => s.as_str(),
+            ListingItem::Row(_, o) => o.name.as_str(),
+        }))
+    }
+}
+
+/// Renders an account listing in `content_type`.
+pub fn render_account(entries: &[ListingItem<ContainerEntry>], account: &str, content_type: &str) -> Rendered {
+    if content_type.ends_with("/json") {
+        let mut out = String::from("[");
+        for (i, e) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            match e {
+                ListingItem::Subdir(s) => {
+                    out.push_str("{\"subdir\": ");
+                    push_json_str(&mut out, s);
+                    out.push('}');
+                }
+                ListingItem::Row(_, c) => {
+                    out.push_str("{\"name\": ");
+                    push_json_str(&mut out, &c.name);
+                    out.push_str(&format!(", \"count\": {}, \"bytes\": {}, \"last_modified\": ", c.count, c.bytes));
+                    push_json_str(&mut out, &c.last_modified);
+                    if let Some(p) = &c.storage_policy {
+                        out.push_str(", \"storage_policy\": ");
+                        push_json_str(&mut out, p);
+                    }
+                    out.push('}');
+                }
+            }
+        }
+        out.push(']');
+        out.into_bytes()
+    } else if content_type.ends_with("/xml") {
+        // Swift gives the account root a text of "\n" and each child a
+        // "\n" tail, so even an empty account is not a short tag.
+        let mut out = String::from(XML_DECLARATION);
+        out.push_str(&format!("<account name=\"{}\">\n", xml_attr(account)));
+        for e in entries {
+            match e {
+                ListingItem::Subdir(s) => out.push_str(&format!("<subdir name=\"{}\" />\n", xml_attr(s))),
+                ListingItem::Row(_, c) => {
+                    out.push_str(&format!(
+                        "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified>",
+                        xml_text(&c.name),
+                        c.count,
+                        c.bytes,
+                        xml_text(&c.last_modified)
+                    ));
+                    if let Some(p) = &c.storage_policy {
+                        out.push_str(&format!("<storage_policy>{}</storage_policy>", xml_text(p)));
+                    }
+                    out.push_str("</container>\n");
+                }
+            }
+        }
+        out.push_str("</account>");
+        out.into_bytes()
+    } else {
+        render_plain(entries.iter().map(|e| match e {
+            ListingItem::Subdir(s) => s.as_str(),
+            ListingItem::Row(_, c) => c.name.as_str(),
+        }))
+    }
+}
+
+/// One name per line, each ending in `\n`.
+pub fn render_plain<'a>(names: impl Iterator<Item = &'a str>) -> Rendered {
+    let mut out = Vec::new();
+    for n in names {
+        out.extend_from_slice(n.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sorted in-memory "table" answering page queries.
+    fn fetcher(names: &[&str]) -> impl FnMut(&PageQuery) -> Result<Vec<(String, ())>, ()> {
+        let mut sorted: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        sorted.sort();
+        move |q: &PageQuery| {
+            let mut v: Vec<(String, ())> = sorted
+                .iter()
+                .filter(|n| q.upper.as_ref().is_none_or(|u| *n < u))
+                .filter(|n| match &q.lower {
+                    None => true,
+                    Some((l, true)) => *n >= l,
+                    Some((l, false)) => *n > l,
+                })
+                .map(|n| (n.clone(), ()))
+                .collect();
+            if q.reverse {
+                v.reverse();
+            }
+            v.truncate(q.limit);
+            Ok(v)
+        }
+    }
+
+    fn names(items: Vec<ListingItem<()>>) -> Vec<String> {
+        items
+            .into_iter()
+            .map(|i| match i {
+                ListingItem::Row(n, _) => n,
+                ListingItem::Subdir(s) => format!("{s}(dir)"),
+            })
+            .collect()
+    }
+
+    fn run(all: &[&str], p: ListingParams) -> Vec<String> {
+        names(list(&p, fetcher(all)).unwrap())
+    }
+
+    fn params() -> ListingParams {
+        ListingParams { limit: 10_000, ..Default::default() }
+    }
+
+    const ALL: [&str; 8] = ["a", "a/1", "a/2", "a/b/c", "b", "b/x", "c-d", "c/e"];
+
+    #[test]
+    fn plain_range_walks() {
+        assert_eq!(run(&ALL, params()), ALL);
+        assert_eq!(run(&ALL, ListingParams { marker: "a/2".into(), end_marker: "b/x".into(), ..params() }), ["a/b/c", "b"]);
+        assert_eq!(run(&ALL, ListingParams { limit: 2, ..params() }), ["a", "a/1"]);
+        assert_eq!(run(&ALL, ListingParams { prefix: Some("a/".into()), ..params() }), ["a/1", "a/2", "a/b/c"]);
+        assert_eq!(
+            run(&ALL, ListingParams { reverse: true, marker: "c-d".into(), end_marker: "a/1".into(), ..params() }),
+            ["b/x", "b", "a/b/c", "a/2"]
+        );
+    }
+
+    #[test]
+    fn delimiter_collapses_subdirs() {
+        let d = |p: Option<&str>| ListingParams { delimiter: Some("/".into()), prefix: p.map(str::to_string), ..params() };
+        assert_eq!(run(&ALL, d(None)), ["a", "a/(dir)", "b", "b/(dir)", "c-d", "c/(dir)"]);
+        assert_eq!(run(&ALL, d(Some("a/"))), ["a/1", "a/2", "a/b/(dir)"]);
+        assert_eq!(
+            run(&ALL, ListingParams { reverse: true, ..d(None) }),
+            ["c/(dir)", "c-d", "b/(dir)", "b", "a/(dir)", "a"]
+        );
+        assert_eq!(run(&ALL, ListingParams { limit: 3, ..d(None) }), ["a", "a/(dir)", "b"]);
+        // A marker equal to a subdir does not repeat it.
+        assert_eq!(run(&ALL, ListingParams { marker: "a/".into(), ..d(None) }), ["b", "b/(dir)", "c-d", "c/(dir)"]);
+    }
+
+    #[test]
+    fn path_lists_one_level_without_the_path_itself() {
+        let all = ["p", "p/", "p/a", "p/b/", "p/b/c", "p/d", "q"];
+        assert_eq!(run(&all, ListingParams { path: Some("p".into()), ..params() }), ["p/a", "p/b/", "p/d"]);
+        // As in Swift, a name ending in the delimiter is a row, not a subtree.
+        assert_eq!(run(&all, ListingParams { path: Some("".into()), ..params() }), ["p", "p/", "q"]);
+    }
+
+    #[test]
+    fn content_type_negotiation_follows_swift() {
+        assert_eq!(listing_content_type(None, None), Ok("text/plain"));
+        assert_eq!(listing_content_type(Some("json"), Some("text/xml")), Ok("application/json"));
+        assert_eq!(listing_content_type(Some("XML"), None), Ok("application/xml"));
+        assert_eq!(listing_content_type(Some("bogus"), None), Ok("text/plain"));
+        assert_eq!(listing_content_type(None, Some("application/json")), Ok("application/json"));
+        assert_eq!(listing_content_type(None, Some("*/*")), Ok("text/plain"));
+        assert_eq!(listing_content_type(None, Some("text/*;q=0.5, application/xml")), Ok("application/xml"));
+        assert_eq!(listing_content_type(None, Some("text/xml")), Ok("text/xml"));
+        assert_eq!(listing_content_type(None, Some("image/png")), Err(NegotiationError::NotAcceptable));
+        assert_eq!(listing_content_type(None, Some("garbage")), Err(NegotiationError::BadAccept));
+    }
+
+    fn obj(name: &str) -> ListingItem<ObjectEntry> {
+        ListingItem::Row(
+            name.into(),
+            ObjectEntry {
+                name: name.into(),
+                bytes: 3,
+                hash: "h".into(),
+                content_type: "text/plain".into(),
+                last_modified: "2023-11-14T22:13:20.000000".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn container_renderings_match_swift_bytes() {
+        let items = vec![obj("ü<&>\""), ListingItem::Subdir("d/".into())];
+        assert_eq!(
+            String::from_utf8(render_container(&items, "c", "application/json")).unwrap(),
+            r#"[{"bytes": 3, "hash": "h", "name": "\u00fc<&>\"", "content_type": "text/plain", "last_modified": "2023-11-14T22:13:20.000000"}, {"subdir": "d/"}]"#
+        );
+        assert_eq!(
+            String::from_utf8(render_container(&items, "c&", "application/xml")).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"c&amp;\"><object><name>ü&lt;&amp;&gt;\"</name>\
+             <hash>h</hash><bytes>3</bytes><content_type>text/plain</content_type>\
+             <last_modified>2023-11-14T22:13:20.000000</last_modified></object>\
+             <subdir name=\"d/\"><name>d/</name></subdir></container>"
+        );
+        assert_eq!(render_container(&items, "c", "text/plain"), "ü<&>\"\nd/\n".as_bytes());
+        assert_eq!(render_container(&[], "c", "application/json"), b"[]");
+        assert!(render_container(&[], "c", "text/plain").is_empty());
+        assert!(String::from_utf8(render_container(&[], "c", "text/xml")).unwrap().ends_with("<container name=\"c\" />"));
+        let mut s = String::new();
+        push_json_str(&mut s, "\u{1F954}\u{7f}");
+        assert_eq!(s, "\"\\ud83e\\udd54\\u007f\"");
+    }
+
+    #[test]
+    fn account_renderings_match_swift_bytes() {
+        let c = ListingItem::Row(
+            "c".into(),
+            ContainerEntry { name: "c".into(), count: 1, bytes: 2, last_modified: "t".into(), storage_policy: Some("gold".into()) },
+        );
+        assert_eq!(
+            String::from_utf8(render_account(std::slice::from_ref(&c), "a", "application/json")).unwrap(),
+            r#"[{"name": "c", "count": 1, "bytes": 2, "last_modified": "t", "storage_policy": "gold"}]"#
+        );
+        assert_eq!(
+            String::from_utf8(render_account(&[c], "a", "application/xml")).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"a\">\n<container><name>c</name><count>1</count>\
+             <bytes>2</bytes><last_modified>t</last_modified><storage_policy>gold</storage_policy></container>\n</account>"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! SQLite databases of the container and account servers (Swift's
+//! `swift/common/db.py` and the brokers built on it).
+//!
+//! * [`broker`]: the generic [`DatabaseBroker`] (file location, creation,
+//!   pending-file batching, metadata, put/delete timestamps, reclaim) and
+//!   the [`BrokerKind`] trait a database flavour implements;
+//! * [`pending`]: the `.pending` file format and its directory lock;
+//! * [`container`]: the container flavour ([`ContainerBroker`]);
+//! * [`listing`]: the listing walk and its JSON/XML/plain renderings,
+//!   shared by container and account listings.
+//!
+//! Everything here blocks on disk and SQLite: run it on a device's blocking
+//! pool (`Devices::run`), never on the async runtime.
+
+pub mod broker;
+pub mod container;
+pub mod listing;
+pub mod pending;
+
+pub use broker::{BrokerKind, DatabaseBroker, DbError, InitParams, Metadata, MetadataLimits};
+pub use container::{ContainerBroker, ContainerInfo, ObjectRecord};

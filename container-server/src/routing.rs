@@ -1,0 +1,113 @@
+//! Request routing: verb and path → [`Route`], with Swift's path rules and
+//! name-length limits. Bad paths become a status and a one-line reason.
+
+use common::path::{parse_storage_path, StoragePath};
+use common::swift_conf::Constraints;
+use http::{Method, StatusCode};
+
+/// What a request is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/<dev>/<part>/<account>/<container>`.
+    Container(ContainerOp, StoragePath),
+    /// `/<dev>/<part>/<account>/<container>/<object>`: an object row update
+    /// sent by an object server.
+    Object(ObjectOp, StoragePath),
+    /// DB replication verbs, not implemented yet.
+    NotImplemented,
+}
+
+/// Operations on a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerOp {
+    Put,
+    Post,
+    Delete,
+    Head,
+    Get,
+}
+
+/// Operations on an object row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectOp {
+    Put,
+    Delete,
+}
+
+/// A refused request: status and one-line reason.
+pub type Refusal = (StatusCode, String);
+
+/// Routes `method` on the raw (quoted) `path`.
+pub fn route(method: &Method, raw_path: &str, limits: &Constraints) -> Result<Route, Refusal> {
+    let (min, max) = match method.as_str() {
+        "REPLICATE" | "UPDATE" => return Ok(Route::NotImplemented),
+        // Swift takes an object segment on these and ignores it for
+        // HEAD/GET.
+        "PUT" | "DELETE" | "HEAD" | "GET" => (4, 5),
+        "POST" => (4, 4),
+        _ => return Err((StatusCode::METHOD_NOT_ALLOWED, format!("Method {method} is not allowed"))),
+    };
+    let path = parse_storage_path(raw_path, min, max).map_err(|e| (e.status(), e.to_string()))?;
+    check_lengths(&path, limits)?;
+    let object_op = match method.as_str() {
+        "PUT" => Some(ObjectOp::Put),
+        "DELETE" => Some(ObjectOp::Delete),
+        _ => None,
+    };
+    if path.object.is_some() {
+        if let Some(op) = object_op {
+            return Ok(Route::Object(op, path));
+        }
+    }
+    let op = match method.as_str() {
+        "PUT" => ContainerOp::Put,
+        "POST" => ContainerOp::Post,
+        "DELETE" => ContainerOp::Delete,
+        "HEAD" => ContainerOp::Head,
+        _ => ContainerOp::Get,
+    };
+    Ok(Route::Container(op, path))
+}
+
+/// Swift's name limits (the proxy enforces them; we refuse too, so a bad
+/// name never reaches a database).
+fn check_lengths(path: &StoragePath, limits: &Constraints) -> Result<(), Refusal> {
+    let too_long = |what: &str, len: usize, max: u64| {
+        (StatusCode::BAD_REQUEST, format!("{what} name length of {len} longer than {max}"))
+    };
+    if path.account.len() as u64 > limits.max_account_name_length {
+        return Err(too_long("Account", path.account.len(), limits.max_account_name_length));
+    }
+    if let Some(c) = &path.container {
+        if c.len() as u64 > limits.max_container_name_length {
+            return Err(too_long("Container", c.len(), limits.max_container_name_length));
+        }
+    }
+    if let Some(o) = &path.object {
+        if o.len() as u64 > limits.max_object_name_length {
+            return Err(too_long("Object", o.len(), limits.max_object_name_length));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_follow_swift() {
+        let l = Constraints::default();
+        let put = Method::PUT;
+        assert!(matches!(route(&put, "/sda/1/a/c", &l), Ok(Route::Container(ContainerOp::Put, _))));
+        assert!(matches!(route(&put, "/sda/1/a/c/o/x", &l), Ok(Route::Object(ObjectOp::Put, p)) if p.object.as_deref() == Some("o/x")));
+        assert!(matches!(route(&Method::GET, "/sda/1/a/c/o", &l), Ok(Route::Container(ContainerOp::Get, _))));
+        assert_eq!(route(&Method::POST, "/sda/1/a/c/o", &l).unwrap_err().0, 400);
+        assert_eq!(route(&put, "/sda/1/a", &l).unwrap_err().0, 400);
+        assert_eq!(route(&put, "/sda/1/a/%ff", &l).unwrap_err().0, 412);
+        let long = format!("/sda/1/a/{}", "c".repeat(257));
+        assert_eq!(route(&put, &long, &l).unwrap_err(), (StatusCode::BAD_REQUEST, "Container name length of 257 longer than 256".into()));
+        let m = Method::from_bytes(b"REPLICATE").unwrap();
+        assert_eq!(route(&m, "/sda/1/abc", &l), Ok(Route::NotImplemented));
+    }
+}

@@ -1,0 +1,79 @@
+//! The container server service: settings, storage and the backend client,
+//! and the dispatch from a [`Route`] to its handler.
+
+use crate::handlers::refuse;
+use crate::routing::{route, ContainerOp, Route};
+use crate::settings::ContainerSettings;
+use crate::storage::ContainerStore;
+use common::backend::BackendClient;
+use common::devices::Devices;
+use common::http::{self as h, Body};
+use common::server::{RequestInfo, Service};
+use common::swift_conf::SwiftConf;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use std::sync::Arc;
+
+/// Every verb the container server answers.
+const ALL_METHODS: [&str; 8] = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "REPLICATE", "UPDATE"];
+
+/// The container server.
+pub struct ContainerServer {
+    pub settings: ContainerSettings,
+    pub swift: SwiftConf,
+    pub store: Arc<ContainerStore>,
+    pub client: BackendClient,
+    /// Accounts whose containers the first object update creates.
+    pub auto_create_prefix: String,
+}
+
+impl ContainerServer {
+    pub fn new(settings: ContainerSettings, swift: SwiftConf) -> ContainerServer {
+        let s = &settings.server;
+        let devices = Devices::new(s.devices.clone(), s.mount_check, s.threads_per_disk);
+        let auto_create_prefix =
+            settings.auto_create_account_prefix.clone().unwrap_or_else(|| swift.constraints.auto_create_account_prefix.clone());
+        ContainerServer {
+            store: Arc::new(ContainerStore::new(devices, swift.hash.clone())),
+            client: BackendClient::new(s.conn_timeout, s.node_timeout),
+            auto_create_prefix,
+            swift,
+            settings,
+        }
+    }
+}
+
+impl Service for ContainerServer {
+    fn server_type(&self) -> &'static str {
+        "container-server"
+    }
+
+    fn allowed_methods(&self) -> Vec<&'static str> {
+        match self.settings.server.replication_server {
+            None => ALL_METHODS.to_vec(),
+            Some(false) => ALL_METHODS.iter().copied().filter(|m| *m != "REPLICATE").collect(),
+            Some(true) => vec!["OPTIONS", "REPLICATE"],
+        }
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
+        let (parts, _body) = req.into_parts();
+        let r = match route(&parts.method, parts.uri.path(), &self.swift.constraints) {
+            Ok(r) => r,
+            Err(refusal) => return refuse(refusal),
+        };
+        let query = parts.uri.query();
+        let headers = &parts.headers;
+        match r {
+            Route::NotImplemented => h::text(StatusCode::NOT_IMPLEMENTED, "Not Implemented"),
+            Route::Object(op, path) => self.object_update(op, path, headers).await,
+            Route::Container(op, path) => match op {
+                ContainerOp::Put => self.put_container(path, headers, &info).await,
+                ContainerOp::Post => self.post_container(path, headers).await,
+                ContainerOp::Delete => self.delete_container(path, headers, &info).await,
+                ContainerOp::Head => self.head_container(path, headers, query).await,
+                ContainerOp::Get => self.get_container(path, headers, query).await,
+            },
+        }
+    }
+}

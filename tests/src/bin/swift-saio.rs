@@ -1,0 +1,89 @@
+//! `swift-saio`: a whole Swift cluster on this machine, in the foreground.
+
+use clap::Parser;
+use cluster::{Cluster, Options, USERS};
+use std::path::PathBuf;
+
+/// Starts an all-in-one Swift cluster (account, container and object
+/// servers and a proxy) on this machine and keeps it running until Ctrl-C.
+#[derive(Parser)]
+#[command(name = "swift-saio", version)]
+struct Args {
+    /// Where the configs, rings and data live (created on first use)
+    #[arg(long, default_value = "./saio")]
+    data_dir: PathBuf,
+    /// The address every server binds to
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_ip: String,
+    #[arg(long, default_value_t = 8080)]
+    proxy_port: u16,
+    /// Devices (and servers of each kind), one per zone
+    #[arg(long, default_value_t = 4)]
+    devices: usize,
+    #[arg(long, default_value_t = 3.0)]
+    replicas: f64,
+    #[arg(long, default_value_t = 10)]
+    part_power: u32,
+    /// Show every server's log lines
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn main() {
+    let a = Args::parse();
+    let opts = Options {
+        data_dir: a.data_dir.clone(),
+        bind_ip: a.bind_ip.clone(),
+        proxy_port: a.proxy_port,
+        devices: a.devices,
+        replicas: a.replicas,
+        part_power: a.part_power,
+        bin_dir: None,
+        show_logs: a.verbose,
+    };
+    let fresh = !a.data_dir.join("etc/swift.conf").exists();
+    let mut cluster = match Cluster::start(opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("swift-saio: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let url = cluster.auth_url();
+    println!("swift-saio: {} cluster in {} ({} servers) is up.", if fresh { "new" } else { "existing" }, a.data_dir.display(), cluster.procs.len());
+    if a.bind_ip == "127.0.0.1" {
+        println!("Listening on 127.0.0.1 only (use --bind-ip to change).");
+    }
+    println!();
+    println!("Auth URL: {url}");
+    println!("Users (account:user key):");
+    for (acct, user, key, groups) in USERS {
+        println!("  {acct}:{user} {key} {groups}");
+    }
+    println!();
+    println!("Try:");
+    println!("  curl -i -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' {url}");
+    println!("  swift -A {url} -U test:tester -K testing stat");
+    println!();
+    println!("Ctrl-C (or SIGTERM) stops the cluster; run again with the same --data-dir to reuse it.");
+    wait_for_signal();
+    eprintln!("swift-saio: stopping");
+    cluster.stop();
+}
+
+/// Waits for SIGINT or SIGTERM.
+fn wait_for_signal() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STOP: AtomicBool = AtomicBool::new(false);
+    extern "C" fn on_signal(_: libc::c_int) {
+        STOP.store(true, Ordering::SeqCst);
+    }
+    // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    while !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
