@@ -53,8 +53,24 @@ impl BackendClient {
         headers: HeaderMap,
         body: Body,
     ) -> Result<Response<Incoming>, BackendError> {
+        self.request_with_query(method, ip, port, path, "", headers, body).await
+    }
+
+    /// Like `request`, with a query string (already encoded, without `?`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn request_with_query(
+        &self,
+        method: Method,
+        ip: &str,
+        port: u16,
+        path: &str,
+        query: &str,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Result<Response<Incoming>, BackendError> {
         let host = if ip.contains(':') && !ip.starts_with('[') { format!("[{ip}]") } else { ip.to_string() };
-        let uri = format!("http://{host}:{port}{}", quote_path(path));
+        let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let uri = format!("http://{host}:{port}{}{q}", quote_path(path));
         let mut req = Request::builder().method(method).uri(&uri).body(body).map_err(|e| BackendError::Http(format!("{uri}: {e}")))?;
         *req.headers_mut() = headers;
         match tokio::time::timeout(self.node_timeout, self.client.request(req)).await {

@@ -72,8 +72,9 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
     let path = format!("/{}", ctx.account);
     let headers = p.backend_headers(ctx, &method, &path);
     let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
-    let backend_path = format!("{part}{path}?{}", listing_query(&q));
-    let mut ans = p.backends.read(&p.account_ring, part, method.clone(), &backend_path, &headers, newest).await;
+    let backend_path = format!("{part}{path}");
+    let backend_query = listing_query(&q);
+    let mut ans = p.backends.read(&p.account_ring, part, method.clone(), &backend_path, &backend_query, &headers, newest).await;
     if ans.status == StatusCode::NOT_FOUND && p.settings.account_autocreate {
         ans = fake_account(&ctx.account);
     }
@@ -90,7 +91,12 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
 /// rendering is a 204.
 pub fn listing_response(ans: &Answer, format: listing::Format, method: &Method, render: impl Fn(&[serde_json::Value]) -> String) -> Response<Body> {
     let items: Vec<serde_json::Value> = if ans.body.is_empty() { Vec::new() } else { serde_json::from_slice(&ans.body).unwrap_or_default() };
-    let body = render(&items);
+    // JSON goes out as the storage server wrote it (Swift's formatting).
+    let body = if format == listing::Format::Json && !ans.body.is_empty() {
+        String::from_utf8_lossy(&ans.body).into_owned()
+    } else {
+        render(&items)
+    };
     let mut r = Response::new(h::empty());
     crate::proxy::client_headers(&ans.headers, r.headers_mut());
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));

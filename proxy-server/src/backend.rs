@@ -40,7 +40,15 @@ impl Backends {
     /// Sends one request to one node and reads the whole answer; errors and
     /// 5xx count against the node, 507 error-limits it.
     pub async fn ask(&self, node: &Device, method: Method, path: &str, headers: HeaderMap, body: Bytes) -> Option<Answer> {
-        let resp = self.client.request(method, &node.ip, node.port, &format!("/{}/{}", node.device, path), headers, h::full(body)).await;
+        self.ask_query(node, method, path, "", headers, body).await
+    }
+
+    /// `ask` with a query string (encoded, without `?`).
+    pub async fn ask_query(&self, node: &Device, method: Method, path: &str, query: &str, headers: HeaderMap, body: Bytes) -> Option<Answer> {
+        let resp = self
+            .client
+            .request_with_query(method, &node.ip, node.port, &format!("/{}/{}", node.device, path), query, headers, h::full(body))
+            .await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
@@ -75,13 +83,14 @@ impl Backends {
     /// `X-Timestamp`). `path` is `<part>/<account>[/<container>]`.
     /// Returns the answer to pass on: the success, else 404 when every node
     /// that answered said 404, else 503.
-    pub async fn read(&self, ring: &Ring, part: u32, method: Method, path: &str, headers: &HeaderMap, newest: bool) -> Answer {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read(&self, ring: &Ring, part: u32, method: Method, path: &str, query: &str, headers: &HeaderMap, newest: bool) -> Answer {
         let nodes = node_iter(ring, part, self.max_nodes(ring), &self.errors);
         let mut best: Option<Answer> = None;
         let mut not_found: Option<Answer> = None;
         let mut answered = 0;
         for node in &nodes {
-            let Some(a) = self.ask(node, method.clone(), path, headers.clone(), Bytes::new()).await else { continue };
+            let Some(a) = self.ask_query(node, method.clone(), path, query, headers.clone(), Bytes::new()).await else { continue };
             answered += 1;
             if a.status.is_success() || a.status.is_redirection() {
                 if !newest {

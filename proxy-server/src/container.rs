@@ -61,8 +61,9 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, owner: bool) -> Resp
     let path = format!("/{}/{}", ctx.account, container);
     let headers = p.backend_headers(ctx, &method, &path);
     let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
-    let backend_path = format!("{part}{path}?{}", listing_query(&q));
-    let ans = p.backends.read(&p.container_ring, part, method.clone(), &backend_path, &headers, newest).await;
+    let backend_path = format!("{part}{path}");
+    let backend_query = listing_query(&q);
+    let ans = p.backends.read(&p.container_ring, part, method.clone(), &backend_path, &backend_query, &headers, newest).await;
     let mut resp = if !ans.status.is_success() {
         answer_response(&Answer { body: Bytes::new(), ..ans }, &method)
     } else {

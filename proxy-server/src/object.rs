@@ -428,8 +428,10 @@ async fn upload(
     let winner = &answers[i];
     let mut r = h::status(winner.status);
     if winner.status.is_success() {
-        if let Some(etag) = winner.headers.get(http::header::ETAG) {
-            r.headers_mut().insert(http::header::ETAG, etag.clone());
+        if let Some(etag) = winner.headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
+            if let Ok(v) = HeaderValue::from_str(&etag.replace('"', "")) {
+                r.headers_mut().insert(http::header::ETAG, v);
+            }
         }
         if let Ok(v) = HeaderValue::from_str(&common::timestamp::http_date(now.ceil_secs())) {
             r.headers_mut().insert(http::header::LAST_MODIFIED, v);
@@ -620,8 +622,10 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
     if let Some(ct) = sparts.headers.get(http::header::CONTENT_TYPE) {
         headers.insert(http::header::CONTENT_TYPE, ct.clone());
     }
-    if let Some(etag) = sparts.headers.get(http::header::ETAG) {
-        headers.insert(http::header::ETAG, etag.clone());
+    if let Some(etag) = sparts.headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
+        if let Ok(v) = HeaderValue::from_str(&etag.replace('"', "")) {
+            headers.insert(http::header::ETAG, v);
+        }
     }
     // ...then let the request's own headers override them.
     let (parts, _) = req.into_parts();

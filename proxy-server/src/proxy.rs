@@ -113,7 +113,7 @@ impl Proxy {
             None => format!("/{account}"),
         };
         let headers = self.backend_headers(ctx, &Method::HEAD, &path);
-        let ans = self.backends.read(ring, part, Method::HEAD, &format!("{part}{path}"), &headers, false).await;
+        let ans = self.backends.read(ring, part, Method::HEAD, &format!("{part}{path}"), "", &headers, false).await;
         let ans = Arc::new(ans);
         if ans.status.is_success() || ans.status == StatusCode::NOT_FOUND {
             let mut cache = self.info_cache.lock().expect("info cache lock");
@@ -199,6 +199,13 @@ pub fn client_headers(from: &HeaderMap, to: &mut HeaderMap) {
             || n.contains("-sysmeta-")
             || matches!(n, "connection" | "keep-alive" | "transfer-encoding" | "date" | "server" | "x-trans-id" | "content-length")
         {
+            continue;
+        }
+        if n == "etag" {
+            // Swift's proxy hands out bare MD5s (etag_quoter aside).
+            if let Ok(v) = HeaderValue::from_str(&value.to_str().unwrap_or_default().replace('"', "")) {
+                to.append(name.clone(), v);
+            }
             continue;
         }
         to.append(name.clone(), value.clone());
