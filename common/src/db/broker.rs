@@ -274,6 +274,15 @@ impl<K: BrokerKind> DatabaseBroker<K> {
         b
     }
 
+    /// The same broker waiting at most `timeout` for the pending file's
+    /// lock (Swift's account server uses 3 s for proxied container
+    /// updates, so a busy account fails fast rather than stalling the
+    /// container server).
+    pub fn with_pending_timeout(mut self, timeout: Duration) -> Self {
+        self.pending_timeout = timeout;
+        self
+    }
+
     /// The SQLite file.
     pub fn db_file(&self) -> &Path {
         &self.db_file

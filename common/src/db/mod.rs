@@ -6,16 +6,19 @@
 //!   the [`BrokerKind`] trait a database flavour implements;
 //! * [`pending`]: the `.pending` file format and its directory lock;
 //! * [`container`]: the container flavour ([`ContainerBroker`]);
+//! * [`account`]: the account flavour ([`AccountBroker`]);
 //! * [`listing`]: the listing walk and its JSON/XML/plain renderings,
 //!   shared by container and account listings.
 //!
 //! Everything here blocks on disk and SQLite: run it on a device's blocking
 //! pool (`Devices::run`), never on the async runtime.
 
+pub mod account;
 pub mod broker;
 pub mod container;
 pub mod listing;
 pub mod pending;
 
+pub use account::{AccountBroker, AccountInfo, ContainerRecord, PolicyStats};
 pub use broker::{BrokerKind, DatabaseBroker, DbError, InitParams, Metadata, MetadataLimits};
 pub use container::{ContainerBroker, ContainerInfo, ObjectRecord};

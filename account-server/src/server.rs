@@ -1,0 +1,73 @@
+//! The account server service: settings and storage, and the dispatch
+//! from a [`Route`] to its handler.
+
+use crate::handlers::refuse;
+use crate::routing::{route, AccountOp, Route};
+use crate::settings::AccountSettings;
+use crate::storage::AccountStore;
+use common::devices::Devices;
+use common::http::{self as h, Body};
+use common::server::{RequestInfo, Service};
+use common::swift_conf::SwiftConf;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use std::sync::Arc;
+
+/// Every verb the account server answers.
+const ALL_METHODS: [&str; 7] = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "REPLICATE"];
+
+/// The account server.
+pub struct AccountServer {
+    pub settings: AccountSettings,
+    pub swift: SwiftConf,
+    pub store: Arc<AccountStore>,
+    /// Accounts that the first container update creates.
+    pub auto_create_prefix: String,
+}
+
+impl AccountServer {
+    pub fn new(settings: AccountSettings, swift: SwiftConf) -> AccountServer {
+        let s = &settings.server;
+        let devices = Devices::new(s.devices.clone(), s.mount_check, s.threads_per_disk);
+        let auto_create_prefix =
+            settings.auto_create_account_prefix.clone().unwrap_or_else(|| swift.constraints.auto_create_account_prefix.clone());
+        AccountServer { store: Arc::new(AccountStore::new(devices, swift.hash.clone())), auto_create_prefix, swift, settings }
+    }
+}
+
+impl Service for AccountServer {
+    fn server_type(&self) -> &'static str {
+        "account-server"
+    }
+
+    fn allowed_methods(&self) -> Vec<&'static str> {
+        match self.settings.server.replication_server {
+            None => ALL_METHODS.to_vec(),
+            Some(false) => ALL_METHODS.iter().copied().filter(|m| *m != "REPLICATE").collect(),
+            Some(true) => vec!["OPTIONS", "REPLICATE"],
+        }
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, _info: RequestInfo) -> Response<Body> {
+        // No account request carries a body worth reading (REPLICATE's
+        // comes with replication).
+        let (parts, _body) = req.into_parts();
+        let r = match route(&parts.method, parts.uri.path(), &self.swift.constraints) {
+            Ok(r) => r,
+            Err(refusal) => return refuse(refusal),
+        };
+        let query = parts.uri.query();
+        let headers = &parts.headers;
+        match r {
+            Route::NotImplemented => h::text(StatusCode::NOT_IMPLEMENTED, "Not Implemented"),
+            Route::ContainerUpdate(path) => self.container_update(path, headers).await,
+            Route::Account(op, path) => match op {
+                AccountOp::Put => self.put_account(path, headers).await,
+                AccountOp::Post => self.post_account(path, headers).await,
+                AccountOp::Delete => self.delete_account(path, headers).await,
+                AccountOp::Head => self.head_account(path, headers, query).await,
+                AccountOp::Get => self.get_account(path, headers, query).await,
+            },
+        }
+    }
+}
