@@ -38,6 +38,9 @@ impl BackendClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
+            // 90 metadata items plus Swift's own headers exceed hyper's
+            // default of 100.
+            .http1_max_headers(256)
             .build(connector);
         BackendClient { client, node_timeout: node_timeout + conn_timeout }
     }

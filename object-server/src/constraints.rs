@@ -118,13 +118,15 @@ pub fn is_object_meta(name: &str) -> bool {
 
 /// The metadata a request carries: headers selected by `keep`, plus the
 /// `allowed` headers, names title-cased. Values that are not text are
-/// taken as Latin-1, as WSGI does.
+/// UTF-8, else taken as Latin-1, as WSGI does.
 pub fn request_metadata(headers: &HeaderMap, allowed: &BTreeSet<String>, keep: impl Fn(&str) -> bool) -> Metadata {
     let mut m = Metadata::new();
     for (name, value) in headers {
         let n = name.as_str();
         if keep(n) || allowed.contains(n) {
-            let v = match value.to_str() {
+            // UTF-8 (what Swift clients send) is kept as is; other bytes
+            // are taken as Latin-1, as WSGI does.
+            let v = match std::str::from_utf8(value.as_bytes()) {
                 Ok(s) => s.to_string(),
                 Err(_) => value.as_bytes().iter().map(|&b| b as char).collect(),
             };

@@ -132,7 +132,7 @@ async fn send_one(server: &ObjectServer, host: &str, device: &str, partition: &s
     }
     let mut headers = HeaderMap::new();
     for (k, v) in &u.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_bytes(v.as_bytes())) {
             headers.insert(n, v);
         }
     }

@@ -226,7 +226,7 @@ fn conditional_status(headers: &HeaderMap, etag: &str, last_modified: u64) -> Op
 fn object_headers(server: &ObjectServer, obj: &OpenObject) -> HeaderMap {
     let mut hm = HeaderMap::new();
     let mut put = |k: &str, v: &str| {
-        if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_bytes(v.as_bytes())) {
             hm.insert(n, v);
         }
     };

@@ -1,6 +1,7 @@
 //! Object POST: replaces the object's user metadata by writing a `.meta`
 //! file; system metadata stays with the `.data` (swift/obj/server.py `POST`).
 
+use std::collections::BTreeMap;
 use crate::constraints;
 use crate::diskfile::{self, OpenError, WriteError};
 use crate::metadata::Metadata;
@@ -108,15 +109,28 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
             return h::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error writing metadata");
         }
     }
+    let ctype = if req_ctype_ts > orig_ctype_ts { req_ctype.unwrap_or_default() } else { current_ctype };
+    // As Swift does, a POST re-reports the object row so the container
+    // listing shows the new content type and metadata time.
+    let mut update: BTreeMap<String, String> = BTreeMap::new();
+    let data = &obj.data_metadata;
+    update.insert("x-size".into(), data.get("Content-Length").cloned().unwrap_or_else(|| "0".into()));
+    update.insert("x-content-type".into(), ctype.clone());
+    update.insert("x-timestamp".into(), obj.data_timestamp.internal());
+    update.insert("x-content-type-timestamp".into(), ctype_ts.unwrap_or(obj.data_timestamp).internal());
+    update.insert("x-meta-timestamp".into(), meta_ts.internal());
+    update.insert("x-etag".into(), data.get("ETag").cloned().unwrap_or_default());
+    crate::put::apply_container_overrides(&mut update, &headers);
+    let what = format!("POST {}", target.name);
+    crate::container_update::update_containers(&server, &headers, &what, "PUT", &target, update).await;
     let mut resp = h::status(StatusCode::ACCEPTED);
     let hm = resp.headers_mut();
-    let ctype = if req_ctype_ts > orig_ctype_ts { req_ctype.unwrap_or_default() } else { current_ctype };
-    if let Ok(v) = HeaderValue::from_str(&ctype) {
+    if let Ok(v) = HeaderValue::from_bytes(ctype.as_bytes()) {
         hm.insert("x-backend-content-type", v);
     }
     for (k, v) in &obj.data_metadata {
         if k.to_ascii_lowercase().starts_with("x-object-sysmeta-") {
-            if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_bytes(v.as_bytes())) {
                 hm.insert(n, v);
             }
         }

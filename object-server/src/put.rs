@@ -69,7 +69,7 @@ fn check_object_creation(server: &ObjectServer, headers: &HeaderMap, target: &Ta
         return Err(h::text(StatusCode::BAD_REQUEST, "No content type"));
     };
     let delete_at = constraints::check_delete_headers(headers, ts)?;
-    if ctype.to_str().is_err() || std::str::from_utf8(ctype.as_bytes()).is_err() {
+    if std::str::from_utf8(ctype.as_bytes()).is_err() {
         return Err(h::text(StatusCode::BAD_REQUEST, "Invalid Content-Type"));
     }
     constraints::check_metadata(headers, c)?;

@@ -14,11 +14,15 @@ pub const LISTING_PARAMS: &[&str] = &["prefix", "delimiter", "marker", "end_mark
 
 pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
-    match p.authorize(ctx, &method, None, None) {
+    let owner = match p.authorize(ctx, &method, None, None).await {
         crate::auth::Decision::Deny => return p.denied(ctx),
-        crate::auth::Decision::Allow { .. } => {}
+        crate::auth::Decision::Allow { owner } => owner,
+    };
+    let mut req = req;
+    if !owner {
+        crate::proxy::strip_owner_headers(req.headers_mut());
     }
-    match method {
+    let mut resp = match method {
         Method::GET | Method::HEAD => get(p, ctx, &req).await,
         Method::POST => post(p, ctx, &req).await,
         Method::PUT | Method::DELETE => {
@@ -33,6 +37,23 @@ pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Bo
             write(p, ctx, &req, method).await
         }
         _ => h::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+    };
+    if !owner {
+        crate::proxy::strip_owner_headers(resp.headers_mut());
+    }
+    resp
+}
+
+/// Adds `X-Account-Access-Control` (for owners) from the stored sysmeta.
+fn add_acl_header(from: &HeaderMap, to: &mut HeaderMap) {
+    if let Some(acls) = h::header_str(from, crate::proxy::ACCOUNT_ACL_SYSMETA) {
+        if let Ok(clean) = crate::auth::validate_account_acl(acls) {
+            if !clean.is_empty() {
+                if let Ok(v) = HeaderValue::from_str(&clean) {
+                    to.insert("x-account-access-control", v);
+                }
+            }
+        }
     }
 }
 
@@ -59,13 +80,16 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
         Ok(f) => f,
         Err(()) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
     };
-    if let Some(limit) = param(&q, "limit") {
-        match limit.parse::<u64>() {
-            Ok(l) if l > p.swift.constraints.account_listing_limit => {
-                return h::text(StatusCode::PRECONDITION_FAILED, format!("Maximum limit is {}", p.swift.constraints.account_listing_limit))
+    // Swift's constrain_req_limit: a limit that is not all digits is
+    // ignored; a larger one than the maximum is refused.
+    let mut q = q;
+    if let Some(limit) = param(&q, "limit").map(str::to_string) {
+        if limit.bytes().all(|b| b.is_ascii_digit()) && !limit.is_empty() {
+            if limit.parse::<u64>().map_or(true, |l| l > p.swift.constraints.account_listing_limit) {
+                return h::text(StatusCode::PRECONDITION_FAILED, format!("Maximum limit is {}", p.swift.constraints.account_listing_limit));
             }
-            Ok(_) => {}
-            Err(_) => return h::text(StatusCode::PRECONDITION_FAILED, "Value of limit must be a positive integer"),
+        } else {
+            q.retain(|(k, _)| k != "limit");
         }
     }
     let part = p.account_ring.get_part(&ctx.account, None, None).unwrap_or(0);
@@ -82,9 +106,11 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
         if ans.status == StatusCode::NOT_FOUND && h::header_str(&ans.headers, "x-account-status").is_some_and(|s| s.eq_ignore_ascii_case("deleted")) {
             return h::text(StatusCode::GONE, "Gone");
         }
-        return answer_response(&Answer { body: Bytes::new(), ..ans }, &method);
+        return answer_response(&ans, &method);
     }
-    listing_response(&ans, format, &method, |items| listing::render_account(format, &ctx.account, items))
+    let mut r = listing_response(&ans, format, &method, |items| listing::render_account(format, &ctx.account, items));
+    add_acl_header(&ans.headers, r.headers_mut());
+    r
 }
 
 /// Re-renders a JSON listing answer in the client's format; an empty
@@ -100,7 +126,15 @@ pub fn listing_response(ans: &Answer, format: listing::Format, method: &Method, 
     let mut r = Response::new(h::empty());
     crate::proxy::client_headers(&ans.headers, r.headers_mut());
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    let status = if body.is_empty() { StatusCode::NO_CONTENT } else { StatusCode::OK };
+    // HEAD answers as the storage server did (204); GET is 204 iff the
+    // rendered listing is empty.
+    let status = if *method == Method::HEAD {
+        ans.status
+    } else if body.is_empty() {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::OK
+    };
     *r.status_mut() = status;
     r.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     if *method != Method::HEAD {
@@ -144,9 +178,21 @@ pub fn meta_headers(from: &HeaderMap, to: &mut HeaderMap, kind: &str) {
     }
 }
 
+/// Checks a client's `X-Account-Access-Control`, if any.
+fn check_acl_header(req: &Request<Incoming>) -> Result<(), Response<Body>> {
+    if let Some(v) = req.headers().get("x-account-access-control") {
+        let text = v.to_str().map_err(|_| h::text(StatusCode::BAD_REQUEST, "Invalid X-Account-Access-Control"))?;
+        crate::auth::validate_account_acl(text).map_err(|e| h::text(StatusCode::BAD_REQUEST, e))?;
+    }
+    Ok(())
+}
+
 async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
     if let Err(e) = crate::constraints::check_metadata(req.headers(), "account", &p.swift.constraints) {
         return h::text(StatusCode::BAD_REQUEST, e);
+    }
+    if let Err(r) = check_acl_header(req) {
+        return r;
     }
     let mut ans = account_write(p, ctx, req, Method::POST).await;
     if ans.status == StatusCode::NOT_FOUND && p.settings.account_autocreate {
@@ -156,7 +202,7 @@ async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
         }
     }
     p.clear_info(&ctx.account, None);
-    answer_response(&Answer { body: Bytes::new(), ..ans }, &Method::POST)
+    answer_response(&ans, &Method::POST)
 }
 
 async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) -> Response<Body> {
@@ -164,10 +210,13 @@ async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) ->
         if let Err(e) = crate::constraints::check_metadata(req.headers(), "account", &p.swift.constraints) {
             return h::text(StatusCode::BAD_REQUEST, e);
         }
+        if let Err(r) = check_acl_header(req) {
+            return r;
+        }
     }
     let ans = account_write(p, ctx, req, method.clone()).await;
     p.clear_info(&ctx.account, None);
-    answer_response(&Answer { body: Bytes::new(), ..ans }, &method)
+    answer_response(&ans, &method)
 }
 
 async fn account_write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) -> Answer {
@@ -175,9 +224,11 @@ async fn account_write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Me
     let path = format!("/{}", ctx.account);
     let mut headers = p.backend_headers(ctx, &method, &path);
     meta_headers(req.headers(), &mut headers, "account");
-    for name in ["x-account-access-control"] {
-        if let Some(v) = req.headers().get(name) {
-            headers.insert(http::HeaderName::from_static("x-account-sysmeta-core-access-control"), v.clone());
+    if let Some(v) = req.headers().get("x-account-access-control") {
+        // Validated by the caller (account_acl_header).
+        let clean = v.to_str().ok().and_then(|v| crate::auth::validate_account_acl(v).ok()).unwrap_or_default();
+        if let Ok(v) = HeaderValue::from_str(&clean) {
+            headers.insert(http::HeaderName::from_static(crate::proxy::ACCOUNT_ACL_SYSMETA), v);
         }
     }
     if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {

@@ -268,6 +268,65 @@ impl TempAuth {
     }
 }
 
+/// Account ACLs (`X-Account-Access-Control`, ACL format v2): who may
+/// administer, read and write, or read the account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountAcls {
+    pub admin: Vec<String>,
+    pub read_write: Vec<String>,
+    pub read_only: Vec<String>,
+}
+
+/// Parses stored account ACLs; `None` when empty or not valid.
+pub fn parse_account_acl(raw: &str) -> Option<AccountAcls> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    let obj = v.as_object()?;
+    let list = |k: &str| -> Vec<String> {
+        obj.get(k).and_then(|l| l.as_array()).map(|l| l.iter().filter_map(|g| g.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let acls = AccountAcls { admin: list("admin"), read_write: list("read-write"), read_only: list("read-only") };
+    (acls != AccountAcls::default()).then_some(acls)
+}
+
+/// Checks a client's `X-Account-Access-Control` as TempAuth does and
+/// returns the value to store (Swift's compact, sorted JSON), or the
+/// one-line reason for a 400.
+pub fn validate_account_acl(raw: &str) -> Result<String, String> {
+    if raw.trim().is_empty() {
+        return Ok(String::new());
+    }
+    let syntax = || format!("Syntax error in input ({raw:?})");
+    let v: serde_json::Value = serde_json::from_str(raw).map_err(|_| syntax())?;
+    let obj = v.as_object().ok_or_else(syntax)?;
+    for (key, value) in obj {
+        if !["admin", "read-write", "read-only"].contains(&key.as_str()) {
+            return Err(format!("Key {} not recognized", serde_json::Value::from(key.as_str())));
+        }
+        let list = value.as_array().ok_or_else(|| format!("Value for key {} must be a list", serde_json::Value::from(key.as_str())))?;
+        if list.iter().any(|g| !g.is_string()) {
+            return Err(format!("Elements of {} list must be strings", serde_json::Value::from(key.as_str())));
+        }
+    }
+    Ok(if obj.is_empty() { String::new() } else { serde_json::to_string(obj).unwrap_or_default() })
+}
+
+/// TempAuth's account-ACL step: `Some` decision when an ACL grants the
+/// request.
+pub fn account_acl_decision(acls: &AccountAcls, identity: &Identity, method: &str, has_container: bool) -> Option<Decision> {
+    let member = |list: &[String]| identity.groups.iter().any(|g| list.contains(g));
+    if member(&acls.admin) {
+        return Some(Decision::Allow { owner: true });
+    }
+    let read = method == "GET" || method == "HEAD";
+    if member(&acls.read_write) && (has_container || read) {
+        return Some(Decision::Allow { owner: false });
+    }
+    if member(&acls.read_only) && read {
+        return Some(Decision::Allow { owner: false });
+    }
+    None
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;

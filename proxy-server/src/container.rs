@@ -2,7 +2,6 @@
 
 use crate::account::{create_account, listing_query, listing_response, meta_headers, pick};
 use crate::auth::Decision;
-use crate::backend::Answer;
 use crate::listing;
 use crate::proxy::{answer_response, param, query, Ctx, Proxy};
 use bytes::Bytes;
@@ -10,9 +9,6 @@ use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-
-/// Container headers only the account owner may see or set.
-const OWNER_HEADERS: &[&str] = &["x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to"];
 
 pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
@@ -22,16 +18,20 @@ pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Bo
             let info = p.info(ctx, &ctx.account, Some(container)).await;
             let acl = h::header_str(&info.headers, "x-container-read");
             let referer = h::header_str(req.headers(), "referer");
-            match p.authorize(ctx, &method, acl, referer) {
+            match p.authorize(ctx, &method, acl, referer).await {
                 Decision::Deny => p.denied(ctx),
                 Decision::Allow { owner } => get(p, ctx, &req, owner).await,
             }
         }
-        Method::PUT | Method::POST | Method::DELETE => match p.authorize(ctx, &method, None, None) {
+        Method::PUT | Method::POST | Method::DELETE => match p.authorize(ctx, &method, None, None).await {
             Decision::Deny => p.denied(ctx),
-            Decision::Allow { .. } => {
+            Decision::Allow { owner } => {
                 if container.contains('/') {
                     return h::text(StatusCode::BAD_REQUEST, "Container name cannot contain slashes");
+                }
+                let mut req = req;
+                if !owner {
+                    crate::proxy::strip_owner_headers(req.headers_mut());
                 }
                 write(p, ctx, &req, method).await
             }
@@ -48,13 +48,16 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, owner: bool) -> Resp
         Ok(f) => f,
         Err(()) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
     };
-    if let Some(limit) = param(&q, "limit") {
-        match limit.parse::<u64>() {
-            Ok(l) if l > p.swift.constraints.container_listing_limit => {
-                return h::text(StatusCode::PRECONDITION_FAILED, format!("Maximum limit is {}", p.swift.constraints.container_listing_limit))
+    // Swift's constrain_req_limit: a limit that is not all digits is
+    // ignored; a larger one than the maximum is refused.
+    let mut q = q;
+    if let Some(limit) = param(&q, "limit").map(str::to_string) {
+        if limit.bytes().all(|b| b.is_ascii_digit()) && !limit.is_empty() {
+            if limit.parse::<u64>().map_or(true, |l| l > p.swift.constraints.container_listing_limit) {
+                return h::text(StatusCode::PRECONDITION_FAILED, format!("Maximum limit is {}", p.swift.constraints.container_listing_limit));
             }
-            Ok(_) => {}
-            Err(_) => return h::text(StatusCode::PRECONDITION_FAILED, "Value of limit must be a positive integer"),
+        } else {
+            q.retain(|(k, _)| k != "limit");
         }
     }
     let part = p.container_ring.get_part(&ctx.account, Some(container), None).unwrap_or(0);
@@ -65,7 +68,7 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, owner: bool) -> Resp
     let backend_query = listing_query(&q);
     let ans = p.backends.read(&p.container_ring, part, method.clone(), &backend_path, &backend_query, &headers, newest).await;
     let mut resp = if !ans.status.is_success() {
-        answer_response(&Answer { body: Bytes::new(), ..ans }, &method)
+        answer_response(&ans, &method)
     } else {
         let mut r = listing_response(&ans, format, &method, |items| listing::render_container(format, container, items));
         if let Some(policy) = h::header_str(&ans.headers, "x-backend-storage-policy-index").and_then(|i| i.parse::<u32>().ok()) {
@@ -78,9 +81,7 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, owner: bool) -> Resp
         r
     };
     if !owner {
-        for n in OWNER_HEADERS {
-            resp.headers_mut().remove(*n);
-        }
+        crate::proxy::strip_owner_headers(resp.headers_mut());
     }
     resp
 }
@@ -117,7 +118,7 @@ async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) ->
         }
     }
     if method == Method::PUT {
-        let policy = match h::header_str(req.headers(), "x-storage-policy") {
+        let policy = match h::header_str(req.headers(), "x-storage-policy").filter(|n| !n.trim().is_empty()) {
             Some(name) => match p.swift.policy_by_name(name) {
                 Some(pol) if !pol.is_deprecated => pol.index,
                 _ => return h::text(StatusCode::BAD_REQUEST, format!("Invalid X-Storage-Policy {name:?}")),
@@ -173,5 +174,5 @@ async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) ->
     p.clear_info(&ctx.account, Some(container));
     p.clear_info(&ctx.account, None);
     let ans = pick(&answers);
-    answer_response(&Answer { body: Bytes::new(), ..ans }, &method)
+    answer_response(&ans, &method)
 }

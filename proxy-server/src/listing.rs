@@ -121,9 +121,16 @@ pub fn render_account(format: Format, account: &str, items: &[Value]) -> String 
                     continue;
                 }
                 out.push_str("<container>");
-                for key in ["name", "count", "bytes", "last_modified"] {
+                const KNOWN: [&str; 4] = ["name", "count", "bytes", "last_modified"];
+                for key in KNOWN {
                     if let Some(v) = item.get(key) {
                         out.push_str(&format!("<{key}>{}</{key}>", html_escape(&value_text(v))));
+                    }
+                }
+                // e.g. storage_policy, which Swift's account listings carry.
+                if let Some(obj) = item.as_object() {
+                    for (k, v) in obj.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())) {
+                        out.push_str(&format!("<{k}>{}</{k}>", html_escape(&value_text(v))));
                     }
                 }
                 out.push_str("</container>");

@@ -53,7 +53,7 @@ pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Bo
     let info = p.info(ctx, &ctx.account, Some(container)).await;
     if info.status == StatusCode::NOT_FOUND {
         // Authorize first so an anonymous caller learns nothing.
-        if let Decision::Deny = p.authorize(ctx, &method, None, h::header_str(req.headers(), "referer")) {
+        if let Decision::Deny = p.authorize(ctx, &method, None, h::header_str(req.headers(), "referer")).await {
             return p.denied(ctx);
         }
         return not_found();
@@ -68,7 +68,7 @@ pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Bo
     let acl_header = if matches!(method, Method::GET | Method::HEAD) { "x-container-read" } else { "x-container-write" };
     let acl = h::header_str(&info.headers, acl_header);
     let referer = h::header_str(req.headers(), "referer");
-    if let Decision::Deny = p.authorize(ctx, &method, acl, referer) {
+    if let Decision::Deny = p.authorize(ctx, &method, acl, referer).await {
         return p.denied(ctx);
     }
     let target = Target { account: &ctx.account, container, object };
@@ -213,6 +213,9 @@ fn add_container_headers(hm: &mut HeaderMap, p: &Proxy, t: &Target<'_>, nodes: &
     }
 }
 
+/// The latest `X-Delete-At` Swift stores (`normalize_delete_at_timestamp`).
+const MAX_DELETE_AT: u64 = 9_999_999_999;
+
 /// Validates and normalises `X-Delete-At` / `X-Delete-After`.
 fn delete_at(headers: &HeaderMap, now: &Timestamp) -> Result<Option<u64>, String> {
     if let Some(after) = h::header_str(headers, "x-delete-after") {
@@ -220,14 +223,14 @@ fn delete_at(headers: &HeaderMap, now: &Timestamp) -> Result<Option<u64>, String
         if secs < 0 {
             return Err("X-Delete-After in past".into());
         }
-        return Ok(Some(now.secs() + secs as u64));
+        return Ok(Some((now.secs() + secs as u64).min(MAX_DELETE_AT)));
     }
     if let Some(at) = h::header_str(headers, "x-delete-at") {
         let at: f64 = at.trim().parse().map_err(|_| "Non-integer X-Delete-At".to_string())?;
         if !at.is_finite() || at < now.as_secs_f64() {
             return Err("X-Delete-At in past".into());
         }
-        return Ok(Some(at as u64));
+        return Ok(Some((at as u64).min(MAX_DELETE_AT)));
     }
     Ok(None)
 }
@@ -239,6 +242,16 @@ fn object_write_headers(req_headers: &HeaderMap, out: &mut HeaderMap) {
         if let Some(v) = req_headers.get(*name) {
             out.insert(HeaderName::from_static(name), v.clone());
         }
+    }
+}
+
+/// The content type for a name, as Python's `mimetypes` (which Swift
+/// uses) would guess it: `mime_guess` with Python's few differing answers.
+fn guess_content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "wav" => "audio/x-wav",
+        _ => mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream"),
     }
 }
 
@@ -259,6 +272,9 @@ async fn put(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, ring: &Ring, policy: 
     }
     if content_length.is_some_and(|n| n > p.swift.constraints.max_file_size) {
         return h::text(StatusCode::PAYLOAD_TOO_LARGE, "Your request is too large.");
+    }
+    if h::header_str(req.headers(), "if-none-match").is_some_and(|v| v.trim() != "*") {
+        return h::text(StatusCode::BAD_REQUEST, "If-None-Match only supports *");
     }
     let (parts, body) = req.into_parts();
     let body: Upload = body.map_err(|e| Box::new(e) as BoxError).boxed();
@@ -300,7 +316,7 @@ async fn upload(
     }
     let detect = h::header_str(client_headers_in, "x-detect-content-type").is_some_and(|v| common::config::parse_bool(v) == Some(true));
     if detect || !headers.contains_key(http::header::CONTENT_TYPE) {
-        let guess = mime_guess::from_path(t.object).first_raw().unwrap_or("application/octet-stream");
+        let guess = guess_content_type(t.object);
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(guess));
     }
     if let Ok(v) = HeaderValue::from_str(&now.internal()) {
@@ -468,12 +484,28 @@ async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy
     }
     policy_header(&mut headers, policy);
     let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
-    let answers = p.backends.write(ring, part, Method::POST, &format!("{part}{}", t.path()), |_| headers.clone(), Bytes::new()).await;
+    let n = ring.table().part_nodes(part).len();
+    let updates = container_updates(p, t, n);
+    let answers = p
+        .backends
+        .write(
+            ring,
+            part,
+            Method::POST,
+            &format!("{part}{}", t.path()),
+            |i| {
+                let mut hm = headers.clone();
+                add_container_headers(&mut hm, p, t, &updates[i.min(updates.len() - 1)]);
+                hm
+            },
+            Bytes::new(),
+        )
+        .await;
     let ans = pick(&answers);
     if ans.status == StatusCode::NOT_FOUND {
         return not_found();
     }
-    answer_response(&Answer { body: Bytes::new(), ..ans }, &Method::POST)
+    answer_response(&ans, &Method::POST)
 }
 
 async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
@@ -507,7 +539,7 @@ async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, poli
     if ans.status == StatusCode::NOT_FOUND {
         return not_found();
     }
-    answer_response(&Answer { body: Bytes::new(), ..ans }, &Method::DELETE)
+    answer_response(&ans, &Method::DELETE)
 }
 
 /// `COPY` with `Destination: container/object`: a GET of this object and a
@@ -556,14 +588,14 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
         host_url: dctx.host_url.clone(),
     };
     let sinfo = p.info(&sctx, src_account, Some(sc)).await;
-    if let Decision::Deny = p.authorize(&sctx, &Method::GET, h::header_str(&sinfo.headers, "x-container-read"), h::header_str(req.headers(), "referer")) {
+    if let Decision::Deny = p.authorize(&sctx, &Method::GET, h::header_str(&sinfo.headers, "x-container-read"), h::header_str(req.headers(), "referer")).await {
         return p.denied(&sctx);
     }
     if sinfo.status == StatusCode::NOT_FOUND {
         return not_found();
     }
     let dinfo = p.info(dctx, &dctx.account, Some(dc)).await;
-    if let Decision::Deny = p.authorize(dctx, &Method::PUT, h::header_str(&dinfo.headers, "x-container-write"), None) {
+    if let Decision::Deny = p.authorize(dctx, &Method::PUT, h::header_str(&dinfo.headers, "x-container-write"), None).await {
         return p.denied(dctx);
     }
     if dinfo.status == StatusCode::NOT_FOUND {
@@ -579,7 +611,8 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
     let spath = format!("/{src_account}/{sc}/{so}");
     let mut sheaders = p.backend_headers(&sctx, &Method::GET, &spath);
     policy_header(&mut sheaders, spolicy);
-    for name in ["if-match", "if-none-match", "if-modified-since", "if-unmodified-since"] {
+    // A Range on a copy copies just that part of the source.
+    for name in ["if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "range"] {
         if let Some(v) = req.headers().get(name) {
             sheaders.insert(HeaderName::from_static(name), v.clone());
         }
@@ -622,9 +655,11 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
     if let Some(ct) = sparts.headers.get(http::header::CONTENT_TYPE) {
         headers.insert(http::header::CONTENT_TYPE, ct.clone());
     }
-    if let Some(etag) = sparts.headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
-        if let Ok(v) = HeaderValue::from_str(&etag.replace('"', "")) {
-            headers.insert(http::header::ETAG, v);
+    if sparts.status != StatusCode::PARTIAL_CONTENT {
+        if let Some(etag) = sparts.headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
+            if let Ok(v) = HeaderValue::from_str(&etag.replace('"', "")) {
+                headers.insert(http::header::ETAG, v);
+            }
         }
     }
     // ...then let the request's own headers override them.

@@ -138,20 +138,22 @@ impl Proxy {
         }
     }
 
-    /// Asks TempAuth; without TempAuth in the pipeline everything is allowed.
-    pub fn authorize(&self, ctx: &Ctx, method: &Method, acl: Option<&str>, referer: Option<&str>) -> Decision {
-        match &self.auth {
-            None => Decision::Allow { owner: true },
-            Some(a) => a.authorize(
-                ctx.identity.as_ref(),
-                method.as_str(),
-                &ctx.account,
-                ctx.container.as_deref(),
-                ctx.object.as_deref(),
-                acl,
-                referer,
-            ),
+    /// Asks TempAuth (container ACL `acl`, then the account's ACLs);
+    /// without TempAuth in the pipeline everything is allowed.
+    pub async fn authorize(&self, ctx: &Ctx, method: &Method, acl: Option<&str>, referer: Option<&str>) -> Decision {
+        let Some(auth) = &self.auth else { return Decision::Allow { owner: true } };
+        let decision =
+            auth.authorize(ctx.identity.as_ref(), method.as_str(), &ctx.account, ctx.container.as_deref(), ctx.object.as_deref(), acl, referer);
+        let Some(identity) = ctx.identity.as_ref() else { return decision };
+        if decision != Decision::Deny || auth.account_prefix(&ctx.account).is_none() {
+            return decision;
         }
+        // Account ACLs (X-Account-Access-Control, kept as sysmeta).
+        let info = self.info(ctx, &ctx.account, None).await;
+        let Some(acls) = h::header_str(&info.headers, ACCOUNT_ACL_SYSMETA).and_then(crate::auth::parse_account_acl) else {
+            return decision;
+        };
+        crate::auth::account_acl_decision(&acls, identity, method.as_str(), ctx.container.is_some()).unwrap_or(decision)
     }
 
     /// The 401/403 for a denied request.
@@ -165,6 +167,31 @@ impl Proxy {
             }
             r
         }
+    }
+}
+
+/// Where account ACLs are stored (Swift's `core-access-control` sysmeta).
+pub const ACCOUNT_ACL_SYSMETA: &str = "x-account-sysmeta-core-access-control";
+
+/// Headers only an account's owner may set or see (Swift's
+/// `swift_owner_headers`).
+pub const OWNER_HEADERS: &[&str] = &[
+    "x-container-read",
+    "x-container-write",
+    "x-container-sync-key",
+    "x-container-sync-to",
+    "x-account-meta-temp-url-key",
+    "x-account-meta-temp-url-key-2",
+    "x-container-meta-temp-url-key",
+    "x-container-meta-temp-url-key-2",
+    "x-account-access-control",
+];
+
+/// Removes the owner-only headers (from a non-owner's request or from a
+/// response to one).
+pub fn strip_owner_headers(headers: &mut HeaderMap) {
+    for h in OWNER_HEADERS {
+        headers.remove(*h);
     }
 }
 
@@ -265,8 +292,13 @@ impl Service for Proxy {
     fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> impl std::future::Future<Output = Response<Body>> + Send {
         async move {
             let trans_id = info.trans_id.clone();
+            // Swift (eventlet) echoes a client's keep-alive request.
+            let keep_alive = h::header_str(req.headers(), "connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
             let mut resp = self.route(req, info).await;
             let hm = resp.headers_mut();
+            if keep_alive && !hm.contains_key(http::header::CONNECTION) {
+                hm.insert(http::header::CONNECTION, HeaderValue::from_static("keep-alive"));
+            }
             if let Ok(v) = HeaderValue::from_str(&trans_id) {
                 hm.insert("x-openstack-request-id", v.clone());
                 hm.insert("x-trans-id", v);
@@ -317,11 +349,30 @@ impl Proxy {
         if !self.swift.constraints.valid_api_versions.iter().any(|v| *v == version) {
             return h::text(StatusCode::NOT_FOUND, "Not Found");
         }
-        let Some(account) = segs[1].clone() else { return h::text(StatusCode::NOT_FOUND, "Not Found") };
+        let Some(account) = segs[1].clone() else {
+            // "/v1" alone is a bad URL; "/v1//c/o" names no account.
+            let rest = path.trim_start_matches('/').split_once('/').map_or("", |(_, r)| r);
+            return if rest.trim_matches('/').is_empty() {
+                h::text(StatusCode::PRECONDITION_FAILED, "Bad URL")
+            } else {
+                h::text(StatusCode::NOT_FOUND, "Not Found")
+            };
+        };
+        if let Some(te) = h::header_str(req.headers(), "transfer-encoding") {
+            // Only chunked transfer coding is implemented (as in Swift).
+            if te.split(',').any(|c| !c.trim().eq_ignore_ascii_case("chunked")) {
+                return h::text(StatusCode::NOT_IMPLEMENTED, "Not Implemented");
+            }
+        }
         let container = segs[2].clone();
         let object = segs[3].clone();
         if object.is_some() && container.is_none() {
             return h::text(StatusCode::NOT_FOUND, "Not Found");
+        }
+        // eventlet refuses header lines longer than max_header_size.
+        let max_line = self.swift.constraints.max_header_size as usize;
+        if req.headers().iter().any(|(n, v)| n.as_str().len() + 2 + v.len() > max_line) {
+            return h::text(StatusCode::BAD_REQUEST, "Header value too long");
         }
         // Gatekeeper: what clients may not send.
         let internal: Vec<HeaderName> = req.headers().keys().filter(|n| is_internal_header(n.as_str())).cloned().collect();

@@ -58,7 +58,7 @@ async fn read_head(stream: &mut TcpStream, timeout: Duration) -> Result<PutAnswe
         if buf.len() > MAX_HEAD {
             return Err(PutError::Io("response head too large".into()));
         }
-        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut headers = [httparse::EMPTY_HEADER; 256];
         let mut resp = httparse::Response::new(&mut headers);
         match resp.parse(&buf) {
             Ok(httparse::Status::Complete(_)) => {

@@ -68,7 +68,7 @@ pub fn true_value(v: Option<&str>) -> bool {
 
 /// Adds a header, skipping values HTTP cannot carry.
 pub fn set_header(resp: &mut Response<Body>, name: &str, value: &str) {
-    if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+    if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
         resp.headers_mut().insert(n, v);
     }
 }

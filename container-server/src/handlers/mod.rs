@@ -140,7 +140,7 @@ pub fn info_headers(info: &ContainerInfo, deleted: bool) -> Vec<(&'static str, S
 
 /// Adds a header, skipping values HTTP cannot carry.
 pub fn set_header(resp: &mut Response<Body>, name: &str, value: &str) {
-    if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+    if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
         resp.headers_mut().insert(n, v);
     }
 }
