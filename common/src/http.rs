@@ -20,7 +20,7 @@ pub fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into()).map_err(|never| match never {}).boxed()
 }
 
-/// A response with a plain-text, one-line reason (or an empty body when
+/// A response with a one-line reason (or an empty body when
 /// `reason` is empty). `Content-Length` is always set.
 pub fn text(status: StatusCode, reason: impl Into<String>) -> Response<Body> {
     let reason = reason.into();
@@ -29,7 +29,8 @@ pub fn text(status: StatusCode, reason: impl Into<String>) -> Response<Body> {
     let h = resp.headers_mut();
     h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(reason.len()));
     if !reason.is_empty() {
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+        // swob's default for error and status bodies.
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
     }
     resp
 }

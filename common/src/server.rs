@@ -201,6 +201,9 @@ pub async fn serve<S: Service>(
     // Swift allows 90 metadata items plus its own headers; hyper's default
     // of 100 headers would refuse such requests before they reach us.
     builder.max_headers(256);
+    // Swift (eventlet) writes header names in Title-Case; clients and
+    // Swift's own tests compare them case-sensitively.
+    builder.title_case_headers(true);
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {

@@ -50,6 +50,13 @@ pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Bo
     let method = req.method().clone();
     let container = ctx.container.as_deref().expect("object requests have a container");
     let object = ctx.object.as_deref().expect("object requests have an object");
+    if method == Method::PUT {
+        if let Some(src) = h::header_str(req.headers(), "x-copy-from").map(str::to_string) {
+            let src_account = h::header_str(req.headers(), "x-copy-from-account").map(str::to_string);
+            let target = Target { account: &ctx.account, container, object };
+            return copy(p, ctx, req, &src, src_account.as_deref(), &target).await;
+        }
+    }
     let info = p.info(ctx, &ctx.account, Some(container)).await;
     if info.status == StatusCode::NOT_FOUND {
         // Authorize first so an anonymous caller learns nothing.
@@ -594,16 +601,8 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
     if sinfo.status == StatusCode::NOT_FOUND {
         return not_found();
     }
-    let dinfo = p.info(dctx, &dctx.account, Some(dc)).await;
-    if let Decision::Deny = p.authorize(dctx, &Method::PUT, h::header_str(&dinfo.headers, "x-container-write"), None).await {
-        return p.denied(dctx);
-    }
-    if dinfo.status == StatusCode::NOT_FOUND {
-        return not_found();
-    }
     let spolicy = h::header_str(&sinfo.headers, "x-backend-storage-policy-index").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let dpolicy = h::header_str(&dinfo.headers, "x-backend-storage-policy-index").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let (Some(sring), Some(dring)) = (p.object_rings.get(&spolicy), p.object_rings.get(&dpolicy)) else {
+    let Some(sring) = p.object_rings.get(&spolicy) else {
         return h::text(StatusCode::SERVICE_UNAVAILABLE, "No object ring");
     };
     // Read the source from the first node that has it.
@@ -643,6 +642,19 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
     }
     let Some(source) = source else {
         return if missing { not_found() } else { h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable") };
+    };
+    // As Swift's copy middleware: the source is read first, then the
+    // destination's permission and existence are checked by the PUT.
+    let dinfo = p.info(dctx, &dctx.account, Some(dc)).await;
+    if let Decision::Deny = p.authorize(dctx, &Method::PUT, h::header_str(&dinfo.headers, "x-container-write"), None).await {
+        return p.denied(dctx);
+    }
+    if dinfo.status == StatusCode::NOT_FOUND {
+        return not_found();
+    }
+    let dpolicy = h::header_str(&dinfo.headers, "x-backend-storage-policy-index").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let Some(dring) = p.object_rings.get(&dpolicy) else {
+        return h::text(StatusCode::SERVICE_UNAVAILABLE, "No object ring");
     };
     let (sparts, sbody) = stream_body(source);
     let length = h::header_str(&sparts.headers, "content-length").and_then(|v| v.parse::<u64>().ok());

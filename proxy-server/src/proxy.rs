@@ -398,6 +398,7 @@ impl Proxy {
         if req.method() == Method::OPTIONS {
             return crate::cors::options(&self, &ctx, &req).await;
         }
+        let origin = h::header_str(req.headers(), "origin").map(str::to_string);
         let mut resp = if ctx.object.is_some() {
             crate::object::handle(&self, &ctx, req).await
         } else if ctx.container.is_some() {
@@ -405,6 +406,9 @@ impl Proxy {
         } else {
             crate::account::handle(&self, &ctx, req).await
         };
+        if let Some(origin) = origin {
+            crate::cors::apply(&self, &ctx, &origin, &mut resp).await;
+        }
         // Gatekeeper, outbound.
         let internal: Vec<HeaderName> = resp.headers().keys().filter(|n| {
             let n = n.as_str();

@@ -118,19 +118,25 @@ impl Putter {
             .map_err(|_| PutError::Io(format!("connect to {addr} timed out")))?
             .map_err(|e| PutError::Io(format!("connect to {addr}: {e}")))?;
         let _ = tcp.set_nodelay(true);
-        let mut head = format!("PUT {} HTTP/1.1\r\nHost: {addr}\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n", common::http::quote_path(path));
+        // Header values go out as the client sent them: bytes, not text
+        // (object metadata need not be UTF-8).
+        let mut head: Vec<u8> = format!(
+            "PUT {} HTTP/1.1\r\nHost: {addr}\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n",
+            common::http::quote_path(path)
+        )
+        .into_bytes();
         for (name, value) in headers {
             if matches!(name.as_str(), "host" | "expect" | "transfer-encoding" | "content-length" | "connection") {
                 continue;
             }
-            head.push_str(name.as_str());
-            head.push_str(": ");
-            head.push_str(&String::from_utf8_lossy(value.as_bytes()));
-            head.push_str("\r\n");
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
         }
-        head.push_str("\r\n");
+        head.extend_from_slice(b"\r\n");
         let mut stream = tcp;
-        tokio::time::timeout(node_timeout, stream.write_all(head.as_bytes()))
+        tokio::time::timeout(node_timeout, stream.write_all(&head))
             .await
             .map_err(|_| PutError::Io("timeout sending headers".into()))?
             .map_err(|e| PutError::Io(e.to_string()))?;
