@@ -122,7 +122,15 @@ impl TempAuth {
             }
         }
         if admin {
-            groups.push(self.account_id(u));
+            // `.admin` owns the account under every reseller prefix
+            // (AUTH_test, SERVICE_test, ...), as Swift's tempauth.
+            for prefix in &self.settings.reseller_prefixes {
+                groups.push(format!("{prefix}{}", u.account));
+            }
+            let id = self.account_id(u);
+            if !groups.contains(&id) {
+                groups.push(id);
+            }
         }
         groups
     }
@@ -474,7 +482,7 @@ mod tests {
         assert_eq!(again.token, login.token, "the same token while it is valid");
         let other_proxy = TempAuth::new(settings(), b"secret");
         let id = other_proxy.validate(&login.token).unwrap();
-        assert_eq!(id.groups, vec!["test", "test:tester", "AUTH_test"]);
+        assert_eq!(id.groups, vec!["test", "test:tester", "AUTH_test", "SERVICE_test"]);
         assert!(TempAuth::new(settings(), b"other").validate(&login.token).is_none());
         let mut forged = login.token.clone();
         forged.replace_range(8..9, if &forged[8..9] == "f" { "e" } else { "f" });

@@ -51,8 +51,8 @@ pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Bo
     let container = ctx.container.as_deref().expect("object requests have a container");
     let object = ctx.object.as_deref().expect("object requests have an object");
     if method == Method::PUT {
-        if let Some(src) = h::header_str(req.headers(), "x-copy-from").map(str::to_string) {
-            let src_account = h::header_str(req.headers(), "x-copy-from-account").map(str::to_string);
+        if let Some(src) = utf8_header(req.headers(), "x-copy-from") {
+            let src_account = utf8_header(req.headers(), "x-copy-from-account");
             let target = Target { account: &ctx.account, container, object };
             return copy(p, ctx, req, &src, src_account.as_deref(), &target).await;
         }
@@ -81,23 +81,23 @@ pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Bo
     let target = Target { account: &ctx.account, container, object };
     match method.as_str() {
         "GET" | "HEAD" => get(p, ctx, &req, ring, policy, &target).await,
-        "PUT" => {
-            if let Some(src) = h::header_str(req.headers(), "x-copy-from").map(str::to_string) {
-                let src_account = h::header_str(req.headers(), "x-copy-from-account").map(str::to_string);
-                return copy(p, ctx, req, &src, src_account.as_deref(), &target).await;
-            }
-            put(p, ctx, req, ring, policy, &target).await
-        }
+        "PUT" => put(p, ctx, req, ring, policy, &target).await,
         "POST" => post(p, ctx, &req, ring, policy, &target).await,
         "DELETE" => delete(p, ctx, &req, ring, policy, &target).await,
         "COPY" => {
-            let Some(dest) = h::header_str(req.headers(), "destination").map(str::to_string) else {
+            let Some(dest) = utf8_header(req.headers(), "destination") else {
                 return h::text(StatusCode::PRECONDITION_FAILED, "Destination header required");
             };
             copy_to(p, ctx, req, &dest).await
         }
         _ => h::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
     }
+}
+
+/// A header that names an account, container or object: UTF-8 text
+/// (clients send names raw or percent-encoded).
+fn utf8_header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).map(str::to_string)
 }
 
 fn not_found() -> Response<Body> {
@@ -557,7 +557,7 @@ async fn copy_to(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, dest: &str) -> Re
     let Some((dc, dobj)) = dest.split_once('/').filter(|(c, o)| !c.is_empty() && !o.is_empty()) else {
         return h::text(StatusCode::PRECONDITION_FAILED, "Bad URL: Destination header must be of the form <container name>/<object name>");
     };
-    let dest_account = h::header_str(req.headers(), "destination-account").map(str::to_string).unwrap_or_else(|| ctx.account.clone());
+    let dest_account = utf8_header(req.headers(), "destination-account").unwrap_or_else(|| ctx.account.clone());
     let src = format!("/{}/{}", ctx.container.as_deref().unwrap_or_default(), ctx.object.as_deref().unwrap_or_default());
     let dctx = Ctx {
         info: ctx.info.clone(),
