@@ -95,3 +95,87 @@ pub async fn read_body(resp: Response<Incoming>, limit: usize, timeout: Duration
         Err(_) => Err(BackendError::Timeout(timeout)),
     }
 }
+
+/// A streamed body whose every frame must arrive within `timeout` (Swift's
+/// `node_timeout` per chunk): a stalled storage server ends the stream
+/// with an error instead of holding the client forever.
+pub struct TimeoutBody<B> {
+    inner: B,
+    timeout: Duration,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> TimeoutBody<B> {
+    pub fn new(inner: B, timeout: Duration) -> TimeoutBody<B> {
+        TimeoutBody { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+    }
+}
+
+impl<B> http_body::Body for TimeoutBody<B>
+where
+    B: http_body::Body + Unpin,
+    B::Error: Into<crate::http::BoxError>,
+{
+    type Data = B::Data;
+    type Error = crate::http::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + this.timeout;
+                this.sleep.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match std::future::Future::poll(this.sleep.as_mut(), cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(format!("no data from the storage server for {:?}", this.timeout).into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// One frame, then silence.
+    struct Stall(bool);
+
+    impl http_body::Body for Stall {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>>> {
+            if self.0 {
+                std::task::Poll::Pending
+            } else {
+                self.0 = true;
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(b"x")))))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_times_out() {
+        let mut body = TimeoutBody::new(Stall(false), Duration::from_millis(50));
+        assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "x");
+        // Nothing more comes: the next frame is an error, not a hang.
+        assert!(body.frame().await.unwrap().is_err());
+    }
+}

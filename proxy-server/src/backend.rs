@@ -165,6 +165,8 @@ impl Backends {
                 }
             }
         });
+        // Every node is waited for (each within node_timeout): dropping a
+        // slow account/container write would cancel it on that node.
         futures_join_all(futs).await
     }
 }
@@ -196,6 +198,50 @@ pub async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<It
     out.into_iter().map(|o| o.expect("every future finished")).collect()
 }
 
+/// Runs `futs` concurrently until all finish, or until `quorum_reached`
+/// says the finished ones already decide the answer and `grace` (Swift's
+/// `post_quorum_timeout`) has passed since; stragglers are no longer
+/// waited for (`None`). Pass spawned tasks' handles so that stragglers
+/// still complete in the background, as Swift's do.
+pub async fn join_quorum<F: std::future::Future>(
+    futs: impl IntoIterator<Item = F>,
+    quorum_reached: impl Fn(&[Option<F::Output>]) -> bool,
+    grace: Duration,
+) -> Vec<Option<F::Output>> {
+    let mut set: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    let mut deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if !pending {
+            return std::task::Poll::Ready(());
+        }
+        if deadline.is_none() && quorum_reached(&out) {
+            deadline = Some(Box::pin(tokio::time::sleep(grace)));
+        }
+        match deadline.as_mut() {
+            Some(d) => std::future::Future::poll(d.as_mut(), cx),
+            None => std::task::Poll::Pending,
+        }
+    })
+    .await;
+    out
+}
+
+/// Whether the answers so far contain a quorum of one status class.
+pub fn has_quorum(answers: &[Option<Answer>], quorum: usize) -> bool {
+    let done: Vec<Answer> = answers.iter().flatten().cloned().collect();
+    best_response(&done, quorum).is_some()
+}
+
 /// Swift's `best_response`: the first status class (2xx, 3xx, 4xx) that
 /// `quorum` answers share wins, with its highest status; otherwise 503.
 /// Returns the index of the winning answer.
@@ -214,9 +260,10 @@ pub fn quorum(n: usize) -> usize {
     quorum_size(n)
 }
 
-/// Turns a streamed backend response into a client response body.
-pub fn stream_body(resp: Response<Incoming>) -> (http::response::Parts, Body) {
+/// Turns a streamed backend response into a client response body; each
+/// chunk must arrive within `node_timeout`.
+pub fn stream_body(resp: Response<Incoming>, node_timeout: Duration) -> (http::response::Parts, Body) {
     use http_body_util::BodyExt;
     let (parts, body) = resp.into_parts();
-    (parts, body.map_err(|e| Box::new(e) as common::http::BoxError).boxed())
+    (parts, common::backend::TimeoutBody::new(body, node_timeout).boxed())
 }

@@ -172,7 +172,7 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy:
             }
             continue;
         }
-        let (parts, body) = stream_body(resp);
+        let (parts, body) = stream_body(resp, p.settings.node_timeout);
         let mut r = Response::new(if method == Method::HEAD { h::empty() } else { body });
         *r.status_mut() = parts.status;
         client_headers(&parts.headers, r.headers_mut());
@@ -437,13 +437,23 @@ async fn upload(
         // object server discard its partial upload.
         return h::text(StatusCode::from_u16(499).expect("499 is a valid code"), "Client Disconnect");
     }
-    let finals = futures_join_all(live.into_iter().flatten().map(|pt| pt.finish())).await;
+    // Each node's final answer is awaited in its own task, so a node still
+    // committing after the quorum answered finishes its write anyway.
+    let finishing: Vec<_> = live.into_iter().flatten().map(|pt| tokio::spawn(pt.finish())).collect();
+    let finals = crate::backend::join_quorum(
+        finishing.into_iter().map(|task| async move {
+            match task.await {
+                Ok(Ok(a)) => Answer { status: a.status, headers: a.headers, body: Bytes::new() },
+                _ => Answer { status: StatusCode::SERVICE_UNAVAILABLE, headers: HeaderMap::new(), body: Bytes::new() },
+            }
+        }),
+        |done| crate::backend::has_quorum(done, need),
+        p.settings.post_quorum_timeout,
+    )
+    .await;
     let answers: Vec<Answer> = finals
         .into_iter()
-        .map(|r| match r {
-            Ok(a) => Answer { status: a.status, headers: a.headers, body: Bytes::new() },
-            Err(_) => Answer { status: StatusCode::SERVICE_UNAVAILABLE, headers: HeaderMap::new(), body: Bytes::new() },
-        })
+        .map(|a| a.unwrap_or(Answer { status: StatusCode::SERVICE_UNAVAILABLE, headers: HeaderMap::new(), body: Bytes::new() }))
         .collect();
     let Some(i) = best_response(&answers, need) else {
         return h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
@@ -656,7 +666,7 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
     let Some(dring) = p.object_rings.get(&dpolicy) else {
         return h::text(StatusCode::SERVICE_UNAVAILABLE, "No object ring");
     };
-    let (sparts, sbody) = stream_body(source);
+    let (sparts, sbody) = stream_body(source, p.settings.node_timeout);
     let length = h::header_str(&sparts.headers, "content-length").and_then(|v| v.parse::<u64>().ok());
     let mut headers = HeaderMap::new();
     let fresh = h::header_str(req.headers(), "x-fresh-metadata").is_some_and(|v| common::config::parse_bool(v) == Some(true));
