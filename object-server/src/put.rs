@@ -206,7 +206,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     let mut metadata = constraints::request_metadata(&headers, &st.allowed_headers, is_object_meta);
     metadata.insert("name".into(), target.name.clone());
     metadata.insert("X-Timestamp".into(), ts.internal());
-    metadata.insert("Content-Type".into(), h::header_str(&headers, "content-type").unwrap_or("").to_string());
+    metadata.insert("Content-Type".into(), headers.get("content-type").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default());
     metadata.insert("Content-Length".into(), writer.written().to_string());
     metadata.insert("ETag".into(), etag.clone());
     if let Some(at) = delete_at {
