@@ -45,6 +45,12 @@ impl BackendClient {
         BackendClient { client, node_timeout: node_timeout + conn_timeout }
     }
 
+    /// How long a response may take (connect plus node timeout); callers
+    /// use it to bound reading small bodies too.
+    pub fn node_timeout(&self) -> Duration {
+        self.node_timeout
+    }
+
     /// Sends `method` to `http://ip:port<path>` (`path` unquoted; it is
     /// quoted here as Swift does) with `headers` and `body`.
     pub async fn request(

@@ -80,6 +80,7 @@ pub async fn send(
     for (hostport, device) in targets.nodes.clone() {
         let client = client.clone();
         let headers = headers.clone();
+        let body_timeout = client.node_timeout();
         let target_path = format!("/{device}/{}/{}/{container}", targets.partition, path.account);
         tasks.push(tokio::spawn(async move {
             let Some((ip, port)) = hostport.rsplit_once(':').and_then(|(ip, p)| Some((ip.trim_matches(['[', ']']).to_string(), p.parse::<u16>().ok()?)))
@@ -91,7 +92,7 @@ pub async fn send(
                 Ok(resp) => {
                     let status = resp.status();
                     // Drain the body so the connection can be reused.
-                    let _ = read_body(resp, 64 * 1024, std::time::Duration::from_secs(3)).await;
+                    let _ = read_body(resp, 64 * 1024, body_timeout).await;
                     if status != StatusCode::NOT_FOUND && !status.is_success() {
                         log::error(&format!(
                             "ERROR Account update failed with {ip}:{port}/{device} (will retry later): Response {status}"

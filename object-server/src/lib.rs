@@ -148,7 +148,14 @@ impl Service for ObjectServer {
         }
         let route = match routing::route(req.method(), &raw_path) {
             Ok(Some(r)) => r,
-            Ok(None) => return h::status(StatusCode::METHOD_NOT_ALLOWED),
+            Ok(None) => {
+                let mut r = h::status(StatusCode::METHOD_NOT_ALLOWED);
+                let allow = common::server::allow_header(&common::server::Service::allowed_methods(&*self));
+                if let Ok(v) = http::HeaderValue::from_str(&allow) {
+                    r.headers_mut().insert(http::header::ALLOW, v);
+                }
+                return r;
+            }
             Err(e) => return h::text(e.status(), e.to_string()),
         };
         match route {

@@ -195,6 +195,11 @@ impl Cluster {
         }
         let proxy_conf = etc.join("proxy-server.conf");
         let proxy_port = read_port(&proxy_conf)?;
+        // A reused layout keeps the address it was made with.
+        let mut opts = opts;
+        if let Some(ip) = read_bind_ip(&proxy_conf)? {
+            opts.bind_ip = ip;
+        }
         procs.push(Proc {
             name: "proxy-server".into(),
             port: proxy_port,
@@ -257,6 +262,11 @@ fn count_configs(dir: &Path) -> Result<usize> {
         bail!("no server configs in {}", dir.display());
     }
     Ok(n)
+}
+
+fn read_bind_ip(config: &Path) -> Result<Option<String>> {
+    let conf = common::config::ConfigFile::load(config)?;
+    Ok(conf.defaults().get("bind_ip").map(str::to_string))
 }
 
 fn read_port(config: &Path) -> Result<u16> {

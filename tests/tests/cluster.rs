@@ -106,3 +106,86 @@ fn writes_without_a_quorum_are_refused() {
     }
     assert_eq!(s.req("GET", "/c/o", &[], b"").status, 404, "nothing was acknowledged, so nothing is there");
 }
+
+/// Starts one more proxy on the cluster's config (another port, optional
+/// extra tempauth settings), as a second proxy behind a load balancer.
+fn second_proxy(c: &Cluster, dir: &std::path::Path, extra_tempauth: &str) -> common::testing::ServerProcess {
+    let text = std::fs::read_to_string(c.etc.join("proxy-server.conf")).unwrap();
+    let port = common::testing::free_port();
+    let text = text
+        .replace(&format!("bind_port = {}", c.proxy_port), &format!("bind_port = {port}"))
+        .replace("[filter:tempauth]\n", &format!("[filter:tempauth]\n{extra_tempauth}\n"));
+    let conf = dir.join(format!("proxy-{port}.conf"));
+    std::fs::write(&conf, text).unwrap();
+    let bin = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("swift-proxy-server");
+    common::testing::ServerProcess::start(&bin, &conf, port)
+}
+
+#[test]
+fn tokens_work_on_every_proxy_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(&dir.path().join("saio"));
+    let s = login(&c, "test:tester", "testing");
+    let other = second_proxy(&c, dir.path(), "");
+    let url2 = s.url.replace(&format!(":{}/", c.proxy_port), &format!(":{}/", other.port));
+    let r = request("HEAD", &url2, &[("X-Auth-Token", &s.token)], b"");
+    assert!(r.status == 204 || r.status == 200, "a token from one proxy works on another: {}", r.status);
+
+    // A proxy with a 2 s token life hands out tokens that stop working.
+    let short = second_proxy(&c, dir.path(), "token_life = 2");
+    let auth = format!("http://127.0.0.1:{}/auth/v1.0", short.port);
+    let r = request("GET", &auth, &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")], b"");
+    assert_eq!(r.status, 200);
+    let token = r.header("x-auth-token").unwrap().to_string();
+    let expires: u64 = r.header("x-auth-token-expires").unwrap().parse().unwrap();
+    assert!(expires <= 2, "expires in {expires}");
+    let url = r.header("x-storage-url").unwrap().to_string();
+    let expired = common::testing::poll_until(std::time::Duration::from_secs(15), || {
+        (request("HEAD", &url, &[("X-Auth-Token", &token)], b"").status == 401).then_some(())
+    });
+    assert!(expired.is_some(), "the token never expired");
+}
+
+#[test]
+fn gatekeeper_healthcheck_and_request_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    let base = format!("http://127.0.0.1:{}", c.proxy_port);
+    let r = request("GET", &format!("{base}/healthcheck"), &[], b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "OK"));
+    let r = request("GET", &format!("{base}/info"), &[], b"");
+    let info: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(info["swift"]["max_file_size"], 5368709122u64);
+    let s = login(&c, "test:tester", "testing");
+    assert_eq!(s.req("PUT", "/g", &[], b"").status, 201);
+    // Backend headers from a client are ignored, and never shown to one.
+    let r = s.req("PUT", "/g/o", &[("X-Backend-Storage-Policy-Index", "7"), ("X-Object-Sysmeta-Secret", "x")], b"data");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = s.req("GET", "/g/o", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.headers.iter().all(|(k, _)| !k.starts_with("x-backend-") && !k.contains("sysmeta")), "{:?}", r.headers);
+    let id = r.header("x-openstack-request-id").unwrap();
+    assert!(id.starts_with("tx") && r.header("x-trans-id") == Some(id));
+}
+
+#[test]
+fn a_failed_device_is_replaced_by_a_handoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    let s = login(&c, "test:tester", "testing");
+    assert_eq!(s.req("PUT", "/h", &[], b"").status, 201);
+    let conf = common::swift_conf::SwiftConf::load_dir(&c.etc).unwrap();
+    let ring = ring::Ring::load_named(&c.etc, "object", conf.hash.clone()).unwrap();
+    let (part, primaries) = ring.get_nodes("AUTH_test", Some("h"), Some("o")).unwrap();
+    let handoff = ring.table().handoffs(part).next().unwrap().clone();
+    // The first primary's disk "fails": its device directory disappears,
+    // so its server answers 507 and the proxy must use the handoff.
+    let failed = &primaries[0];
+    let dev_dir = |d: &ring::Device| dir.path().join("devices").join(&d.device[3..]).join(&d.device);
+    std::fs::rename(dev_dir(failed), dir.path().join("gone")).unwrap();
+    assert_eq!(s.req("PUT", "/h/o", &[], b"handed off").status, 201);
+    assert_eq!(s.req("GET", "/h/o", &[], b"").text(), "handed off");
+    let hash = conf.hash.hash_path("AUTH_test", Some("h"), Some("o")).unwrap();
+    let on_handoff = dev_dir(&handoff).join("objects").join(part.to_string()).join(&hash[29..]).join(&hash);
+    assert!(on_handoff.is_dir(), "the handoff {} holds the object", handoff.device);
+}

@@ -33,4 +33,7 @@ async fn main() {
     let grace = settings.server.graceful_shutdown_timeout;
     let server = Arc::new(ObjectServer::new(settings, swift));
     serve(server, listener, log_requests, shutdown_signal(), grace).await;
+    // In-flight requests had their grace period; blocking disk work still
+    // running must not hold the exit (a write never published is safe).
+    std::process::exit(0);
 }

@@ -37,5 +37,7 @@ fn main() {
         common::log::info(&format!("proxy-server listening on {addr}"));
         common::server::serve(Arc::new(proxy), listener, settings.log_requests, common::server::shutdown_signal(), settings.graceful_shutdown_timeout)
             .await;
+        // In-flight requests had their grace period; do not wait longer.
+        std::process::exit(0);
     });
 }

@@ -50,8 +50,11 @@ fn main() {
         }
     };
     let url = cluster.auth_url();
+    if !fresh {
+        println!("Reusing the layout in {}: --bind-ip, --proxy-port, --devices, --replicas and --part-power apply only to a new --data-dir.", a.data_dir.display());
+    }
     println!("swift-saio: {} cluster in {} ({} servers) is up.", if fresh { "new" } else { "existing" }, a.data_dir.display(), cluster.procs.len());
-    if a.bind_ip == "127.0.0.1" {
+    if cluster.opts.bind_ip == "127.0.0.1" {
         println!("Listening on 127.0.0.1 only (use --bind-ip to change).");
     }
     println!();
