@@ -292,7 +292,12 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
         return r;
     }
 
-    let ranges = h::header_str(&headers, "range").and_then(parse_range).filter(|r| !r.is_empty());
+    // The proxy asks us to ignore Range for objects carrying certain
+    // metadata (a DLO manifest's ranges apply to the assembled object).
+    let ignore_range = h::header_str(&headers, "x-backend-ignore-range-if-metadata-present").is_some_and(|names| {
+        names.split(',').map(str::trim).filter(|n| !n.is_empty()).any(|n| resp_headers.contains_key(n.to_ascii_lowercase().as_str()))
+    });
+    let ranges = h::header_str(&headers, "range").and_then(parse_range).filter(|r| !r.is_empty() && !ignore_range);
     let mut status = StatusCode::OK;
     let mut plan = vec![Segment::File { start: 0, stop: size }];
     let mut verify = Some(etag.clone());

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod constraints;
 pub mod container;
 pub mod cors;
+pub mod dlo;
 pub mod info;
 pub mod listing;
 pub mod nodes;

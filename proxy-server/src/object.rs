@@ -46,7 +46,7 @@ impl Target<'_> {
     }
 }
 
-pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let container = ctx.container.as_deref().expect("object requests have a container");
     let object = ctx.object.as_deref().expect("object requests have an object");
@@ -110,7 +110,7 @@ fn policy_header(hm: &mut HeaderMap, policy: u32) {
 
 /// GET/HEAD: the first node with a good answer streams it to the client;
 /// with `X-Newest`, every node is asked (HEAD) and the newest one serves.
-async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
+async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let method = req.method().clone();
     let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
     let mut nodes = node_iter(ring, part, (ring.table().replica_count().ceil() as usize) * p.settings.request_node_count_factor, &p.backends.errors);
@@ -121,6 +121,12 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy:
         if let Some(v) = req.headers().get(*name) {
             headers.insert(HeaderName::from_static(name), v.clone());
         }
+    }
+    // A DLO manifest's Range applies to the assembled object (Swift's dlo
+    // middleware asks the object server to ignore it).
+    let manifest_get = crate::proxy::param(&crate::proxy::query(req), "multipart-manifest") == Some("get");
+    if !manifest_get {
+        headers.insert("x-backend-ignore-range-if-metadata-present", HeaderValue::from_static("X-Object-Manifest"));
     }
     let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
     if newest {
@@ -171,6 +177,12 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy:
                 saw_404 = Some(Answer { status, headers: parts.headers, body: Bytes::new() });
             }
             continue;
+        }
+        if !manifest_get && resp.status().is_success() {
+            if let Some(value) = resp.headers().get("x-object-manifest").and_then(|v| v.to_str().ok()).map(str::to_string) {
+                let (parts, _) = resp.into_parts();
+                return crate::dlo::respond(p, ctx, &method, req.headers(), &parts.headers, &value).await;
+            }
         }
         let (parts, body) = stream_body(resp, p.settings.node_timeout);
         let mut r = Response::new(if method == Method::HEAD { h::empty() } else { body });
@@ -282,6 +294,12 @@ async fn put(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, ring: &Ring, policy: 
     }
     if h::header_str(req.headers(), "if-none-match").is_some_and(|v| v.trim() != "*") {
         return h::text(StatusCode::BAD_REQUEST, "If-None-Match only supports *");
+    }
+    if let Some(v) = req.headers().get("x-object-manifest") {
+        let ok = v.to_str().ok().filter(|v| !v.contains('?') && !v.contains('&')).and_then(crate::dlo::parse_manifest);
+        if ok.is_none_or(|(_, prefix)| prefix.starts_with('/')) {
+            return h::text(StatusCode::BAD_REQUEST, "X-Object-Manifest must be in the format container/prefix");
+        }
     }
     let (parts, body) = req.into_parts();
     let body: Upload = body.map_err(|e| Box::new(e) as BoxError).boxed();

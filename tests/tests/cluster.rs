@@ -189,3 +189,25 @@ fn a_failed_device_is_replaced_by_a_handoff() {
     let on_handoff = dev_dir(&handoff).join("objects").join(part.to_string()).join(&hash[29..]).join(&hash);
     assert!(on_handoff.is_dir(), "the handoff {} holds the object", handoff.device);
 }
+
+#[test]
+fn dynamic_large_objects_are_assembled_from_their_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    let s = login(&c, "test:tester", "testing");
+    assert_eq!(s.req("PUT", "/segs", &[], b"").status, 201);
+    for (i, part) in ["one", "two", "three"].iter().enumerate() {
+        assert_eq!(s.req("PUT", &format!("/segs/big/{i:03}"), &[], part.as_bytes()).status, 201);
+    }
+    let r = s.req("PUT", "/segs/big", &[("X-Object-Manifest", "segs/big/"), ("Content-Type", "text/x-dlo")], b"");
+    assert_eq!(r.status, 201);
+    let r = s.req("GET", "/segs/big", &[], b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "onetwothree"));
+    assert_eq!(r.header("content-type"), Some("text/x-dlo"));
+    let r = s.req("GET", "/segs/big", &[("Range", "bytes=2-5")], b"");
+    assert_eq!((r.status, r.text().as_str()), (206, "etwo"));
+    assert_eq!(r.header("content-range"), Some("bytes 2-5/11"));
+    let r = s.req("GET", "/segs/big?multipart-manifest=get", &[], b"");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(s.req("PUT", "/segs/bad", &[("X-Object-Manifest", "no-slash")], b"").status, 400);
+}
