@@ -7,6 +7,7 @@ use crate::settings::AccountSettings;
 use crate::storage::AccountStore;
 use common::devices::Devices;
 use common::http::{self as h, Body};
+use common::recon::Recon;
 use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
 use http::{Request, Response, StatusCode};
@@ -23,6 +24,8 @@ pub struct AccountServer {
     pub store: Arc<AccountStore>,
     /// Accounts that the first container update creates.
     pub auto_create_prefix: String,
+    /// `/recon/*`, when the pipeline has Swift's recon filter.
+    pub recon: Option<Arc<Recon>>,
 }
 
 impl AccountServer {
@@ -31,7 +34,8 @@ impl AccountServer {
         let devices = Devices::new(s.devices.clone(), s.mount_check, s.threads_per_disk);
         let auto_create_prefix =
             settings.auto_create_account_prefix.clone().unwrap_or_else(|| swift.constraints.auto_create_account_prefix.clone());
-        AccountServer { store: Arc::new(AccountStore::new(devices, swift.hash.clone())), auto_create_prefix, swift, settings }
+        let recon = Recon::for_server(s, &swift);
+        AccountServer { store: Arc::new(AccountStore::new(devices, swift.hash.clone())), auto_create_prefix, recon, swift, settings }
     }
 }
 
@@ -49,6 +53,11 @@ impl Service for AccountServer {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>, _info: RequestInfo) -> Response<Body> {
+        // Swift's recon middleware sits in front of the app and takes every
+        // `/recon/` path.
+        if let Some(recon) = self.recon.as_ref().filter(|_| Recon::handles(req.uri().path())) {
+            return recon.clone().respond(req.uri().path()).await;
+        }
         // No account request carries a body worth reading (REPLICATE's
         // comes with replication).
         let (parts, _body) = req.into_parts();

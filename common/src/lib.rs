@@ -12,6 +12,7 @@ pub mod devices;
 pub mod http;
 pub mod log;
 pub mod path;
+pub mod recon;
 pub mod server;
 pub mod backend;
 pub mod testing;

@@ -44,6 +44,10 @@ pub struct ServerSettings {
     pub graceful_shutdown_timeout: Duration,
     /// Where daemons and recon share their figures.
     pub recon_cache_path: PathBuf,
+    /// The recon middleware's settings when `[pipeline:main]` names it
+    /// (Swift's `pipeline = recon <type>-server`); `None` turns `/recon/*`
+    /// off, as in Swift.
+    pub recon: Option<crate::recon::ReconSettings>,
 }
 
 impl ServerSettings {
@@ -51,10 +55,13 @@ impl ServerSettings {
     /// from a loaded config file; `default_port` is Swift's port for it.
     pub fn from_config(conf: &ConfigFile, server_type: &str, default_port: u16) -> Result<ServerSettings, ConfigError> {
         let section = conf.app_section(server_type).unwrap_or_else(|| conf.defaults());
-        Self::from_section(&section, server_type, default_port)
+        let mut settings = Self::from_section(&section, server_type, default_port)?;
+        settings.recon = crate::recon::ReconSettings::from_config(conf)?;
+        Ok(settings)
     }
 
-    /// Reads the settings from one effective section.
+    /// Reads the settings from one effective section (no pipeline, so recon
+    /// stays off).
     pub fn from_section(s: &Section, server_type: &str, default_port: u16) -> Result<ServerSettings, ConfigError> {
         let secs = |key: &str, default: f64| -> Result<Duration, ConfigError> {
             let v = s.get_f64(key, default)?;
@@ -83,6 +90,7 @@ impl ServerSettings {
             replication_server,
             graceful_shutdown_timeout: secs("graceful_shutdown_timeout", 30.0)?,
             recon_cache_path: PathBuf::from(s.get_str("recon_cache_path", "/var/cache/swift")?),
+            recon: None,
         })
     }
 }

@@ -87,3 +87,46 @@ impl Drop for ServerProcess {
         self.kill();
     }
 }
+
+/// A response read by [`http_request`].
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    /// Header names lower-cased; the last value wins.
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// A header's value by (any-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// The body as (lossy) UTF-8 text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one body-less HTTP/1.1 request to `127.0.0.1:port` on a fresh
+/// connection (`Connection: close`) and reads the whole response; for tests,
+/// so it panics on I/O errors. Chunked bodies are not decoded.
+pub fn http_request(port: u16, method: &str, path: &str) -> HttpReply {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the server");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("setting a read timeout");
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    s.write_all(req.as_bytes()).expect("sending the request");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("reading the response");
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpReply { status, headers, body: buf[split + 4..].to_vec() }
+}

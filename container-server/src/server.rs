@@ -8,6 +8,7 @@ use crate::storage::ContainerStore;
 use common::backend::BackendClient;
 use common::devices::Devices;
 use common::http::{self as h, Body};
+use common::recon::Recon;
 use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
 use http::{Request, Response, StatusCode};
@@ -25,6 +26,8 @@ pub struct ContainerServer {
     pub client: BackendClient,
     /// Accounts whose containers the first object update creates.
     pub auto_create_prefix: String,
+    /// `/recon/*`, when the pipeline has Swift's recon filter.
+    pub recon: Option<Arc<Recon>>,
 }
 
 impl ContainerServer {
@@ -34,6 +37,7 @@ impl ContainerServer {
         let auto_create_prefix =
             settings.auto_create_account_prefix.clone().unwrap_or_else(|| swift.constraints.auto_create_account_prefix.clone());
         ContainerServer {
+            recon: Recon::for_server(s, &swift),
             store: Arc::new(ContainerStore::new(devices, swift.hash.clone())),
             client: BackendClient::new(s.conn_timeout, s.node_timeout),
             auto_create_prefix,
@@ -57,6 +61,11 @@ impl Service for ContainerServer {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
+        // Swift's recon middleware sits in front of the app and takes every
+        // `/recon/` path.
+        if let Some(recon) = self.recon.as_ref().filter(|_| Recon::handles(req.uri().path())) {
+            return recon.clone().respond(req.uri().path()).await;
+        }
         let (parts, _body) = req.into_parts();
         let r = match route(&parts.method, parts.uri.path(), &self.swift.constraints) {
             Ok(r) => r,

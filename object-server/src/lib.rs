@@ -31,6 +31,7 @@ use common::backend::BackendClient;
 use common::devices::Devices;
 use common::http::{self as h, Body};
 use common::path::StoragePath;
+use common::recon::Recon;
 use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
 use diskfile::ObjectLocation;
@@ -47,6 +48,8 @@ pub struct ObjectServer {
     pub swift: SwiftConf,
     pub devices: Arc<Devices>,
     pub client: BackendClient,
+    /// `/recon/*`, when the pipeline has Swift's recon filter.
+    pub recon: Option<Arc<Recon>>,
 }
 
 /// The object a request names, resolved to its place on disk.
@@ -66,7 +69,8 @@ impl ObjectServer {
     pub fn new(settings: ObjectSettings, swift: SwiftConf) -> ObjectServer {
         let devices = Arc::new(Devices::new(&settings.server.devices, settings.server.mount_check, settings.server.threads_per_disk));
         let client = BackendClient::new(settings.server.conn_timeout, settings.server.node_timeout);
-        ObjectServer { settings, swift, devices, client }
+        let recon = Recon::for_server(&settings.server, &swift);
+        ObjectServer { settings, swift, devices, client, recon }
     }
 
     /// The storage policy index a request names (`X-Backend-Storage-Policy-Index`,
@@ -143,6 +147,11 @@ impl Service for ObjectServer {
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
         let raw_path = req.uri().path().to_string();
+        // Swift's recon middleware sits in front of the app and takes every
+        // `/recon/` path.
+        if let Some(recon) = self.recon.as_ref().filter(|_| Recon::handles(&raw_path)) {
+            return recon.clone().respond(&raw_path).await;
+        }
         if let Err(resp) = constraints::check_header_count(req.headers(), &self.swift.constraints) {
             return resp;
         }

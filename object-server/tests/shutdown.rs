@@ -22,6 +22,13 @@ fn sigterm_finishes_an_upload_in_flight_then_exits() {
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(&body[..50_000]).unwrap();
     s.flush().unwrap();
+    // Wait until the server is streaming the body into its temp file, so
+    // the request is truly in flight when SIGTERM arrives.
+    let tmp = node.device().join("tmp");
+    let started = common::testing::poll_until(Duration::from_secs(10), || {
+        std::fs::read_dir(&tmp).ok().and_then(|mut d| d.next()).map(|_| ())
+    });
+    assert!(started.is_some(), "the upload never started");
     assert!(!node.server.terminate(Duration::from_millis(300)), "the server waits for the upload in flight");
     // New connections are no longer accepted...
     let refused = common::testing::poll_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_err().then_some(()));
