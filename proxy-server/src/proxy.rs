@@ -346,8 +346,15 @@ impl Proxy {
             Err(_) => return h::text(StatusCode::NOT_FOUND, "Not Found"),
         };
         let version = segs[0].clone().unwrap_or_default();
-        if !self.swift.constraints.valid_api_versions.iter().any(|v| *v == version) {
-            return h::text(StatusCode::NOT_FOUND, "Not Found");
+        let valid_version = self.swift.constraints.valid_api_versions.iter().any(|v| *v == version);
+        // Swift: an account under an unknown version is a bad request; a
+        // path that names no account has no controller ("Bad URL").
+        if !valid_version {
+            return if segs[1].is_some() {
+                h::text(StatusCode::BAD_REQUEST, "Invalid path")
+            } else {
+                h::text(StatusCode::PRECONDITION_FAILED, "Bad URL")
+            };
         }
         let Some(account) = segs[1].clone() else {
             // "/v1" alone is a bad URL; "/v1//c/o" names no account.
