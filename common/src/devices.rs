@@ -76,16 +76,22 @@ impl Devices {
     }
 }
 
-/// Whether `path` is a mount point: a directory on a different filesystem
-/// than its parent, or the same inode as its parent (`/`).
+/// Swift's `ismount`: a directory on another filesystem than its parent,
+/// or the root; also any device dir (or symlink to one) holding a
+/// `.ismount` file, the stub operators place where device and inode checks
+/// do not work (containers, all-in-one setups, symlinked test devices).
 pub fn is_mount(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else { return false };
+    let stub = || path.join(".ismount").is_file();
+    if meta.file_type().is_symlink() {
+        return stub();
+    }
     if !meta.is_dir() {
         return false;
     }
-    let Ok(parent) = std::fs::metadata(path.join("..")) else { return false };
-    meta.dev() != parent.dev() || meta.ino() == parent.ino()
+    let Ok(parent) = std::fs::symlink_metadata(path.join("..")) else { return false };
+    meta.dev() != parent.dev() || meta.ino() == parent.ino() || stub()
 }
 
 #[cfg(test)]

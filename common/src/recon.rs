@@ -343,7 +343,7 @@ impl Recon {
             .into_iter()
             .filter(|n| self.devices.join(n).is_dir())
             .map(|n| {
-                let mounted = valid_drive_name(&n) && is_mount(&self.devices.join(&n));
+                let mounted = valid_drive_name(&n) && crate::devices::is_mount(&self.devices.join(&n));
                 (n, mounted)
             })
             .collect())
@@ -515,21 +515,6 @@ pub fn disk_usage(path: &Path) -> Option<DiskUsage> {
         used: bsize.saturating_mul(blocks.saturating_sub(bavail)),
         avail: bsize.saturating_mul(bavail),
     })
-}
-
-/// Swift's `ismount`: a directory on another filesystem than its parent,
-/// or the root; also any device dir (or symlink to one) holding a
-/// `.ismount` file, the stub operators place where device and inode checks
-/// do not work (containers, symlinked test devices).
-pub fn is_mount(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else { return false };
-    let stub = || path.join(".ismount").is_file();
-    if meta.file_type().is_symlink() {
-        return stub();
-    }
-    let Ok(parent) = std::fs::symlink_metadata(path.join("..")) else { return false };
-    meta.dev() != parent.dev() || meta.ino() == parent.ino() || stub()
 }
 
 /// Swift's `check_drive` name rule: the name must survive `quote_plus`

@@ -297,6 +297,9 @@ fn create_layout(opts: &Options) -> Result<()> {
             let port = free_port(ip)?;
             let devices = data.join("devices").join(i.to_string());
             std::fs::create_dir_all(devices.join(format!("sdb{i}")))?;
+            // The device directories stand in for disks: mark them as mount
+            // points for recon and mount_check, as Swift's `.ismount` stub does.
+            std::fs::write(devices.join(format!("sdb{i}")).join(".ismount"), b"")?;
             ports.push((kind.to_string(), i, port, devices));
         }
     }
