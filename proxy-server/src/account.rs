@@ -80,17 +80,9 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
         Ok(f) => f,
         Err(()) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
     };
-    // Swift's constrain_req_limit: a limit that is not all digits is
-    // ignored; a larger one than the maximum is refused.
     let mut q = q;
-    if let Some(limit) = param(&q, "limit").map(str::to_string) {
-        if limit.bytes().all(|b| b.is_ascii_digit()) && !limit.is_empty() {
-            if limit.parse::<u64>().map_or(true, |l| l > p.swift.constraints.account_listing_limit) {
-                return h::text(StatusCode::PRECONDITION_FAILED, format!("Maximum limit is {}", p.swift.constraints.account_listing_limit));
-            }
-        } else {
-            q.retain(|(k, _)| k != "limit");
-        }
+    if let Err(r) = crate::listing::constrain_limit(&mut q, p.swift.constraints.account_listing_limit) {
+        return r;
     }
     let part = p.account_ring.get_part(&ctx.account, None, None).unwrap_or(0);
     let path = format!("/{}", ctx.account);

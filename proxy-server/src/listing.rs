@@ -74,6 +74,20 @@ pub fn negotiate(format_param: Option<&str>, accept: Option<&str>) -> Result<For
     best.map(|(_, _, f)| f).ok_or(())
 }
 
+/// Swift's `constrain_req_limit`: a `limit` parameter that is not all
+/// digits is dropped (the default applies); one above `max` is a 412.
+pub fn constrain_limit(q: &mut Vec<(String, String)>, max: u64) -> Result<(), http::Response<common::http::Body>> {
+    let Some(limit) = q.iter().find(|(k, _)| k == "limit").map(|(_, v)| v.clone()) else { return Ok(()) };
+    if limit.is_empty() || !limit.bytes().all(|b| b.is_ascii_digit()) {
+        q.retain(|(k, _)| k != "limit");
+        return Ok(());
+    }
+    if limit.parse::<u64>().map_or(true, |l| l > max) {
+        return Err(common::http::text(http::StatusCode::PRECONDITION_FAILED, format!("Maximum limit is {max}")));
+    }
+    Ok(())
+}
+
 /// Renders a container listing (JSON array from the container server).
 pub fn render_container(format: Format, container: &str, items: &[Value]) -> String {
     match format {

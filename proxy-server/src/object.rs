@@ -518,6 +518,12 @@ async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy
         headers.insert("x-timestamp", v);
     }
     policy_header(&mut headers, policy);
+    write_to_object_nodes(p, ring, t, Method::POST, headers).await
+}
+
+/// Sends a bodiless write (POST, DELETE) to the object's nodes, each told
+/// which container replicas to update; answers with the quorum's verdict.
+async fn write_to_object_nodes(p: &Proxy, ring: &Ring, t: &Target<'_>, method: Method, headers: HeaderMap) -> Response<Body> {
     let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
     let n = ring.table().part_nodes(part).len();
     let updates = container_updates(p, t, n);
@@ -526,7 +532,7 @@ async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy
         .write(
             ring,
             part,
-            Method::POST,
+            method.clone(),
             &format!("{part}{}", t.path()),
             |i| {
                 let mut hm = headers.clone();
@@ -540,7 +546,7 @@ async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy
     if ans.status == StatusCode::NOT_FOUND {
         return not_found();
     }
-    answer_response(&ans, &Method::POST)
+    answer_response(&ans, &method)
 }
 
 async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
@@ -552,29 +558,7 @@ async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, poli
         headers.insert("x-if-delete-at", v.clone());
     }
     policy_header(&mut headers, policy);
-    let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
-    let n = ring.table().part_nodes(part).len();
-    let updates = container_updates(p, t, n);
-    let answers = p
-        .backends
-        .write(
-            ring,
-            part,
-            Method::DELETE,
-            &format!("{part}{}", t.path()),
-            |i| {
-                let mut hm = headers.clone();
-                add_container_headers(&mut hm, p, t, &updates[i.min(updates.len() - 1)]);
-                hm
-            },
-            Bytes::new(),
-        )
-        .await;
-    let ans = pick(&answers);
-    if ans.status == StatusCode::NOT_FOUND {
-        return not_found();
-    }
-    answer_response(&ans, &Method::DELETE)
+    write_to_object_nodes(p, ring, t, Method::DELETE, headers).await
 }
 
 /// `COPY` with `Destination: container/object`: a GET of this object and a
