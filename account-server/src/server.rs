@@ -1,10 +1,11 @@
 //! The account server service: settings and storage, and the dispatch
 //! from a [`Route`] to its handler.
 
-use crate::handlers::refuse;
 use crate::routing::{route, AccountOp, Route};
 use crate::settings::AccountSettings;
 use crate::storage::AccountStore;
+use common::dbserver::response::refuse;
+use common::dbserver::server::{allowed_methods, auto_create_prefix};
 use common::devices::Devices;
 use common::http::{self as h, Body};
 use common::recon::Recon;
@@ -32,8 +33,7 @@ impl AccountServer {
     pub fn new(settings: AccountSettings, swift: SwiftConf) -> AccountServer {
         let s = &settings.server;
         let devices = Devices::new(s.devices.clone(), s.mount_check, s.threads_per_disk);
-        let auto_create_prefix =
-            settings.auto_create_account_prefix.clone().unwrap_or_else(|| swift.constraints.auto_create_account_prefix.clone());
+        let auto_create_prefix = auto_create_prefix(settings.auto_create_account_prefix.as_deref(), &swift);
         let recon = Recon::for_server(s, &swift);
         AccountServer { store: Arc::new(AccountStore::new(devices, swift.hash.clone())), auto_create_prefix, recon, swift, settings }
     }
@@ -45,11 +45,7 @@ impl Service for AccountServer {
     }
 
     fn allowed_methods(&self) -> Vec<&'static str> {
-        match self.settings.server.replication_server {
-            None => ALL_METHODS.to_vec(),
-            Some(false) => ALL_METHODS.iter().copied().filter(|m| *m != "REPLICATE").collect(),
-            Some(true) => vec!["OPTIONS", "REPLICATE"],
-        }
+        allowed_methods(&ALL_METHODS, self.settings.server.replication_server)
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>, _info: RequestInfo) -> Response<Body> {

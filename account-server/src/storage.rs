@@ -2,48 +2,15 @@
 //! function here blocks (SQLite, files) and runs on the device's blocking
 //! pool through [`AccountStore::run`]. No HTTP types.
 
-use common::db::account::{ListedContainer, DATADIR};
-use common::db::broker::{db_path, merge_metadata, validate_metadata};
+use common::db::account::{AccountKind, ListedContainer};
 use common::db::listing::{ListingItem, ListingParams};
-use common::db::{AccountBroker, AccountInfo, ContainerRecord, DbError, InitParams, Metadata, MetadataLimits, PolicyStats};
-use common::devices::{DeviceError, Devices};
-use common::hash::HashPathConf;
+use common::db::{AccountBroker, AccountInfo, ContainerRecord, DatabaseStore, DbError, InitParams, Metadata, MetadataLimits, PolicyStats};
 use common::timestamp::Timestamp;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The account databases of this server's devices.
-pub struct AccountStore {
-    devices: Arc<Devices>,
-    hash: HashPathConf,
-}
-
-impl AccountStore {
-    pub fn new(devices: Devices, hash: HashPathConf) -> AccountStore {
-        AccountStore { devices: Arc::new(devices), hash }
-    }
-
-    /// The database file of `account` on a device:
-    /// `<dev>/accounts/<part>/<suffix>/<hash>/<hash>.db`.
-    pub fn db_file(&self, device_path: &Path, partition: u32, account: &str) -> PathBuf {
-        // hash_path fails only for an object without a container.
-        let hash = self.hash.hash_path(account, None, None).expect("account-only hash");
-        db_path(device_path, DATADIR, partition, &hash)
-    }
-
-    /// Runs `work` on `device`'s blocking pool with the device's path, after
-    /// checking the device may take requests (missing/unmounted → Err).
-    pub async fn run<T, F>(&self, device: &str, work: F) -> Result<T, DeviceError>
-    where
-        F: FnOnce(PathBuf) -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let devices = self.devices.clone();
-        let dev = device.to_string();
-        self.devices.run(device, move || devices.check(&dev).map(work)).await
-    }
-}
+pub type AccountStore = DatabaseStore<AccountKind>;
 
 /// An answer about an account that may be missing or deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,17 +35,6 @@ pub struct AccountWrite {
     /// Metadata from the request (value "" deletes a key).
     pub metadata: Metadata,
     pub limits: MetadataLimits,
-}
-
-/// Checks the merged metadata before anything is written, so a request
-/// over the limits changes nothing.
-fn precheck_metadata(broker: &mut AccountBroker, w: &AccountWrite) -> Result<(), DbError> {
-    if w.metadata.is_empty() {
-        return Ok(());
-    }
-    let mut merged = if broker.exists() { broker.metadata()? } else { Metadata::new() };
-    merge_metadata(&mut merged, &w.metadata);
-    validate_metadata(&merged, w.limits)
 }
 
 fn apply_metadata(broker: &mut AccountBroker, w: &AccountWrite) -> Result<(), DbError> {
@@ -106,7 +62,8 @@ pub enum PutAccountOutcome {
 /// `PUT_account`).
 pub fn put_account(db_file: PathBuf, w: &AccountWrite) -> Result<PutAccountOutcome, DbError> {
     let mut broker = AccountBroker::new(db_file);
-    precheck_metadata(&mut broker, w)?;
+    // Checked first, so a request over the limits writes nothing.
+    broker.check_metadata_update(&w.metadata, w.limits)?;
     let created = if !broker.exists() {
         let init = InitParams {
             account: w.account.clone(),
@@ -142,7 +99,8 @@ pub fn post_account(db_file: PathBuf, w: &AccountWrite) -> Result<Lookup<()>, Db
     if broker.is_deleted()? {
         return missing(&mut broker);
     }
-    precheck_metadata(&mut broker, w)?;
+    // Checked first, so a request over the limits writes nothing.
+    broker.check_metadata_update(&w.metadata, w.limits)?;
     apply_metadata(&mut broker, w)?;
     Ok(Lookup::Found(()))
 }

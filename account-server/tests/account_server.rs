@@ -1,12 +1,9 @@
 //! Integration tests: start the real `swift-account-server` binary with a
 //! generated config and drive it over HTTP.
 
-use common::testing::{free_port, ServerProcess};
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use common::dbserver::testing::{config_path, files_under, request, start_server, timestamp as ts, Reply};
+use common::testing::ServerProcess;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 struct Server {
     dir: tempfile::TempDir,
@@ -16,88 +13,19 @@ struct Server {
 
 fn start(extra: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let devices = dir.path().join("node");
-    std::fs::create_dir_all(devices.join("sda")).unwrap();
-    std::fs::write(
-        dir.path().join("swift.conf"),
-        "[swift-hash]\nswift_hash_path_prefix = pre\nswift_hash_path_suffix = suf\n\
-         [storage-policy:0]\nname = gold\ndefault = yes\n[storage-policy:1]\nname = silver\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let conf = dir.path().join("account-server.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {}\n\
-             log_requests = false\n{extra}\n[pipeline:main]\npipeline = account-server\n\
-             [app:account-server]\nuse = egg:swift#account\n",
-            devices.display(),
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let proc = ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_swift-account-server")), &conf, port);
-    Server { dir, devices, proc }
-}
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn h(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
-fn raw_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    parse_response(&buf, method == "HEAD")
-}
-
-fn parse_response(buf: &[u8], head: bool) -> Resp {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("complete response head");
-    let head_text = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut lines = head_text.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let body = if head { Vec::new() } else { buf[split + 4..].to_vec() };
-    Resp { status, headers, body }
-}
-
-fn ts(n: u32) -> String {
-    format!("{}.00000", 1_700_000_000 + n)
+    let proc = start_server(Path::new(env!("CARGO_BIN_EXE_swift-account-server")), "account", dir.path(), extra);
+    Server { devices: dir.path().join("node"), dir, proc }
 }
 
 impl Server {
-    fn req(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-        raw_request(self.proc.port, method, path, headers)
+    fn req(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        request(self.proc.port, method, path, headers)
     }
-    fn put_account(&self, path: &str, t: u32) -> Resp {
+    fn put_account(&self, path: &str, t: u32) -> Reply {
         self.req("PUT", path, &[("X-Timestamp", &ts(t))])
     }
     /// A container server's report of a container.
-    fn report(&self, path: &str, put: u32, delete: Option<u32>, objects: u64, bytes: u64, policy: u32) -> Resp {
+    fn report(&self, path: &str, put: u32, delete: Option<u32>, objects: u64, bytes: u64, policy: u32) -> Reply {
         let (put, delete) = (ts(put), delete.map_or("0".to_string(), ts));
         let (objects, bytes, policy) = (objects.to_string(), bytes.to_string(), policy.to_string());
         self.req(
@@ -120,23 +48,8 @@ impl Server {
     }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 fn db_files(devices: &Path) -> Vec<PathBuf> {
-    walk(devices).into_iter().filter(|p| p.extension().is_some_and(|e| e == "db")).collect()
+    files_under(devices).into_iter().filter(|p| p.extension().is_some_and(|e| e == "db")).collect()
 }
 
 fn c3(a: &str, b: &str, c: &str) -> (String, String, String) {
@@ -288,7 +201,7 @@ fn container_reports_keep_counts_and_policy_totals() {
     assert_eq!(r.status, 400);
 }
 
-fn listing(s: &Server, query: &str) -> Resp {
+fn listing(s: &Server, query: &str) -> Reply {
     s.req("GET", &format!("/sda/1/a?{query}"), &[])
 }
 
@@ -424,10 +337,10 @@ fn pending_reports_survive_a_killed_server() {
         assert_eq!(s.report(&format!("/sda/1/a/c{i}"), 2, None, 1, 1, 0).status, 201);
     }
     // Acknowledged reports are in the pending file, not yet in SQLite.
-    assert!(walk(&s.devices).iter().any(|p| p.to_string_lossy().ends_with(".db.pending") && std::fs::metadata(p).unwrap().len() > 0));
+    assert!(files_under(&s.devices).iter().any(|p| p.to_string_lossy().ends_with(".db.pending") && std::fs::metadata(p).unwrap().len() > 0));
     s.proc.kill();
     let port = s.proc.port;
-    let conf = s.dir.path().join("account-server.conf");
+    let conf = config_path(s.dir.path(), "account");
     s.proc = ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_swift-account-server")), &conf, port);
     assert_eq!(s.counts("/sda/1/a"), c3("20", "20", "20"));
 }

@@ -18,3 +18,5 @@ pub mod backend;
 pub mod testing;
 #[cfg(feature = "db")]
 pub mod db;
+#[cfg(feature = "db")]
+pub mod dbserver;

@@ -1,7 +1,8 @@
 //! Request routing: verb and path → [`Route`], with Swift's path rules and
 //! name-length limits. Bad paths become a status and a one-line reason.
 
-use common::path::{parse_storage_path, StoragePath};
+use common::dbserver::request::{parse_path, Refusal};
+use common::path::StoragePath;
 use common::swift_conf::Constraints;
 use http::{Method, StatusCode};
 
@@ -34,9 +35,6 @@ pub enum ObjectOp {
     Delete,
 }
 
-/// A refused request: status and one-line reason.
-pub type Refusal = (StatusCode, String);
-
 /// Routes `method` on the raw (quoted) `path`.
 pub fn route(method: &Method, raw_path: &str, limits: &Constraints) -> Result<Route, Refusal> {
     let (min, max) = match method.as_str() {
@@ -47,8 +45,7 @@ pub fn route(method: &Method, raw_path: &str, limits: &Constraints) -> Result<Ro
         "POST" => (4, 4),
         _ => return Err((StatusCode::METHOD_NOT_ALLOWED, format!("Method {method} is not allowed"))),
     };
-    let path = parse_storage_path(raw_path, min, max).map_err(|e| (e.status(), e.to_string()))?;
-    check_lengths(&path, limits)?;
+    let path = parse_path(raw_path, min, max, limits)?;
     let object_op = match method.as_str() {
         "PUT" => Some(ObjectOp::Put),
         "DELETE" => Some(ObjectOp::Delete),
@@ -67,28 +64,6 @@ pub fn route(method: &Method, raw_path: &str, limits: &Constraints) -> Result<Ro
         _ => ContainerOp::Get,
     };
     Ok(Route::Container(op, path))
-}
-
-/// Swift's name limits (the proxy enforces them; we refuse too, so a bad
-/// name never reaches a database).
-fn check_lengths(path: &StoragePath, limits: &Constraints) -> Result<(), Refusal> {
-    let too_long = |what: &str, len: usize, max: u64| {
-        (StatusCode::BAD_REQUEST, format!("{what} name length of {len} longer than {max}"))
-    };
-    if path.account.len() as u64 > limits.max_account_name_length {
-        return Err(too_long("Account", path.account.len(), limits.max_account_name_length));
-    }
-    if let Some(c) = &path.container {
-        if c.len() as u64 > limits.max_container_name_length {
-            return Err(too_long("Container", c.len(), limits.max_container_name_length));
-        }
-    }
-    if let Some(o) = &path.object {
-        if o.len() as u64 > limits.max_object_name_length {
-            return Err(too_long("Object", o.len(), limits.max_object_name_length));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

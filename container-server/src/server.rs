@@ -1,11 +1,12 @@
 //! The container server service: settings, storage and the backend client,
 //! and the dispatch from a [`Route`] to its handler.
 
-use crate::handlers::refuse;
 use crate::routing::{route, ContainerOp, Route};
 use crate::settings::ContainerSettings;
 use crate::storage::ContainerStore;
 use common::backend::BackendClient;
+use common::dbserver::response::refuse;
+use common::dbserver::server::{allowed_methods, auto_create_prefix};
 use common::devices::Devices;
 use common::http::{self as h, Body};
 use common::recon::Recon;
@@ -34,8 +35,7 @@ impl ContainerServer {
     pub fn new(settings: ContainerSettings, swift: SwiftConf) -> ContainerServer {
         let s = &settings.server;
         let devices = Devices::new(s.devices.clone(), s.mount_check, s.threads_per_disk);
-        let auto_create_prefix =
-            settings.auto_create_account_prefix.clone().unwrap_or_else(|| swift.constraints.auto_create_account_prefix.clone());
+        let auto_create_prefix = auto_create_prefix(settings.auto_create_account_prefix.as_deref(), &swift);
         ContainerServer {
             recon: Recon::for_server(s, &swift),
             store: Arc::new(ContainerStore::new(devices, swift.hash.clone())),
@@ -53,11 +53,7 @@ impl Service for ContainerServer {
     }
 
     fn allowed_methods(&self) -> Vec<&'static str> {
-        match self.settings.server.replication_server {
-            None => ALL_METHODS.to_vec(),
-            Some(false) => ALL_METHODS.iter().copied().filter(|m| *m != "REPLICATE").collect(),
-            Some(true) => vec!["OPTIONS", "REPLICATE"],
-        }
+        allowed_methods(&ALL_METHODS, self.settings.server.replication_server)
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {

@@ -2,52 +2,14 @@
 //! function here blocks (SQLite, files) and runs on the device's blocking
 //! pool through [`ContainerStore::run`]. No HTTP types.
 
-use common::db::broker::{db_path, merge_metadata, validate_metadata};
-use common::db::container::{ListedObject, DATADIR};
+use common::db::container::{ContainerKind, ListedObject};
 use common::db::listing::{ListingItem, ListingParams};
-use common::db::{ContainerBroker, ContainerInfo, DbError, InitParams, Metadata, MetadataLimits, ObjectRecord};
-use common::devices::{DeviceError, Devices};
-use common::hash::HashPathConf;
-use common::path::StoragePath;
+use common::db::{ContainerBroker, ContainerInfo, DatabaseStore, DbError, InitParams, Metadata, MetadataLimits, ObjectRecord};
 use common::timestamp::Timestamp;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 /// The container databases of this server's devices.
-pub struct ContainerStore {
-    devices: Arc<Devices>,
-    hash: HashPathConf,
-}
-
-impl ContainerStore {
-    pub fn new(devices: Devices, hash: HashPathConf) -> ContainerStore {
-        ContainerStore { devices: Arc::new(devices), hash }
-    }
-
-    /// The database file of `account/container` on a device.
-    pub fn db_file(&self, device_path: &Path, partition: u32, account: &str, container: &str) -> PathBuf {
-        // hash_path fails only for an object without a container.
-        let hash = self.hash.hash_path(account, Some(container), None).expect("container given");
-        db_path(device_path, DATADIR, partition, &hash)
-    }
-
-    /// The database file of the container a request path names.
-    pub fn container_db(&self, device_path: &Path, path: &StoragePath) -> PathBuf {
-        self.db_file(device_path, path.partition, &path.account, path.container.as_deref().unwrap_or_default())
-    }
-
-    /// Runs `work` on `device`'s blocking pool with the device's path, after
-    /// checking the device may take requests (missing/unmounted → Err).
-    pub async fn run<T, F>(&self, device: &str, work: F) -> Result<T, DeviceError>
-    where
-        F: FnOnce(PathBuf) -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let devices = self.devices.clone();
-        let dev = device.to_string();
-        self.devices.run(device, move || devices.check(&dev).map(work)).await
-    }
-}
+pub type ContainerStore = DatabaseStore<ContainerKind>;
 
 /// How a container PUT went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,17 +36,6 @@ pub struct ContainerWrite {
     pub limits: MetadataLimits,
 }
 
-/// Checks the merged metadata before anything is written, so a request
-/// over the limits changes nothing.
-fn precheck_metadata(broker: &mut ContainerBroker, w: &ContainerWrite) -> Result<(), DbError> {
-    if w.metadata.is_empty() {
-        return Ok(());
-    }
-    let mut merged = if broker.exists() { broker.metadata()? } else { Metadata::new() };
-    merge_metadata(&mut merged, &w.metadata);
-    validate_metadata(&merged, w.limits)
-}
-
 /// Applies request metadata; a changed `X-Container-Sync-To` restarts
 /// container sync from the beginning (Swift resets both sync points).
 fn apply_metadata(broker: &mut ContainerBroker, w: &ContainerWrite) -> Result<(), DbError> {
@@ -109,7 +60,8 @@ pub fn put_container(
     requested_policy: Option<i64>,
 ) -> Result<PutContainerOutcome, DbError> {
     let mut broker = ContainerBroker::new(db_file);
-    precheck_metadata(&mut broker, w)?;
+    // Checked first, so a request over the limits writes nothing.
+    broker.check_metadata_update(&w.metadata, w.limits)?;
     let mut created = false;
     if !broker.exists() {
         let init = InitParams {
@@ -156,7 +108,8 @@ pub fn post_container(db_file: PathBuf, w: &ContainerWrite, keep_put_timestamp: 
     if broker.is_deleted()? {
         return Ok(false);
     }
-    precheck_metadata(&mut broker, w)?;
+    // Checked first, so a request over the limits writes nothing.
+    broker.check_metadata_update(&w.metadata, w.limits)?;
     if !keep_put_timestamp {
         broker.update_put_timestamp(&w.timestamp)?;
     }

@@ -1,10 +1,10 @@
 //! Integration tests: start the real `swift-container-server` binary with a
 //! generated config and drive it over HTTP.
 
+use common::dbserver::testing::{config_path, files_under, request, start_server, timestamp as ts, Reply};
 use common::testing::{free_port, poll_until, ServerProcess};
-use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,87 +17,18 @@ struct Server {
 
 fn start(extra: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let devices = dir.path().join("node");
-    std::fs::create_dir_all(devices.join("sda")).unwrap();
-    std::fs::write(
-        dir.path().join("swift.conf"),
-        "[swift-hash]\nswift_hash_path_prefix = pre\nswift_hash_path_suffix = suf\n\
-         [storage-policy:0]\nname = gold\ndefault = yes\n[storage-policy:1]\nname = silver\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let conf = dir.path().join("container-server.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {}\n\
-             log_requests = false\n{extra}\n[pipeline:main]\npipeline = container-server\n\
-             [app:container-server]\nuse = egg:swift#container\n",
-            devices.display(),
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let proc = ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_swift-container-server")), &conf, port);
-    Server { _dir: dir, devices, proc }
-}
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn h(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
-fn raw_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    parse_response(&buf, method == "HEAD")
-}
-
-fn parse_response(buf: &[u8], head: bool) -> Resp {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("complete response head");
-    let head_text = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut lines = head_text.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let body = if head { Vec::new() } else { buf[split + 4..].to_vec() };
-    Resp { status, headers, body }
-}
-
-fn ts(n: u32) -> String {
-    format!("{}.00000", 1_700_000_000 + n)
+    let proc = start_server(Path::new(env!("CARGO_BIN_EXE_swift-container-server")), "container", dir.path(), extra);
+    Server { devices: dir.path().join("node"), _dir: dir, proc }
 }
 
 impl Server {
-    fn req(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-        raw_request(self.proc.port, method, path, headers)
+    fn req(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        request(self.proc.port, method, path, headers)
     }
-    fn put_container(&self, path: &str, t: u32) -> Resp {
+    fn put_container(&self, path: &str, t: u32) -> Reply {
         self.req("PUT", path, &[("X-Timestamp", &ts(t))])
     }
-    fn put_object(&self, path: &str, t: u32, size: u64) -> Resp {
+    fn put_object(&self, path: &str, t: u32, size: u64) -> Reply {
         let size = size.to_string();
         self.req(
             "PUT",
@@ -128,7 +59,7 @@ fn container_lifecycle_and_object_rows() {
     assert_eq!(r.status, 201);
     assert_eq!(r.h("x-backend-storage-policy-index"), Some("0"));
     // The database sits where Swift puts it.
-    let found = walk(&s.devices.join("sda/containers/1")).into_iter().any(|p| p.extension().is_some_and(|e| e == "db"));
+    let found = files_under(&s.devices.join("sda/containers/1")).into_iter().any(|p| p.extension().is_some_and(|e| e == "db"));
     assert!(found);
     assert_eq!(s.put_container("/sda/1/a/c", 2).status, 202);
     assert_eq!(s.put_object("/sda/1/a/c/o1", 3, 10).status, 201);
@@ -174,21 +105,6 @@ fn container_lifecycle_and_object_rows() {
     assert_eq!(s.req("HEAD", "/sdx/1/a/c", &[]).status, 507);
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn bad_input_is_refused_and_writes_nothing() {
     let s = start("");
@@ -208,7 +124,7 @@ fn bad_input_is_refused_and_writes_nothing() {
     let r = s.req("PUT", "/sda/1/a/c", &refs);
     assert_eq!(r.status, 400);
     assert!(r.text().starts_with("Total metadata too large"));
-    assert!(walk(&s.devices).iter().all(|p| p.extension().is_none_or(|e| e != "db")), "nothing was created");
+    assert!(files_under(&s.devices).iter().all(|p| p.extension().is_none_or(|e| e != "db")), "nothing was created");
     assert_eq!(s.put_container("/sda/1/a/c", 1).status, 201);
     let obj = |h: &[(&str, &str)]| s.req("PUT", "/sda/1/a/c/o", h).status;
     assert_eq!(obj(&[("X-Timestamp", &ts(2)), ("X-Size", "x"), ("X-Content-Type", "a/b"), ("X-Etag", "e")]), 400);
@@ -219,7 +135,7 @@ fn bad_input_is_refused_and_writes_nothing() {
     assert_eq!(s.req("HEAD", "/sda/1/a/c", &[]).h("x-container-object-count"), Some("0"));
 }
 
-fn listing(s: &Server, query: &str) -> Resp {
+fn listing(s: &Server, query: &str) -> Reply {
     s.req("GET", &format!("/sda/1/a/c?{query}"), &[])
 }
 
@@ -356,10 +272,10 @@ fn pending_updates_survive_a_killed_server() {
         assert_eq!(s.put_object(&format!("/sda/1/a/c/o{i}"), 2, 1).status, 201);
     }
     // Acknowledged updates are in the pending file, not yet in SQLite.
-    assert!(walk(&s.devices).iter().any(|p| p.to_string_lossy().ends_with(".db.pending") && std::fs::metadata(p).unwrap().len() > 0));
+    assert!(files_under(&s.devices).iter().any(|p| p.to_string_lossy().ends_with(".db.pending") && std::fs::metadata(p).unwrap().len() > 0));
     s.proc.kill();
     let port = s.proc.port;
-    let conf = s._dir.path().join("container-server.conf");
+    let conf = config_path(s._dir.path(), "container");
     s.proc = ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_swift-container-server")), &conf, port);
     assert_eq!(s.req("HEAD", "/sda/1/a/c", &[]).h("x-container-object-count"), Some("20"));
 }

@@ -1,11 +1,10 @@
 //! Account `PUT`, `POST`, `DELETE` and `HEAD`.
 
-use super::listing::{negotiation_failure, query_param};
-use super::{deleted_response, device_failure, refuse, request_metadata, request_timestamp, set_header, storage_failure};
-use crate::routing::Refusal;
+use super::{deleted_response, request_metadata};
 use crate::server::AccountServer;
 use crate::storage::{self, AccountWrite, Lookup, PutAccountOutcome};
-use common::db::listing::listing_content_type;
+use common::dbserver::request::{negotiate_listing, query_param, request_timestamp, Refusal};
+use common::dbserver::response::{device_failure, negotiation_failure, refuse, set_header, storage_failure};
 use common::http::{self as h, Body};
 use common::path::StoragePath;
 use http::{HeaderMap, Response, StatusCode};
@@ -31,12 +30,7 @@ impl AccountServer {
             Ok(w) => w,
             Err(r) => return refuse(r),
         };
-        let store = self.store.clone();
-        let p = path.clone();
-        let result = self
-            .store
-            .run(&path.device, move |dev| storage::put_account(store.db_file(&dev, p.partition, &p.account), &write))
-            .await;
+        let result = self.store.run_on_db(&path, move |db| storage::put_account(db, &write)).await;
         match result {
             Err(e) => device_failure(&path.device, e),
             Ok(Err(e)) => storage_failure("account PUT", e),
@@ -54,12 +48,7 @@ impl AccountServer {
             Ok(w) => w,
             Err(r) => return refuse(r),
         };
-        let store = self.store.clone();
-        let p = path.clone();
-        let result = self
-            .store
-            .run(&path.device, move |dev| storage::post_account(store.db_file(&dev, p.partition, &p.account), &write))
-            .await;
+        let result = self.store.run_on_db(&path, move |db| storage::post_account(db, &write)).await;
         match result {
             Err(e) => device_failure(&path.device, e),
             Ok(Err(e)) => storage_failure("account POST", e),
@@ -76,12 +65,7 @@ impl AccountServer {
             Ok(t) => t,
             Err(r) => return refuse(r),
         };
-        let store = self.store.clone();
-        let p = path.clone();
-        let result = self
-            .store
-            .run(&path.device, move |dev| storage::delete_account(store.db_file(&dev, p.partition, &p.account), &ts))
-            .await;
+        let result = self.store.run_on_db(&path, move |db| storage::delete_account(db, &ts)).await;
         match result {
             Err(e) => device_failure(&path.device, e),
             Ok(Err(e)) => storage_failure("account DELETE", e),
@@ -98,14 +82,11 @@ impl AccountServer {
             Ok(f) => f,
             Err(r) => return refuse(r),
         };
-        let content_type = match listing_content_type(format.as_deref(), headers.get("accept").and_then(|v| v.to_str().ok())) {
+        let content_type = match negotiate_listing(format.as_deref(), headers) {
             Ok(ct) => ct,
             Err(e) => return negotiation_failure(e),
         };
-        let store = self.store.clone();
-        let p = path.clone();
-        let result =
-            self.store.run(&path.device, move |dev| storage::head_account(store.db_file(&dev, p.partition, &p.account))).await;
+        let result = self.store.run_on_db(&path, storage::head_account).await;
         let state = match result {
             Err(e) => return device_failure(&path.device, e),
             Ok(Err(e)) => return storage_failure("account HEAD", e),

@@ -3,11 +3,11 @@
 //! the container's timestamps and totals. Acknowledged once the row is in
 //! the account's pending file (see `common::db::pending` for durability).
 
-use super::{bad_request, device_failure, header, refuse, request_timestamp, storage_failure};
-use crate::routing::Refusal;
 use crate::server::AccountServer;
 use crate::storage::{self, ContainerUpdate};
 use common::db::broker::title_case_header;
+use common::dbserver::request::{bad_request, header, request_timestamp, Refusal};
+use common::dbserver::response::{device_failure, refuse, storage_failure};
 use common::db::{ContainerRecord, InitParams};
 use common::http::{self as h, Body};
 use common::path::StoragePath;
@@ -93,12 +93,7 @@ impl AccountServer {
             override_deleted,
             pending_timeout: headers.contains_key("x-trans-id").then_some(PROXIED_PENDING_TIMEOUT),
         };
-        let store = self.store.clone();
-        let p = path.clone();
-        let result = self
-            .store
-            .run(&path.device, move |dev| storage::update_container(store.db_file(&dev, p.partition, &p.account), update))
-            .await;
+        let result = self.store.run_on_db(&path, move |db| storage::update_container(db, update)).await;
         match result {
             Err(e) => device_failure(&path.device, e),
             Ok(Err(e)) => storage_failure("container update", e),

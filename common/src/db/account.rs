@@ -4,7 +4,7 @@
 //! metadata; per-policy totals in `policy_stat`; all totals and the
 //! replication hash kept by triggers.
 
-use super::broker::{BrokerKind, DatabaseBroker, DbError, InitParams};
+use super::broker::{timestamp_or_zero, BrokerKind, DatabaseBroker, DbError, InitParams};
 use super::listing::{self, ListingItem, ListingParams};
 use crate::log;
 use crate::timestamp::Timestamp;
@@ -80,10 +80,6 @@ pub struct AccountInfo {
     pub id: String,
 }
 
-fn ts_or_zero(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap_or(Timestamp::ZERO)
-}
-
 impl AccountInfo {
     /// Swift's `_is_deleted_info`: status DELETED, or no containers and
     /// deleted after the last PUT.
@@ -94,12 +90,12 @@ impl AccountInfo {
     /// Swift's `is_status_deleted`: marked deleted, whatever the containers
     /// (the account reaper has yet to empty it).
     pub fn is_status_deleted(&self) -> bool {
-        self.status == "DELETED" || ts_or_zero(&self.delete_timestamp) > ts_or_zero(&self.put_timestamp)
+        self.status == "DELETED" || timestamp_or_zero(&self.delete_timestamp) > timestamp_or_zero(&self.put_timestamp)
     }
 }
 
 fn is_deleted_info(status: &str, container_count: i64, put: &str, delete: &str) -> bool {
-    status == "DELETED" || (container_count == 0 && ts_or_zero(delete) > ts_or_zero(put))
+    status == "DELETED" || (container_count == 0 && timestamp_or_zero(delete) > timestamp_or_zero(put))
 }
 
 /// The totals of one storage policy (a `policy_stat` row).
@@ -181,7 +177,7 @@ impl BrokerKind for AccountKind {
             if let Some((old_put, old_del)) = existing {
                 // Newest put and newest delete win separately; the counts
                 // are always the latest report's.
-                let (old_put, old_del) = (ts_or_zero(&old_put), ts_or_zero(&old_del));
+                let (old_put, old_del) = (timestamp_or_zero(&old_put), timestamp_or_zero(&old_del));
                 if old_put > put {
                     put = old_put;
                 }

@@ -199,6 +199,12 @@ pub fn title_case_header(name: &str) -> String {
     out
 }
 
+/// A timestamp read from a database field (info row, record, row), zero
+/// when the field is empty or does not parse.
+pub fn timestamp_or_zero(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap_or(Timestamp::ZERO)
+}
+
 /// Checks metadata against Swift's limits (`DatabaseBroker.validate_metadata`):
 /// only non-empty `X-<type>-Meta-*` items count, names after the prefix.
 pub fn validate_metadata(md: &Metadata, limits: MetadataLimits) -> Result<(), DbError> {
@@ -441,6 +447,18 @@ impl<K: BrokerKind> DatabaseBroker<K> {
     pub fn metadata(&mut self) -> Result<Metadata, DbError> {
         let raw = self.raw_metadata()?;
         parse_metadata(&raw).map_err(|e| DbError::Corrupt(self.db_file.clone(), e))
+    }
+
+    /// Checks that `updates` merged into the stored metadata (none when the
+    /// database does not exist yet) stay within `limits`, so a request can
+    /// be refused before it writes anything at all.
+    pub fn check_metadata_update(&mut self, updates: &Metadata, limits: MetadataLimits) -> Result<(), DbError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut merged = if self.exists() { self.metadata()? } else { Metadata::new() };
+        merge_metadata(&mut merged, updates);
+        validate_metadata(&merged, limits)
     }
 
     /// Merges `updates` into the metadata (newer timestamp wins per key;

@@ -3,7 +3,7 @@
 //! row and the `container_stat` compatibility view, object updates with
 //! Swift's three timestamps, and object listings.
 
-use super::broker::{BrokerKind, DatabaseBroker, DbError, InitParams, SQLITE_ARG_LIMIT};
+use super::broker::{timestamp_or_zero, BrokerKind, DatabaseBroker, DbError, InitParams, SQLITE_ARG_LIMIT};
 use super::listing::{self, ListingItem, ListingParams};
 use crate::log;
 use crate::timestamp::{decode_timestamps, encode_timestamps, Timestamp};
@@ -79,12 +79,8 @@ impl ContainerInfo {
     }
 }
 
-fn ts_or_zero(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap_or(Timestamp::ZERO)
-}
-
 fn is_deleted_info(object_count: i64, put: &str, delete: &str) -> bool {
-    object_count == 0 && ts_or_zero(delete) > ts_or_zero(put)
+    object_count == 0 && timestamp_or_zero(delete) > timestamp_or_zero(put)
 }
 
 /// Splits a `swift_bytes=N` parameter off a content type, re-joining the

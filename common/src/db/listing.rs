@@ -348,34 +348,19 @@ pub type Rendered = Vec<u8>;
 /// [`LISTING_CONTENT_TYPES`]).
 pub fn render_container(entries: &[ListingItem<ObjectEntry>], container: &str, content_type: &str) -> Rendered {
     if content_type.ends_with("/json") {
-        let mut out = String::from("[");
-        for (i, e) in entries.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            match e {
-                ListingItem::Subdir(s) => {
-                    out.push_str("{\"subdir\": ");
-                    push_json_str(&mut out, s);
-                    out.push('}');
-                }
-                ListingItem::Row(_, o) => {
-                    // Swift's key order: bytes, hash, name, content_type,
-                    // last_modified.
-                    out.push_str(&format!("{{\"bytes\": {}, \"hash\": ", o.bytes));
-                    push_json_str(&mut out, &o.hash);
-                    out.push_str(", \"name\": ");
-                    push_json_str(&mut out, &o.name);
-                    out.push_str(", \"content_type\": ");
-                    push_json_str(&mut out, &o.content_type);
-                    out.push_str(", \"last_modified\": ");
-                    push_json_str(&mut out, &o.last_modified);
-                    out.push('}');
-                }
-            }
-        }
-        out.push(']');
-        out.into_bytes()
+        render_json(entries, |out, o| {
+            // Swift's key order: bytes, hash, name, content_type,
+            // last_modified.
+            out.push_str(&format!("{{\"bytes\": {}, \"hash\": ", o.bytes));
+            push_json_str(out, &o.hash);
+            out.push_str(", \"name\": ");
+            push_json_str(out, &o.name);
+            out.push_str(", \"content_type\": ");
+            push_json_str(out, &o.content_type);
+            out.push_str(", \"last_modified\": ");
+            push_json_str(out, &o.last_modified);
+            out.push('}');
+        })
     } else if content_type.ends_with("/xml") {
         let mut out = String::from(XML_DECLARATION);
         out.push_str(&format!("<container name=\"{}\"", xml_attr(container)));
@@ -413,32 +398,17 @@ pub fn render_container(entries: &[ListingItem<ObjectEntry>], container: &str, c
 /// Renders an account listing in `content_type`.
 pub fn render_account(entries: &[ListingItem<ContainerEntry>], account: &str, content_type: &str) -> Rendered {
     if content_type.ends_with("/json") {
-        let mut out = String::from("[");
-        for (i, e) in entries.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
+        render_json(entries, |out, c| {
+            out.push_str("{\"name\": ");
+            push_json_str(out, &c.name);
+            out.push_str(&format!(", \"count\": {}, \"bytes\": {}, \"last_modified\": ", c.count, c.bytes));
+            push_json_str(out, &c.last_modified);
+            if let Some(p) = &c.storage_policy {
+                out.push_str(", \"storage_policy\": ");
+                push_json_str(out, p);
             }
-            match e {
-                ListingItem::Subdir(s) => {
-                    out.push_str("{\"subdir\": ");
-                    push_json_str(&mut out, s);
-                    out.push('}');
-                }
-                ListingItem::Row(_, c) => {
-                    out.push_str("{\"name\": ");
-                    push_json_str(&mut out, &c.name);
-                    out.push_str(&format!(", \"count\": {}, \"bytes\": {}, \"last_modified\": ", c.count, c.bytes));
-                    push_json_str(&mut out, &c.last_modified);
-                    if let Some(p) = &c.storage_policy {
-                        out.push_str(", \"storage_policy\": ");
-                        push_json_str(&mut out, p);
-                    }
-                    out.push('}');
-                }
-            }
-        }
-        out.push(']');
-        out.into_bytes()
+            out.push('}');
+        })
     } else if content_type.ends_with("/xml") {
         // Swift gives the account root a text of "\n" and each child a
         // "\n" tail, so even an empty account is not a short tag.
@@ -470,6 +440,27 @@ pub fn render_account(entries: &[ListingItem<ContainerEntry>], account: &str, co
             ListingItem::Row(_, c) => c.name.as_str(),
         }))
     }
+}
+
+/// A JSON array of the entries in Swift's spacing (`", "`, `": "`): a
+/// subdir is `{"subdir": ...}`, a row is whatever `row` writes.
+fn render_json<R>(entries: &[ListingItem<R>], row: impl Fn(&mut String, &R)) -> Rendered {
+    let mut out = String::from("[");
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match e {
+            ListingItem::Subdir(s) => {
+                out.push_str("{\"subdir\": ");
+                push_json_str(&mut out, s);
+                out.push('}');
+            }
+            ListingItem::Row(_, r) => row(&mut out, r),
+        }
+    }
+    out.push(']');
+    out.into_bytes()
 }
 
 /// One name per line, each ending in `\n`.

@@ -8,17 +8,24 @@
 //! * [`container`]: the container flavour ([`ContainerBroker`]);
 //! * [`account`]: the account flavour ([`AccountBroker`]);
 //! * [`listing`]: the listing walk and its JSON/XML/plain renderings,
-//!   shared by container and account listings.
+//!   shared by container and account listings;
+//! * [`store`]: a server's databases of one kind on its devices
+//!   ([`DatabaseStore`]), and the device pool broker work runs on.
 //!
-//! Everything here blocks on disk and SQLite: run it on a device's blocking
-//! pool (`Devices::run`), never on the async runtime.
+//! Everything above blocks on disk and SQLite: run it on a device's blocking
+//! pool ([`DatabaseStore::run`]), never on the async runtime.
+//!
+//! The HTTP edge the account and container servers share lives apart, in
+//! `common::dbserver`.
 
 pub mod account;
 pub mod broker;
 pub mod container;
 pub mod listing;
 pub mod pending;
+pub mod store;
 
 pub use account::{AccountBroker, AccountInfo, ContainerRecord, PolicyStats};
 pub use broker::{BrokerKind, DatabaseBroker, DbError, InitParams, Metadata, MetadataLimits};
 pub use container::{ContainerBroker, ContainerInfo, ObjectRecord};
+pub use store::DatabaseStore;

@@ -1,12 +1,12 @@
 //! Container `PUT`, `POST`, `DELETE` and `HEAD`.
 
-use super::{bad_request, device_failure, header, info_headers, last_modified, refuse, request_timestamp, set_header, storage_failure, true_value};
+use super::{info_headers, last_modified};
 use crate::account_update::{self, AccountTargets};
-use crate::routing::Refusal;
 use crate::server::ContainerServer;
 use crate::storage::{self, ContainerWrite, DeleteContainerOutcome, PutContainerOutcome};
+use common::dbserver::request::{bad_request, header, metadata_limits, negotiate_listing, query_param, request_timestamp, true_value, Refusal};
+use common::dbserver::response::{device_failure, negotiation_failure, refuse, set_header, storage_failure};
 use common::db::MetadataLimits;
-use common::db::listing::listing_content_type;
 use common::http::{self as h, Body};
 use common::path::StoragePath;
 use common::server::RequestInfo;
@@ -44,8 +44,7 @@ fn validate_sync_to(value: &str, allowed_hosts: &[String]) -> Result<(), String>
 
 impl ContainerServer {
     fn metadata_limits(&self) -> MetadataLimits {
-        let c = &self.swift.constraints;
-        MetadataLimits { max_count: c.max_meta_count, max_overall_size: c.max_meta_overall_size }
+        metadata_limits(&self.swift.constraints)
     }
 
     /// Everything a PUT/POST needs from the request, checked before any
@@ -89,15 +88,7 @@ impl ContainerServer {
                 Err(r) => return refuse(r),
             },
         };
-        let me = self.store.clone();
-        let p = path.clone();
-        let result = self
-            .store
-            .run(&path.device, move |dev| {
-                let db = me.container_db(&dev, &p);
-                storage::put_container(db, &write, new_policy, requested)
-            })
-            .await;
+        let result = self.store.run_on_db(&path, move |db| storage::put_container(db, &write, new_policy, requested)).await;
         let outcome = match result {
             Err(e) => return device_failure(&path.device, e),
             Ok(Err(e)) => return storage_failure("container PUT", e),
@@ -132,9 +123,7 @@ impl ContainerServer {
             Err(r) => return refuse(r),
         };
         let keep = true_value(headers.get("x-backend-no-timestamp-update").and_then(|v| v.to_str().ok()));
-        let me = self.store.clone();
-        let p = path.clone();
-        let result = self.store.run(&path.device, move |dev| storage::post_container(me.container_db(&dev, &p), &write, keep)).await;
+        let result = self.store.run_on_db(&path, move |db| storage::post_container(db, &write, keep)).await;
         match result {
             Err(e) => device_failure(&path.device, e),
             Ok(Err(e)) => storage_failure("container POST", e),
@@ -152,9 +141,7 @@ impl ContainerServer {
             Ok(p) => p,
             Err(r) => return refuse(r),
         };
-        let me = self.store.clone();
-        let p = path.clone();
-        let result = self.store.run(&path.device, move |dev| storage::delete_container(me.container_db(&dev, &p), &ts)).await;
+        let result = self.store.run_on_db(&path, move |db| storage::delete_container(db, &ts)).await;
         match result {
             Err(e) => device_failure(&path.device, e),
             Ok(Err(e)) => storage_failure("container DELETE", e),
@@ -174,17 +161,16 @@ impl ContainerServer {
     /// `HEAD /dev/part/a/c`: 204 with counts, timestamps and metadata; 404
     /// (with the backend timestamps) when missing or deleted.
     pub async fn head_container(&self, path: StoragePath, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
-        let format = crate::handlers::listing::query_param(query, "format");
-        let content_type = match format.as_ref().map(|f| f.as_deref()) {
-            Err(r) => return refuse(r.clone()),
-            Ok(f) => match listing_content_type(f, headers.get("accept").and_then(|v| v.to_str().ok())) {
-                Ok(ct) => ct,
-                Err(e) => return crate::handlers::listing::negotiation_failure(e),
-            },
+        // Swift negotiates the listing format on HEAD too (400/406 apply).
+        let format = match query_param(query, "format") {
+            Ok(f) => f,
+            Err(r) => return refuse(r),
         };
-        let me = self.store.clone();
-        let p = path.clone();
-        let result = self.store.run(&path.device, move |dev| storage::head_container(me.container_db(&dev, &p))).await;
+        let content_type = match negotiate_listing(format.as_deref(), headers) {
+            Ok(ct) => ct,
+            Err(e) => return negotiation_failure(e),
+        };
+        let result = self.store.run_on_db(&path, storage::head_container).await;
         let state = match result {
             Err(e) => return device_failure(&path.device, e),
             Ok(Err(e)) => return storage_failure("container HEAD", e),

@@ -1,69 +1,17 @@
 //! The HTTP contract of the container server, one file per operation
-//! family, plus the request/response helpers they share.
+//! family, plus the container-only helpers they share (the ones the account
+//! server needs too are in `common::dbserver::request` and `common::dbserver::response`).
 
 pub mod container;
 pub mod listing;
 pub mod object;
 
-use crate::routing::Refusal;
 use crate::server::ContainerServer;
-use common::db::broker::title_case_header;
-use common::db::{ContainerInfo, DbError, Metadata};
-use common::devices::DeviceError;
-use common::http::{self as h, Body};
-use common::log;
+use common::db::broker::timestamp_or_zero;
+use common::dbserver::request::{self, bad_request, Refusal};
+use common::db::{ContainerInfo, Metadata};
 use common::timestamp::{http_date, Timestamp};
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
-
-/// A one-line refusal as a response.
-pub fn refuse((status, reason): Refusal) -> Response<Body> {
-    h::text(status, reason)
-}
-
-/// 400 with a reason.
-pub fn bad_request(reason: impl Into<String>) -> Refusal {
-    (StatusCode::BAD_REQUEST, reason.into())
-}
-
-/// Maps a storage failure to a response, logging what is the server's
-/// fault (once, here).
-pub fn storage_failure(what: &str, e: DbError) -> Response<Body> {
-    match e {
-        DbError::InvalidMetadata(reason) => h::text(StatusCode::BAD_REQUEST, reason),
-        DbError::NotFound(_) => h::status(StatusCode::NOT_FOUND),
-        e => {
-            log::error(&format!("ERROR {what}: {e}"));
-            h::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-        }
-    }
-}
-
-/// 507 for a device that cannot take requests.
-pub fn device_failure(device: &str, _e: DeviceError) -> Response<Body> {
-    h::insufficient_storage(device)
-}
-
-/// A header as UTF-8 text; `Err` when present but not UTF-8.
-pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Refusal> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(v) => std::str::from_utf8(v.as_bytes()).map(Some).map_err(|_| bad_request(format!("Invalid UTF-8 in {name}"))),
-    }
-}
-
-/// The request's required `X-Timestamp` (Swift's `valid_timestamp`).
-pub fn request_timestamp(headers: &HeaderMap) -> Result<Timestamp, Refusal> {
-    match header(headers, "x-timestamp") {
-        Ok(Some(v)) => Timestamp::parse(v).map_err(|_| bad_request("Invalid X-Timestamp header")),
-        Ok(None) => Err(bad_request("Missing X-Timestamp header")),
-        Err(_) => Err(bad_request("Invalid X-Timestamp header")),
-    }
-}
-
-/// Swift's `config_true_value`.
-pub fn true_value(v: Option<&str>) -> bool {
-    matches!(v.map(|s| s.trim().to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes" | "on" | "t" | "y"))
-}
+use http::HeaderMap;
 
 impl ContainerServer {
     /// `X-Backend-Storage-Policy-Index`, which must name a configured policy.
@@ -80,24 +28,14 @@ impl ContainerServer {
     /// Whether `key` (lower case) is container metadata we keep: user and
     /// system metadata and Swift's `save_headers`.
     pub fn is_saved_header(&self, key: &str) -> bool {
-        let user = key.len() > "x-container-meta-".len() && key.starts_with("x-container-meta-");
-        let sys = key.len() > "x-container-sysmeta-".len() && key.starts_with("x-container-sysmeta-");
-        user || sys
+        request::is_sys_or_user_meta("container", key)
             || matches!(key, "x-container-read" | "x-container-write" | "x-container-sync-key" | "x-container-sync-to")
             || (self.settings.allow_versions && key == "x-versions-location")
     }
 
     /// The metadata a PUT/POST carries, stamped with its timestamp.
     pub fn request_metadata(&self, headers: &HeaderMap, ts: &Timestamp) -> Result<Metadata, Refusal> {
-        let mut md = Metadata::new();
-        for (name, value) in headers {
-            if !self.is_saved_header(name.as_str()) {
-                continue;
-            }
-            let value = std::str::from_utf8(value.as_bytes()).map_err(|_| bad_request("Metadata must be valid UTF-8"))?;
-            md.insert(title_case_header(name.as_str()), (value.to_string(), ts.internal()));
-        }
-        Ok(md)
+        request::request_metadata(headers, ts, |key| self.is_saved_header(key))
     }
 
     /// The stored metadata worth returning: live values of saved keys.
@@ -109,11 +47,11 @@ impl ContainerServer {
 }
 
 fn ts_internal(s: &str) -> String {
-    Timestamp::parse(s).unwrap_or(Timestamp::ZERO).internal()
+    timestamp_or_zero(s).internal()
 }
 
 fn ts_normal(s: &str) -> String {
-    Timestamp::parse(s).unwrap_or(Timestamp::ZERO).normal()
+    timestamp_or_zero(s).normal()
 }
 
 /// Swift's `gen_resp_headers`: backend timestamps always, counts and
@@ -138,15 +76,8 @@ pub fn info_headers(info: &ContainerInfo, deleted: bool) -> Vec<(&'static str, S
     v
 }
 
-/// Adds a header, skipping values HTTP cannot carry.
-pub fn set_header(resp: &mut Response<Body>, name: &str, value: &str) {
-    if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
-        resp.headers_mut().insert(n, v);
-    }
-}
-
 /// `Last-Modified` from the put timestamp, rounded up to whole seconds as
 /// swob does.
 pub fn last_modified(info: &ContainerInfo) -> String {
-    http_date(Timestamp::parse(&info.put_timestamp).unwrap_or(Timestamp::ZERO).ceil_secs())
+    http_date(timestamp_or_zero(&info.put_timestamp).ceil_secs())
 }

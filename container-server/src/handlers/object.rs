@@ -2,9 +2,10 @@
 //! `/<dev>/<part>/<a>/<c>/<o>`. Acknowledged once the row is in the
 //! container's pending file (see `common::db::pending` for durability).
 
-use super::{bad_request, device_failure, header, refuse, request_timestamp, storage_failure, true_value};
-use crate::routing::{ObjectOp, Refusal};
+use crate::routing::ObjectOp;
 use crate::server::ContainerServer;
+use common::dbserver::request::{bad_request, header, request_timestamp, true_value, Refusal};
+use common::dbserver::response::{device_failure, refuse, storage_failure};
 use common::db::{InitParams, ObjectRecord};
 use common::http::{self as h, Body};
 use common::path::StoragePath;
@@ -83,15 +84,7 @@ impl ContainerServer {
             storage_policy_index: policy,
             device: path.device.clone(),
         });
-        let store = self.store.clone();
-        let p = path.clone();
-        let result = self
-            .store
-            .run(&path.device, move |dev| {
-                let db = store.container_db(&dev, &p);
-                crate::storage::update_object(db, record, autocreate)
-            })
-            .await;
+        let result = self.store.run_on_db(&path, move |db| crate::storage::update_object(db, record, autocreate)).await;
         match result {
             Err(e) => device_failure(&path.device, e),
             Ok(Err(e)) => storage_failure("object update", e),

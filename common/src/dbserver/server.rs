@@ -1,0 +1,76 @@
+//! What the account and container servers share around their request
+//! handling: the verbs they answer, the auto-create account prefix, and
+//! the `main` of their binaries (flags, config, runtime, serve).
+
+use crate::config::{ConfigError, ConfigFile};
+use crate::server::{bind_or_exit, load_config_or_exit, serve, shutdown_signal, Service, ServerSettings};
+use crate::swift_conf::SwiftConf;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The verbs a server answers, out of `all`, under Swift's
+/// `replication_server` option: unset, every verb; `false`, all but
+/// `REPLICATE`; `true`, only `OPTIONS` and `REPLICATE`.
+pub fn allowed_methods(all: &[&'static str], replication_server: Option<bool>) -> Vec<&'static str> {
+    match replication_server {
+        None => all.to_vec(),
+        Some(false) => all.iter().copied().filter(|m| *m != "REPLICATE").collect(),
+        Some(true) => vec!["OPTIONS", "REPLICATE"],
+    }
+}
+
+/// The prefix of the accounts that the first update creates: the server's
+/// own `auto_create_account_prefix` when set, else `swift.conf`'s.
+pub fn auto_create_prefix(setting: Option<&str>, swift: &SwiftConf) -> String {
+    setting.map_or_else(|| swift.constraints.auto_create_account_prefix.clone(), str::to_string)
+}
+
+/// The `main` of `binary CONFIG`: reads the config file named by the first
+/// argument with `read_settings`, loads `swift.conf` from the directory
+/// the settings name, and serves `new_server(settings, swift)` until
+/// SIGTERM/SIGINT. Anything wrong before serving exits 1 with a message.
+pub fn run_server<T, S: Service>(
+    binary: &str,
+    read_settings: impl FnOnce(&ConfigFile) -> Result<T, ConfigError>,
+    server_settings: impl Fn(&T) -> &ServerSettings,
+    new_server: impl FnOnce(T, SwiftConf) -> S,
+) {
+    let Some(config_path) = std::env::args_os().nth(1).map(PathBuf::from) else {
+        eprintln!("Usage: {binary} CONFIG");
+        std::process::exit(1);
+    };
+    let conf = load_config_or_exit(&config_path);
+    let settings = match read_settings(&conf) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("Error in {}: {e}", config_path.display());
+            std::process::exit(1);
+        }
+    };
+    let server = server_settings(&settings);
+    let swift = match SwiftConf::load_dir(&server.swift_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("Error loading swift.conf: {e}");
+            std::process::exit(1);
+        }
+    };
+    crate::log::init(&server.log_name, server.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error starting the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(async move {
+        let server = server_settings(&settings);
+        let listener = bind_or_exit(server).await;
+        let (log_requests, grace) = (server.log_requests, server.graceful_shutdown_timeout);
+        let service = Arc::new(new_server(settings, swift));
+        serve(service, listener, log_requests, shutdown_signal(), grace).await;
+        // In-flight requests had their grace period; blocking disk work still
+        // running must not hold the exit (a write never published is safe).
+        std::process::exit(0);
+    });
+}
