@@ -59,6 +59,11 @@ pub struct Args {
     #[arg(long = "timeout", value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
     pub timeout: Duration,
 
+    /// Keep the objects and containers (skip both DELETE phases), e.g. to
+    /// time listings of them afterwards.
+    #[arg(long = "no-delete")]
+    pub no_delete: bool,
+
     /// Print one JSON object with every figure instead of the table.
     #[arg(long = "json")]
     pub json: bool,

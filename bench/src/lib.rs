@@ -152,17 +152,20 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         record("object HEAD", r);
     }
 
-    // Cleaning up is never cut short by --duration: everything stored goes.
-    let (r, _) =
-        phase::run(&client, phase("delete", "object DELETE", Op::Delete, each(&stored), Limit::Count(stored.len() as u64), false, false))
-            .await;
-    record("object DELETE", r);
-    let (r, _) = phase::run(
-        &client,
-        phase("container_delete", "container DELETE", Op::Delete, each(&container_uris), Limit::Count(args.containers), false, false),
-    )
-    .await;
-    record("container DELETE", r);
+    // Cleaning up is never cut short by --duration: everything stored goes
+    // (unless --no-delete keeps it for later use).
+    if !args.no_delete {
+        let (r, _) =
+            phase::run(&client, phase("delete", "object DELETE", Op::Delete, each(&stored), Limit::Count(stored.len() as u64), false, false))
+                .await;
+        record("object DELETE", r);
+        let (r, _) = phase::run(
+            &client,
+            phase("container_delete", "container DELETE", Op::Delete, each(&container_uris), Limit::Count(args.containers), false, false),
+        )
+        .await;
+        record("container DELETE", r);
+    }
 
     signal_task.abort();
     Ok(Report {
