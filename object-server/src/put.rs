@@ -109,44 +109,52 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     };
     let dev = target.path.device.clone();
 
-    // What exists now decides 409 and If-None-Match.
+    // One trip to the device's blocking pool looks at what exists now (it
+    // decides 409 and If-None-Match) and opens the temp file: each trip is
+    // a thread hand-off, the largest cost of small PUTs.
     let loc = target.location.clone();
     let name = target.name.clone();
     let now = ts.as_secs_f64();
-    let existing = server.devices.run(&dev, move || diskfile::open(&loc, &name, now).map(|o| (o.data_timestamp, o.metadata))).await;
-    let (orig_ts, orig_meta) = match existing {
-        Ok((t, m)) => (t, Some(m)),
-        Err(OpenError::Deleted(t)) | Err(OpenError::Expired(t, _)) => (t, None),
-        Err(OpenError::NotFound) | Err(OpenError::Quarantined(_)) => (Timestamp::ZERO, None),
-        Err(OpenError::Collision) => return h::text(StatusCode::FORBIDDEN, "Object name collision"),
-        Err(OpenError::XattrNotSupported) => return h::insufficient_storage(&dev),
-        Err(OpenError::Io(e)) => {
-            common::log::error(&format!("ERROR reading {}: {e}", target.name));
-            return h::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error reading object");
-        }
-    };
-    if let (Some(inm), Some(m)) = (h::header_str(&headers, "if-none-match"), &orig_meta) {
-        let tags = etag_list(inm);
-        if tags.iter().any(|t| t == "*") || m.get("ETag").is_some_and(|e| tags.contains(e)) {
-            return h::status(StatusCode::PRECONDITION_FAILED);
-        }
-    }
-    if orig_ts >= ts {
-        let mut r = h::status(StatusCode::CONFLICT);
-        r.headers_mut().insert("x-backend-timestamp", HeaderValue::from_str(&orig_ts.internal()).expect("timestamps are ASCII"));
-        return r;
-    }
-
-    let loc = target.location.clone();
+    let inm = h::header_str(&headers, "if-none-match").map(etag_list);
     let reserve = server.reserve_bytes(&loc.device_path);
-    let mut writer = match server.devices.run(&dev, move || DataWriter::create(&loc, length, reserve)).await {
+    let drive = dev.clone();
+    let opened = server
+        .devices
+        .run(&dev, move || -> Result<DataWriter, Response<Body>> {
+            let existing = diskfile::open(&loc, &name, now).map(|o| (o.data_timestamp, o.metadata));
+            let (orig_ts, orig_meta) = match existing {
+                Ok((t, m)) => (t, Some(m)),
+                Err(OpenError::Deleted(t)) | Err(OpenError::Expired(t, _)) => (t, None),
+                Err(OpenError::NotFound) | Err(OpenError::Quarantined(_)) => (Timestamp::ZERO, None),
+                Err(OpenError::Collision) => return Err(h::text(StatusCode::FORBIDDEN, "Object name collision")),
+                Err(OpenError::XattrNotSupported) => return Err(h::insufficient_storage(&drive)),
+                Err(OpenError::Io(e)) => {
+                    common::log::error(&format!("ERROR reading {name}: {e}"));
+                    return Err(h::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error reading object"));
+                }
+            };
+            if let (Some(tags), Some(m)) = (&inm, &orig_meta) {
+                if tags.iter().any(|t| t == "*") || m.get("ETag").is_some_and(|e| tags.contains(e)) {
+                    return Err(h::status(StatusCode::PRECONDITION_FAILED));
+                }
+            }
+            if orig_ts >= ts {
+                let mut r = h::status(StatusCode::CONFLICT);
+                r.headers_mut().insert("x-backend-timestamp", HeaderValue::from_str(&orig_ts.internal()).expect("timestamps are ASCII"));
+                return Err(r);
+            }
+            DataWriter::create(&loc, length, reserve).map_err(|e| device_error(&drive, e))
+        })
+        .await;
+    let mut writer = match opened {
         Ok(w) => w,
-        Err(e) => return device_error(&dev, e),
+        Err(r) => return r,
     };
 
     // Stream the body: at most one chunk in memory, each written (on the
     // device's blocking pool) before the next is read, so a slow disk
-    // slows the client down instead of filling our memory.
+    // slows the client down instead of filling our memory. The last chunk
+    // is written in the same trip as the commit.
     let st = &server.settings;
     let max = length.unwrap_or(server.swift.constraints.max_file_size);
     let deadline = Instant::now() + st.max_upload_time;
@@ -174,7 +182,10 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
             }
             buf.extend_from_slice(&data);
         }
-        if buf.len() >= st.network_chunk_size || (done && !buf.is_empty()) {
+        if done {
+            break None;
+        }
+        if buf.len() >= st.network_chunk_size {
             let chunk: Bytes = buf.split().freeze();
             let r = server
                 .devices
@@ -188,43 +199,47 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
                 break Some(device_error(&dev, e));
             }
         }
-        if done {
-            break None;
-        }
     };
     if let Some(resp) = failure {
         // Dropping the writer deletes the temp file: blocking work.
         server.devices.run(&dev, move || drop(writer)).await;
         return resp;
     }
-    if length.is_some_and(|l| l != writer.written()) {
-        server.devices.run(&dev, move || drop(writer)).await;
-        return client_disconnect();
-    }
 
-    let etag = writer.etag();
     let mut metadata = constraints::request_metadata(&headers, &st.allowed_headers, is_object_meta);
     metadata.insert("name".into(), target.name.clone());
     metadata.insert("X-Timestamp".into(), ts.internal());
     metadata.insert("Content-Type".into(), headers.get("content-type").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default());
-    metadata.insert("Content-Length".into(), writer.written().to_string());
-    metadata.insert("ETag".into(), etag.clone());
     if let Some(at) = delete_at {
         metadata.insert("X-Delete-At".into(), at.to_string());
     }
     metadata.remove("X-Delete-After");
-    if let Some(sent) = h::header_str(&headers, "etag") {
-        let sent = etag_list(sent).into_iter().next().unwrap_or_default();
-        if !sent.is_empty() && sent != etag {
-            server.devices.run(&dev, move || drop(writer)).await;
-            return h::text(StatusCode::UNPROCESSABLE_ENTITY, "Etag of the body does not match the ETag header");
-        }
-    }
+    let sent_etag = h::header_str(&headers, "etag").map(|v| etag_list(v).into_iter().next().unwrap_or_default()).filter(|e| !e.is_empty());
+    let last: Bytes = buf.split().freeze();
     let loc = target.location.clone();
-    let meta_for_disk: Metadata = metadata.clone();
-    if let Err(e) = server.devices.run(&dev, move || writer.commit(&loc, ts, &meta_for_disk)).await {
-        return device_error(&dev, e);
-    }
+    let drive = dev.clone();
+    let committed = server
+        .devices
+        .run(&dev, move || -> Result<(String, Metadata), Response<Body>> {
+            // Dropping the writer on an early return deletes the temp file.
+            writer.write(&last).map_err(|e| device_error(&drive, e))?;
+            if length.is_some_and(|l| l != writer.written()) {
+                return Err(client_disconnect());
+            }
+            let etag = writer.etag();
+            if sent_etag.as_ref().is_some_and(|sent| *sent != etag) {
+                return Err(h::text(StatusCode::UNPROCESSABLE_ENTITY, "Etag of the body does not match the ETag header"));
+            }
+            metadata.insert("Content-Length".into(), writer.written().to_string());
+            metadata.insert("ETag".into(), etag.clone());
+            writer.commit(&loc, ts, &metadata).map_err(|e| device_error(&drive, e))?;
+            Ok((etag, metadata))
+        })
+        .await;
+    let (etag, metadata) = match committed {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
 
     let mut update: BTreeMap<String, String> = BTreeMap::new();
     update.insert("x-size".into(), metadata["Content-Length"].clone());
