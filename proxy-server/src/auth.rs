@@ -224,10 +224,12 @@ impl TempAuth {
         Some(id)
     }
 
-    /// Swift's `tempauth.authorize`: may `identity` (with the groups of an
+    /// Swift's `tempauth.authorize` (its arguments are the request facts
+    /// Swift's version reads from the WSGI environment): may `identity` (with the groups of an
     /// optional service token) do `method` on `/v1/account[/container[/obj]]`,
     /// given the container ACL that applies (`X-Container-Read` for reads,
     /// `-Write` for writes) and the request's Referer?
+    #[allow(clippy::too_many_arguments)]
     pub fn authorize(
         &self,
         identity: Option<&Identity>,

@@ -15,9 +15,6 @@ pub fn check_metadata(headers: &HeaderMap, kind: &str, c: &Constraints) -> Resul
         let name = name.as_str();
         let Some(key) = name.strip_prefix(&prefix) else { continue };
         let value = value.as_bytes();
-        if value.len() > 0 && kind == "object" && key.is_empty() {
-            return Err("Metadata name cannot be empty".into());
-        }
         if key.is_empty() {
             return Err("Metadata name cannot be empty".into());
         }

@@ -46,7 +46,7 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, owner: bool) -> Resp
     let q = query(req);
     let format = match listing::negotiate(param(&q, "format"), h::header_str(req.headers(), "accept")) {
         Ok(f) => f,
-        Err(()) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
+        Err(listing::NotAcceptable) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
     };
     let mut q = q;
     if let Err(r) = crate::listing::constrain_limit(&mut q, p.swift.constraints.container_listing_limit) {

@@ -23,10 +23,13 @@ impl Format {
     }
 }
 
+/// The client's `Accept` header allows none of the listing formats (406).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAcceptable;
+
 /// Chooses the format from `?format=` (json, xml, plain; anything else is
-/// plain) or else the `Accept` header. `Err(())` means nothing acceptable
-/// (406).
-pub fn negotiate(format_param: Option<&str>, accept: Option<&str>) -> Result<Format, ()> {
+/// plain) or else the `Accept` header.
+pub fn negotiate(format_param: Option<&str>, accept: Option<&str>) -> Result<Format, NotAcceptable> {
     if let Some(f) = format_param {
         return Ok(match f.to_ascii_lowercase().as_str() {
             "json" => Format::Json,
@@ -71,7 +74,7 @@ pub fn negotiate(format_param: Option<&str>, accept: Option<&str>) -> Result<For
             }
         }
     }
-    best.map(|(_, _, f)| f).ok_or(())
+    best.map(|(_, _, f)| f).ok_or(NotAcceptable)
 }
 
 /// Swift's `constrain_req_limit`: a `limit` parameter that is not all
@@ -185,7 +188,7 @@ mod tests {
         assert_eq!(negotiate(None, Some("text/xml")), Ok(Format::Xml { text_xml: true }));
         assert_eq!(negotiate(None, Some("*/*")), Ok(Format::Plain));
         assert_eq!(negotiate(None, Some("application/json;q=0.5, text/plain;q=0.1")), Ok(Format::Json));
-        assert_eq!(negotiate(None, Some("image/png")), Err(()));
+        assert_eq!(negotiate(None, Some("image/png")), Err(NotAcceptable));
     }
 
     #[test]

@@ -289,31 +289,29 @@ impl Service for Proxy {
         true
     }
 
-    fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> impl std::future::Future<Output = Response<Body>> + Send {
-        async move {
-            let trans_id = info.trans_id.clone();
-            // Swift (eventlet) echoes a client's keep-alive request.
-            let keep_alive = h::header_str(req.headers(), "connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
-            let mut resp = self.route(req, info).await;
-            let hm = resp.headers_mut();
-            if keep_alive && !hm.contains_key(http::header::CONNECTION) {
-                hm.insert(http::header::CONNECTION, HeaderValue::from_static("keep-alive"));
-            }
-            if let Ok(v) = HeaderValue::from_str(&trans_id) {
-                hm.insert("x-openstack-request-id", v.clone());
-                hm.insert("x-trans-id", v);
-            }
-            if !hm.contains_key(http::header::DATE) {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-                if let Ok(v) = HeaderValue::from_str(&common::timestamp::http_date(now)) {
-                    hm.insert(http::header::DATE, v);
-                }
-            }
-            if !hm.contains_key(http::header::CONTENT_TYPE) && !resp.status().is_informational() {
-                resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
-            }
-            resp
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
+        let trans_id = info.trans_id.clone();
+        // Swift (eventlet) echoes a client's keep-alive request.
+        let keep_alive = h::header_str(req.headers(), "connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
+        let mut resp = self.route(req, info).await;
+        let hm = resp.headers_mut();
+        if keep_alive && !hm.contains_key(http::header::CONNECTION) {
+            hm.insert(http::header::CONNECTION, HeaderValue::from_static("keep-alive"));
         }
+        if let Ok(v) = HeaderValue::from_str(&trans_id) {
+            hm.insert("x-openstack-request-id", v.clone());
+            hm.insert("x-trans-id", v);
+        }
+        if !hm.contains_key(http::header::DATE) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            if let Ok(v) = HeaderValue::from_str(&common::timestamp::http_date(now)) {
+                hm.insert(http::header::DATE, v);
+            }
+        }
+        if !hm.contains_key(http::header::CONTENT_TYPE) && !resp.status().is_informational() {
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
+        }
+        resp
     }
 }
 
@@ -346,7 +344,7 @@ impl Proxy {
             Err(_) => return h::text(StatusCode::NOT_FOUND, "Not Found"),
         };
         let version = segs[0].clone().unwrap_or_default();
-        let valid_version = self.swift.constraints.valid_api_versions.iter().any(|v| *v == version);
+        let valid_version = self.swift.constraints.valid_api_versions.contains(&version);
         // Swift: an account under an unknown version is a bad request; a
         // path that names no account has no controller ("Bad URL").
         if !valid_version {

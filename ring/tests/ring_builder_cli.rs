@@ -305,7 +305,7 @@ fn set_weight_region_zone_info_and_remove() {
     // Removal bypasses min_part_hours.
     c.run(&["rebalance", "--seed", "3"]);
     let ring = load_ring(&c.ring());
-    assert!(ring.devs.get(3).map_or(true, Option::is_none));
+    assert!(ring.devs.get(3).is_none_or(Option::is_none));
     assert!(ring.replica2part2dev.iter().flatten().all(|&d| d != 3));
     c.expect(0, &["validate"]);
 }
