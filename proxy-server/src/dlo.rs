@@ -4,8 +4,8 @@
 
 use crate::auth::Decision;
 use crate::proxy::{client_headers, Ctx, Proxy};
-use bytes::Bytes;
-use common::http::{self as h, Body, BoxError};
+
+use common::http::{self as h, Body};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use md5::{Digest, Md5};
@@ -19,24 +19,6 @@ struct Segment {
 
 /// At most this many listing pages (of 10,000 names) are read.
 const MAX_LISTING_PAGES: usize = 1000;
-
-/// A body fed by a task through a bounded channel: back-pressure reaches
-/// the task, which reads segments one after another.
-struct ChannelBody {
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, BoxError>>,
-}
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        self.rx.poll_recv(cx).map(|item| item.map(|r| r.map(http_body::Frame::data)))
-    }
-}
 
 /// Splits `container/prefix` (percent-encoded, as clients send it).
 pub fn parse_manifest(value: &str) -> Option<(String, String)> {
@@ -139,7 +121,7 @@ pub async fn respond(p: &Arc<Proxy>, ctx: &Ctx, method: &Method, req_headers: &H
     }
     // Stream the segments that overlap [start, end).
     let policy = h::header_str(&info.headers, "x-backend-storage-policy-index").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, BoxError>>(4);
+    let (tx, out) = crate::resume::ChannelBody::channel();
     let proxy = p.clone();
     let account = ctx.account.clone();
     let base_headers = p.backend_headers(ctx, &Method::GET, &format!("/{account}/{seg_container}"));
@@ -200,6 +182,6 @@ pub async fn respond(p: &Arc<Proxy>, ctx: &Ctx, method: &Method, req_headers: &H
             }
         }
     });
-    *resp.body_mut() = ChannelBody { rx }.boxed();
+    *resp.body_mut() = out.boxed();
     resp
 }

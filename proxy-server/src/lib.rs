@@ -19,4 +19,5 @@ pub mod nodes;
 pub mod object;
 pub mod proxy;
 pub mod putter;
+pub mod resume;
 pub mod settings;

@@ -148,7 +148,7 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring
         }
     }
     let mut saw_404: Option<Answer> = None;
-    for node in &nodes {
+    for (tried, node) in nodes.iter().enumerate() {
         let resp = p
             .backends
             .client
@@ -185,6 +185,22 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring
             }
         }
         let (parts, body) = stream_body(resp, p.settings.node_timeout);
+        // A node failing part-way through the body is replaced by the next.
+        let body = match (method == Method::GET, crate::resume::span(parts.status, &parts.headers), h::header_str(&parts.headers, "etag")) {
+            (true, Some((start, end)), Some(etag)) => crate::resume::resumable(
+                p.clone(),
+                body,
+                crate::resume::Resume {
+                    start,
+                    end,
+                    etag: etag.to_string(),
+                    nodes: nodes[tried + 1..].to_vec(),
+                    path: format!("/{part}{path}"),
+                    headers: headers.clone(),
+                },
+            ),
+            _ => body,
+        };
         let mut r = Response::new(if method == Method::HEAD { h::empty() } else { body });
         *r.status_mut() = parts.status;
         client_headers(&parts.headers, r.headers_mut());

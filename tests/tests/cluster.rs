@@ -211,3 +211,35 @@ fn dynamic_large_objects_are_assembled_from_their_segments() {
     assert_eq!((r.status, r.body.len()), (200, 0));
     assert_eq!(s.req("PUT", "/segs/bad", &[("X-Object-Manifest", "no-slash")], b"").status, 400);
 }
+
+#[test]
+fn a_read_survives_its_node_dying_mid_body() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path());
+    let s = login(&c, "test:tester", "testing");
+    assert_eq!(s.req("PUT", "/r", &[], b"").status, 201);
+    let data: Vec<u8> = (0..96u32 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    assert_eq!(s.req("PUT", "/r/big", &[], &data).status, 201);
+    // Start reading, take a little, then kill two of the three primaries:
+    // whichever node is serving, the rest must come from a survivor.
+    let host = s.url.strip_prefix("http://").unwrap().split('/').next().unwrap().to_string();
+    let path = format!("{}/r/big", s.url.split_once(&host).unwrap().1);
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Auth-Token: {}\r\nConnection: close\r\n\r\n", s.token).unwrap();
+    let mut first = vec![0u8; 256 * 1024];
+    conn.read_exact(&mut first).unwrap();
+    let conf = common::swift_conf::SwiftConf::load_dir(&c.etc).unwrap();
+    let ring = ring::Ring::load_named(&c.etc, "object", conf.hash.clone()).unwrap();
+    let (_, primaries) = ring.get_nodes("AUTH_test", Some("r"), Some("big")).unwrap();
+    for d in primaries.iter().take(2) {
+        let n: usize = d.device[3..].parse().unwrap();
+        c.servers("object")[n - 1].kill();
+    }
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).unwrap();
+    first.extend_from_slice(&rest);
+    let end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(&first[end + 4..], &data[..], "the whole object, byte for byte");
+}
