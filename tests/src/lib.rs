@@ -55,9 +55,11 @@ pub const USERS: &[(&str, &str, &str, &str)] = &[
     ("test5", "tester5", "testing5", "service"),
 ];
 
-/// A running child server.
+/// A running child server or daemon.
 pub struct Proc {
     pub name: String,
+    /// The port it listens on; 0 for daemons that listen on none
+    /// (`container-updater N`).
     pub port: u16,
     pub config: PathBuf,
     binary: PathBuf,
@@ -105,9 +107,13 @@ impl Proc {
         }
     }
 
-    /// Starts the process again (after `kill` or `stop`) and waits for it.
+    /// Starts the process again (after `kill` or `stop`) and waits for it
+    /// to listen (servers only: a daemon has nothing to wait for).
     pub fn restart(&mut self, bind_ip: &str) -> Result<()> {
         self.spawn()?;
+        if self.port == 0 {
+            return Ok(());
+        }
         wait_listening(bind_ip, self.port, &self.name, self.child.as_mut())
     }
 
@@ -145,7 +151,8 @@ pub struct Cluster {
     pub opts: Options,
     pub etc: PathBuf,
     pub proxy_port: u16,
-    /// Every storage server, then the proxy (last).
+    /// Every storage server, then one `container-updater N` per container
+    /// server, then the proxy (last).
     pub procs: Vec<Proc>,
 }
 
@@ -193,6 +200,18 @@ impl Cluster {
                 });
             }
         }
+        // Swift's container-updater reads the container server's config
+        // (its `[container-updater]` section): one per container server.
+        for i in 1..=count_configs(&etc.join("container-server"))? {
+            procs.push(Proc {
+                name: format!("container-updater {i}"),
+                port: 0,
+                config: etc.join("container-server").join(format!("{i}.conf")),
+                binary: bin_dir.join("swift-container-updater"),
+                child: None,
+                show_logs: opts.show_logs,
+            });
+        }
         let proxy_conf = etc.join("proxy-server.conf");
         let proxy_port = read_port(&proxy_conf)?;
         // A reused layout keeps the address it was made with.
@@ -212,7 +231,7 @@ impl Cluster {
             if !p.binary.exists() {
                 bail!("{} not found; build the workspace first (cargo build --release --workspace)", p.binary.display());
             }
-            if TcpStream::connect((opts.bind_ip.as_str(), p.port)).is_ok() {
+            if p.port != 0 && TcpStream::connect((opts.bind_ip.as_str(), p.port)).is_ok() {
                 bail!("port {} (for {}) is already in use; is another cluster running on {}?", p.port, p.name, opts.data_dir.display());
             }
         }
@@ -221,7 +240,7 @@ impl Cluster {
             p.spawn()?;
         }
         let ip = cluster.opts.bind_ip.clone();
-        for p in cluster.procs.iter_mut() {
+        for p in cluster.procs.iter_mut().filter(|p| p.port != 0) {
             let name = p.name.clone();
             wait_listening(&ip, p.port, &name, p.child.as_mut())?;
         }
@@ -309,6 +328,9 @@ fn create_layout(opts: &Options) -> Result<()> {
     // swift.conf last but one: its presence marks a complete layout, so it
     // is written after the rings (below).
     for (kind, i, port, devices) in &ports {
+        // A short interval so that account listings catch up within seconds
+        // (Swift's default is 300 s; its SAIO configs keep the default).
+        let daemons = if kind == "container" { format!("\n[container-updater]\ninterval = 5\nlog_name = container-updater-{i}\n") } else { String::new() };
         let text = format!(
             "# {kind}-server {i} of the all-in-one cluster (written by swift-saio)\n\
              [DEFAULT]\n\
@@ -328,7 +350,8 @@ fn create_layout(opts: &Options) -> Result<()> {
              use = egg:swift#{kind}\n\
              \n\
              [filter:recon]\n\
-             use = egg:swift#recon\n",
+             use = egg:swift#recon\n\
+             {daemons}",
             devices = devices.display(),
             etc = etc.display(),
             recon = recon.display(),

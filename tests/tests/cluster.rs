@@ -243,3 +243,36 @@ fn a_read_survives_its_node_dying_mid_body() {
     assert!(first.starts_with(b"HTTP/1.1 200"));
     assert_eq!(&first[end + 4..], &data[..], "the whole object, byte for byte");
 }
+
+#[test]
+fn container_updaters_bring_account_stats_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    let s = login(&c, "test:tester", "testing");
+    assert_eq!(s.req("PUT", "/stats", &[], b"").status, 201);
+    let bodies: [&[u8]; 3] = [b"a", b"bb", b"cccc"];
+    for (i, body) in bodies.iter().enumerate() {
+        assert_eq!(s.req("PUT", &format!("/stats/o{i}"), &[], body).status, 201);
+    }
+    // Only the container-updater carries object counts to the account
+    // servers (each sweep is 5 s apart in the test cluster's configs).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let head = loop {
+        let r = s.req("HEAD", "", &[], b"");
+        if r.header("x-account-object-count") == Some("3") {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "the account still shows {:?} objects after 30 s", r.header("x-account-object-count"));
+        // Each poll goes through the proxy to the account servers: poll
+        // gently on a shared machine.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(head.header("x-account-bytes-used"), Some("7"));
+    assert_eq!(head.header("x-account-container-count"), Some("1"));
+    let listing = s.req("GET", "?format=json", &[], b"");
+    assert_eq!(listing.status, 200, "{}", listing.text());
+    let v: serde_json::Value = serde_json::from_slice(&listing.body).unwrap();
+    assert_eq!(v[0]["name"], "stats");
+    assert_eq!(v[0]["count"], 3);
+    assert_eq!(v[0]["bytes"], 7);
+}

@@ -5,7 +5,8 @@ use cluster::{Cluster, Options, USERS};
 use std::path::PathBuf;
 
 /// Starts an all-in-one Swift cluster (account, container and object
-/// servers and a proxy) on this machine and keeps it running until Ctrl-C.
+/// servers, container updaters and a proxy) on this machine and keeps it
+/// running until Ctrl-C.
 #[derive(Parser)]
 #[command(name = "swift-saio", version)]
 struct Args {
@@ -53,7 +54,7 @@ fn main() {
     if !fresh {
         println!("Reusing the layout in {}: --bind-ip, --proxy-port, --devices, --replicas and --part-power apply only to a new --data-dir.", a.data_dir.display());
     }
-    println!("swift-saio: {} cluster in {} ({} servers) is up.", if fresh { "new" } else { "existing" }, a.data_dir.display(), cluster.procs.len());
+    println!("swift-saio: {} cluster in {} ({} processes) is up.", if fresh { "new" } else { "existing" }, a.data_dir.display(), cluster.procs.len());
     if cluster.opts.bind_ip == "127.0.0.1" {
         println!("Listening on 127.0.0.1 only (use --bind-ip to change).");
     }
