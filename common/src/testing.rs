@@ -8,7 +8,25 @@ use std::time::{Duration, Instant};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("binding an ephemeral port")
+    free_port_on("127.0.0.1").expect("binding an ephemeral port")
+}
+
+/// A TCP port on `ip` that was free a moment ago and that this process has
+/// not handed out before: tests running in parallel threads each start
+/// servers on ports they pick first and bind later, so a port released by
+/// one must not be given to another.
+pub fn free_port_on(ip: &str) -> std::io::Result<u16> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    for _ in 0..1000 {
+        let port = std::net::TcpListener::bind((ip, 0))?.local_addr()?.port();
+        let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get_or_insert_with(HashSet::new).insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("no unused ephemeral port found"))
 }
 
 /// Polls `check` until it returns `Some` or `deadline` passes.

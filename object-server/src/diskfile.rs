@@ -644,6 +644,132 @@ pub fn write_async_pending(device_path: &Path, policy: u32, hash: &str, timestam
     Ok(target)
 }
 
+/// Rewrites the async pending at `target` (below `device_path`) with `body`,
+/// as [`write_async_pending`] does: temp file in `tmp[-N]`, fsync, rename
+/// over the old file, fsync the directory. A crash leaves the old pending
+/// or the new one, never half of either.
+pub fn replace_async_pending(device_path: &Path, policy: u32, target: &Path, body: &[u8]) -> Result<(), WriteError> {
+    let mut tmp = TempFile::create(&device_path.join(policy_dir("tmp", policy)))?;
+    tmp.file.write_all(body)?;
+    tmp.file.sync_all()?;
+    fs::rename(&tmp.path, target)?;
+    tmp.committed = true;
+    if let Some(dir) = target.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Unlinks an async pending (already gone is fine) and then its suffix
+/// directory if that is now empty, so swept devices do not keep thousands
+/// of empty directories (Swift's updater rmdirs them too).
+pub fn remove_async_pending(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent() {
+        // Fails while other pendings remain: that is the expected case.
+        let _ = fs::remove_dir(dir);
+    }
+    Ok(())
+}
+
+/// Moves an unreadable async pending to `<dev>/quarantined/objects/<name>`
+/// (Swift's place for them), so it is kept for an operator but not retried.
+pub fn quarantine_async_pending(device_path: &Path, path: &Path) -> io::Result<PathBuf> {
+    let dir = device_path.join("quarantined").join("objects");
+    create_dir_durable(&dir)?;
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "async pending path has no file name"))?;
+    let target = dir.join(name);
+    fs::rename(path, &target)?;
+    fsync_dir(&dir)?;
+    Ok(target)
+}
+
+/// One async pending found on a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncPendingFile {
+    pub path: PathBuf,
+    /// From the directory name: `async_pending` is 0, `async_pending-N` is N.
+    pub policy: u32,
+}
+
+/// What [`list_async_pendings`] found on one device.
+#[derive(Debug, Default)]
+pub struct AsyncPendingScan {
+    /// The newest pending of each object, to be sent.
+    pub newest: Vec<AsyncPendingFile>,
+    /// Older pendings of an object that has a newer one: unlinked during the
+    /// scan, since the newer update supersedes them at the container.
+    pub unlinked: u64,
+    /// Unlink failures and names that are not `<hash>-<timestamp>`.
+    pub errors: u64,
+}
+
+/// Walks `<dev>/async_pending*/<suffix>/` and keeps only the newest pending
+/// per object hash (names sort by timestamp: the internal form is fixed
+/// width), unlinking the older ones, as Swift's `object_sweep` does.
+pub fn list_async_pendings(device_path: &Path) -> io::Result<AsyncPendingScan> {
+    let mut scan = AsyncPendingScan::default();
+    let mut dirs: Vec<String> = fs::read_dir(device_path)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("async_pending"))
+        .collect();
+    dirs.sort();
+    for dir_name in dirs {
+        let policy = match dir_name.strip_prefix("async_pending") {
+            Some("") => 0,
+            Some(rest) => match rest.strip_prefix('-').and_then(|n| n.parse::<u32>().ok()) {
+                Some(p) => p,
+                None => {
+                    common::log::warning(&format!("Directory {dir_name:?} does not map to a valid policy"));
+                    continue;
+                }
+            },
+            None => continue,
+        };
+        let dir = device_path.join(&dir_name);
+        let Ok(suffixes) = fs::read_dir(&dir) else { continue };
+        for suffix in suffixes.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()) {
+            let Ok(entries) = fs::read_dir(&suffix) else { continue };
+            let mut names: Vec<String> = entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+            // Newest first, so the first name of each hash is the one to send.
+            names.sort_unstable_by(|a, b| b.cmp(a));
+            let mut last_hash: Option<String> = None;
+            for name in names {
+                let Some((hash, timestamp)) = name.split_once('-') else {
+                    common::log::error(&format!("ERROR async pending file with unexpected name {}", suffix.join(&name).display()));
+                    scan.errors += 1;
+                    continue;
+                };
+                if hash.len() != 32 || timestamp.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    common::log::error(&format!("ERROR async pending file with unexpected name {}", suffix.join(&name).display()));
+                    scan.errors += 1;
+                    continue;
+                }
+                let path = suffix.join(&name);
+                if last_hash.as_deref() == Some(hash) {
+                    match fs::remove_file(&path) {
+                        Ok(()) => scan.unlinked += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            common::log::error(&format!("ERROR unlinking obsolete async pending {}: {e}", path.display()));
+                            scan.errors += 1;
+                        }
+                    }
+                    continue;
+                }
+                last_hash = Some(hash.to_string());
+                scan.newest.push(AsyncPendingFile { path, policy });
+            }
+        }
+    }
+    Ok(scan)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! [`post`], [`delete`], [`replicate`]) says what the HTTP contract is;
 //! [`diskfile`] and [`metadata`] hold the files on disk and know nothing of
 //! HTTP. [`container_update`] sends the container updates and saves async
-//! pendings.
+//! pendings; [`updater`] is the object-updater daemon that replays them.
 
 // Checks return the ready-made error response; it is built only on the
 // (rare) error path, so its size does not matter.
@@ -26,6 +26,7 @@ pub mod put;
 pub mod replicate;
 pub mod routing;
 pub mod settings;
+pub mod updater;
 
 use common::backend::BackendClient;
 use common::devices::Devices;

@@ -59,7 +59,7 @@ pub const USERS: &[(&str, &str, &str, &str)] = &[
 pub struct Proc {
     pub name: String,
     /// The port it listens on; 0 for daemons that listen on none
-    /// (`container-updater N`).
+    /// (`container-updater N`, `object-updater N`).
     pub port: u16,
     pub config: PathBuf,
     binary: PathBuf,
@@ -152,12 +152,13 @@ pub struct Cluster {
     pub etc: PathBuf,
     pub proxy_port: u16,
     /// Every storage server, then one `container-updater N` per container
-    /// server, then the proxy (last).
+    /// server, one `object-updater N` per object server, then the proxy
+    /// (last).
     pub procs: Vec<Proc>,
 }
 
 fn free_port(ip: &str) -> Result<u16> {
-    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
+    Ok(common::testing::free_port_on(ip)?)
 }
 
 fn default_bin_dir() -> Result<PathBuf> {
@@ -208,6 +209,19 @@ impl Cluster {
                 port: 0,
                 config: etc.join("container-server").join(format!("{i}.conf")),
                 binary: bin_dir.join("swift-container-updater"),
+                child: None,
+                show_logs: opts.show_logs,
+            });
+        }
+        // Likewise Swift's object-updater reads the object server's config
+        // (`[object-updater]`): one per object server, replaying the async
+        // pendings that server wrote.
+        for i in 1..=count_configs(&etc.join("object-server"))? {
+            procs.push(Proc {
+                name: format!("object-updater {i}"),
+                port: 0,
+                config: etc.join("object-server").join(format!("{i}.conf")),
+                binary: bin_dir.join("swift-object-updater"),
                 child: None,
                 show_logs: opts.show_logs,
             });
@@ -330,7 +344,13 @@ fn create_layout(opts: &Options) -> Result<()> {
     for (kind, i, port, devices) in &ports {
         // A short interval so that account listings catch up within seconds
         // (Swift's default is 300 s; its SAIO configs keep the default).
-        let daemons = if kind == "container" { format!("\n[container-updater]\ninterval = 5\nlog_name = container-updater-{i}\n") } else { String::new() };
+        // The same for the object-updater, so async pendings are replayed
+        // within seconds of the container servers coming back.
+        let daemons = match kind.as_str() {
+            "container" => format!("\n[container-updater]\ninterval = 5\nlog_name = container-updater-{i}\n"),
+            "object" => format!("\n[object-updater]\ninterval = 5\nlog_name = object-updater-{i}\n"),
+            _ => String::new(),
+        };
         let text = format!(
             "# {kind}-server {i} of the all-in-one cluster (written by swift-saio)\n\
              [DEFAULT]\n\

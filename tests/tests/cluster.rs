@@ -276,3 +276,58 @@ fn container_updaters_bring_account_stats_up_to_date() {
     assert_eq!(v[0]["count"], 3);
     assert_eq!(v[0]["bytes"], 7);
 }
+
+#[test]
+fn object_updaters_replay_async_pendings_into_container_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path());
+    let s = login(&c, "test:tester", "testing");
+    assert_eq!(s.req("PUT", "/pending", &[], b"").status, 201);
+    // Warm the proxy's container info so the PUT below does not need a
+    // container server to route.
+    assert_eq!(s.req("HEAD", "/pending", &[], b"").status, 204);
+    for p in c.servers("container") {
+        p.kill();
+    }
+    // Every container update fails: each object server saves an async
+    // pending, and the write still succeeds.
+    let r = s.req("PUT", "/pending/late.txt", &[], b"arrives later");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let etag = r.header("etag").expect("PUT returns an etag").trim_matches('"').to_string();
+    assert!(count_async_pendings(&dir.path().join("devices")) > 0, "the object servers saved async pendings");
+    let ip = c.opts.bind_ip.clone();
+    for p in c.servers("container") {
+        p.restart(&ip).expect("container server restarts");
+    }
+    // Only the object-updaters (sweeps 5 s apart in the test cluster's
+    // configs) can tell the container servers about the object now.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = s.req("GET", "/pending", &[], b"");
+        if r.status == 200 && r.text() == "late.txt\n" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the listing still shows {} {:?} after 30 s", r.status, r.text());
+        // Each poll goes through the proxy to the container servers: poll
+        // gently on a shared machine.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let r = s.req("GET", "/pending?format=json", &[], b"");
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v[0]["bytes"], 13);
+    assert_eq!(v[0]["hash"], etag.as_str());
+}
+
+/// Files below `<devices>/<n>/<dev>/async_pending*/<suffix>/`.
+fn count_async_pendings(devices: &std::path::Path) -> usize {
+    let read = |p: &std::path::Path| std::fs::read_dir(p).map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+    let mut n = 0;
+    for node in read(devices) {
+        for dev in read(&node) {
+            for dir in read(&dev).into_iter().filter(|d| d.file_name().is_some_and(|f| f.to_string_lossy().starts_with("async_pending"))) {
+                n += read(&dir).iter().map(|sfx| read(sfx).len()).sum::<usize>();
+            }
+        }
+    }
+    n
+}

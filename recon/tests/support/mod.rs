@@ -177,7 +177,8 @@ fn serve(mut stream: TcpStream, handler: &Handler) {
 
 /// A port nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    // Never handed to a server started by a test running in parallel.
+    common::testing::free_port()
 }
 
 /// A fake storage server of `server_type` answering OPTIONS and every
