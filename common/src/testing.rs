@@ -29,6 +29,24 @@ pub fn free_port_on(ip: &str) -> std::io::Result<u16> {
     Err(std::io::Error::other("no unused ephemeral port found"))
 }
 
+/// Whether an HTTP server answers on `ip:port`: an `OPTIONS /` gets any
+/// `HTTP/1.x` status line back. A bare TCP connect is not proof: on
+/// loopback a connect to a port nobody listens on can meet itself (TCP
+/// simultaneous open) when the kernel picks that same port as the source.
+pub fn answers_http(ip: &str, port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect((ip, port)) else { return false };
+    if s.local_addr().is_ok_and(|a| a.port() == port) {
+        return false;
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(format!("OPTIONS / HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 9];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
 /// Polls `check` until it returns `Some` or `deadline` passes.
 pub fn poll_until<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + deadline;
@@ -65,7 +83,7 @@ impl ServerProcess {
             if let Some(status) = p.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("{} exited early: {status}", binary.display());
             }
-            TcpStream::connect(("127.0.0.1", port)).ok()
+            answers_http("127.0.0.1", port).then_some(())
         });
         assert!(up.is_some(), "{} did not listen on port {port}", binary.display());
         p

@@ -6,7 +6,6 @@
 use anyhow::{anyhow, bail, Context, Result};
 use ring::builder::RingBuilder;
 use ring::Device;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -131,7 +130,7 @@ impl Drop for Proc {
 fn wait_listening(ip: &str, port: u16, name: &str, mut child: Option<&mut Child>) -> Result<()> {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
-        if TcpStream::connect((ip, port)).is_ok() {
+        if common::testing::answers_http(ip, port) {
             return Ok(());
         }
         if let Some(c) = child.as_mut() {
@@ -245,7 +244,7 @@ impl Cluster {
             if !p.binary.exists() {
                 bail!("{} not found; build the workspace first (cargo build --release --workspace)", p.binary.display());
             }
-            if p.port != 0 && TcpStream::connect((opts.bind_ip.as_str(), p.port)).is_ok() {
+            if p.port != 0 && std::net::TcpListener::bind((opts.bind_ip.as_str(), p.port)).is_err() {
                 bail!("port {} (for {}) is already in use; is another cluster running on {}?", p.port, p.name, opts.data_dir.display());
             }
         }
