@@ -64,7 +64,10 @@ mod tests {
         assert_eq!(route(&Method::HEAD, "/sda/x/a", &l).unwrap_err().0, 400);
         assert_eq!(route(&Method::HEAD, "/sda/1/a%ff", &l).unwrap_err().0, 412);
         let long = format!("/sda/1/{}", "a".repeat(257));
-        assert_eq!(route(&Method::HEAD, &long, &l).unwrap_err(), (StatusCode::BAD_REQUEST, "Account name length of 257 longer than 256".into()));
+        assert_eq!(
+            route(&Method::HEAD, &long, &l).unwrap_err(),
+            (StatusCode::BAD_REQUEST, "Account name length of 257 longer than 256".into())
+        );
         let m = Method::from_bytes(b"REPLICATE").unwrap();
         assert_eq!(route(&m, "/sda/1/abc", &l), Ok(Route::NotImplemented));
     }

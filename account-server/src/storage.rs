@@ -18,7 +18,9 @@ pub enum Lookup<T> {
     Found(T),
     /// No live account; `status_deleted` when its database says it was
     /// deleted (Swift answers with `X-Account-Status: Deleted`).
-    Missing { status_deleted: bool },
+    Missing {
+        status_deleted: bool,
+    },
 }
 
 /// Why the account is missing, for [`Lookup::Missing`].

@@ -196,7 +196,13 @@ fn container_reports_keep_counts_and_policy_totals() {
     let r = s.req(
         "PUT",
         "/sda/1/a/c9",
-        &[("X-Timestamp", "soon"), ("X-Put-Timestamp", &ts(9)), ("X-Delete-Timestamp", "0"), ("X-Object-Count", "0"), ("X-Bytes-Used", "0")],
+        &[
+            ("X-Timestamp", "soon"),
+            ("X-Put-Timestamp", &ts(9)),
+            ("X-Delete-Timestamp", "0"),
+            ("X-Object-Count", "0"),
+            ("X-Bytes-Used", "0"),
+        ],
     );
     assert_eq!(r.status, 400);
 }
@@ -337,7 +343,9 @@ fn pending_reports_survive_a_killed_server() {
         assert_eq!(s.report(&format!("/sda/1/a/c{i}"), 2, None, 1, 1, 0).status, 201);
     }
     // Acknowledged reports are in the pending file, not yet in SQLite.
-    assert!(files_under(&s.devices).iter().any(|p| p.to_string_lossy().ends_with(".db.pending") && std::fs::metadata(p).unwrap().len() > 0));
+    assert!(files_under(&s.devices)
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with(".db.pending") && std::fs::metadata(p).unwrap().len() > 0));
     s.proc.kill();
     let port = s.proc.port;
     let conf = config_path(s.dir.path(), "account");

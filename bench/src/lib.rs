@@ -155,9 +155,11 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     // Cleaning up is never cut short by --duration: everything stored goes
     // (unless --no-delete keeps it for later use).
     if !args.no_delete {
-        let (r, _) =
-            phase::run(&client, phase("delete", "object DELETE", Op::Delete, each(&stored), Limit::Count(stored.len() as u64), false, false))
-                .await;
+        let (r, _) = phase::run(
+            &client,
+            phase("delete", "object DELETE", Op::Delete, each(&stored), Limit::Count(stored.len() as u64), false, false),
+        )
+        .await;
         record("object DELETE", r);
         let (r, _) = phase::run(
             &client,

@@ -36,16 +36,7 @@ const MAX_INTERPOLATION_DEPTH: usize = 10;
 
 /// Section name prefixes that paste.deploy owns; their sections get paste's
 /// `[DEFAULT]` semantics (see [`ConfigFile::section`]).
-const PASTE_PREFIXES: [&str; 8] = [
-    "app:",
-    "application:",
-    "filter:",
-    "filter-app:",
-    "pipeline:",
-    "composite:",
-    "composit:",
-    "server:",
-];
+const PASTE_PREFIXES: [&str; 8] = ["app:", "application:", "filter:", "filter-app:", "pipeline:", "composite:", "composit:", "server:"];
 
 /// What went wrong reading a configuration file or one of its values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -170,10 +161,7 @@ impl ConfigFile {
 
     /// As [`load`](Self::load), normalising keys as `key_case` says.
     pub fn load_with_case(path: &Path, key_case: KeyCase) -> Result<ConfigFile, ConfigError> {
-        let read_error = |e: std::io::Error| ConfigError::Read {
-            path: path.to_path_buf(),
-            reason: io_reason(&e),
-        };
+        let read_error = |e: std::io::Error| ConfigError::Read { path: path.to_path_buf(), reason: io_reason(&e) };
         let mut config = ConfigFile::empty(&path.display().to_string(), key_case);
         if path.is_dir() {
             config.here = Some(path.display().to_string());
@@ -199,22 +187,10 @@ impl ConfigFile {
                 read_any = true;
             }
             if !read_any {
-                return Err(ConfigError::Read {
-                    path: path.to_path_buf(),
-                    reason: "no readable *.conf file in directory".to_string(),
-                });
+                return Err(ConfigError::Read { path: path.to_path_buf(), reason: "no readable *.conf file in directory".to_string() });
             }
         } else {
-            config.here = path
-                .parent()
-                .map(|p| {
-                    if p.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        p
-                    }
-                })
-                .map(|p| p.display().to_string());
+            config.here = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).map(|p| p.display().to_string());
             let text = std::fs::read_to_string(path).map_err(read_error)?;
             config.parse_into(&text, &path.display().to_string())?;
         }
@@ -228,24 +204,14 @@ impl ConfigFile {
     }
 
     /// As [`parse`](Self::parse), normalising keys as `key_case` says.
-    pub fn parse_with_case(
-        text: &str,
-        source_name: &str,
-        key_case: KeyCase,
-    ) -> Result<ConfigFile, ConfigError> {
+    pub fn parse_with_case(text: &str, source_name: &str, key_case: KeyCase) -> Result<ConfigFile, ConfigError> {
         let mut config = ConfigFile::empty(source_name, key_case);
         config.parse_into(text, source_name)?;
         Ok(config)
     }
 
     fn empty(source: &str, key_case: KeyCase) -> ConfigFile {
-        ConfigFile {
-            source: source.to_string(),
-            here: None,
-            key_case,
-            defaults: Vec::new(),
-            sections: Vec::new(),
-        }
+        ConfigFile { source: source.to_string(), here: None, key_case, defaults: Vec::new(), sections: Vec::new() }
     }
 
     fn transform_key(&self, key: &str) -> String {
@@ -257,11 +223,7 @@ impl ConfigFile {
 
     /// Adds the text of one file, as Python's `ConfigParser._read` does.
     fn parse_into(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
-        let syntax = |line: usize, message: String| ConfigError::Syntax {
-            file: file.to_string(),
-            line,
-            message,
-        };
+        let syntax = |line: usize, message: String| ConfigError::Syntax { file: file.to_string(), line, message };
         // Strictness is per file: a conf.d directory may repeat a section.
         let mut sections_seen: HashSet<String> = HashSet::new();
         let mut options_seen: HashSet<(String, String)> = HashSet::new();
@@ -279,9 +241,7 @@ impl ConfigFile {
                 // comment line is not.
                 if !is_comment {
                     if let Some(key) = &option {
-                        if let Some(entry) =
-                            self.entries_mut(cursor).and_then(|e| entry_mut(e, key))
-                        {
+                        if let Some(entry) = self.entries_mut(cursor).and_then(|e| entry_mut(e, key)) {
                             entry.value.push('\n');
                         }
                     }
@@ -318,38 +278,21 @@ impl ConfigFile {
                 continue;
             }
             if matches!(cursor, Cursor::None) {
-                return Err(syntax(
-                    lineno,
-                    format!("expected a [section] header before {stripped:?}"),
-                ));
+                return Err(syntax(lineno, format!("expected a [section] header before {stripped:?}")));
             }
             let Some(split) = stripped.find(['=', ':']) else {
-                return Err(syntax(
-                    lineno,
-                    format!("expected 'key = value', got {stripped:?}"),
-                ));
+                return Err(syntax(lineno, format!("expected 'key = value', got {stripped:?}")));
             };
             let key = stripped[..split].trim_end();
             if key.is_empty() {
-                return Err(syntax(
-                    lineno,
-                    format!("expected 'key = value', got {stripped:?} (empty key)"),
-                ));
+                return Err(syntax(lineno, format!("expected 'key = value', got {stripped:?} (empty key)")));
             }
             let key = self.transform_key(key);
             let value = stripped[split + 1..].trim().to_string();
             if !options_seen.insert((section_name.clone(), key.clone())) {
-                return Err(syntax(
-                    lineno,
-                    format!("option '{key}' in section [{section_name}] already exists"),
-                ));
+                return Err(syntax(lineno, format!("option '{key}' in section [{section_name}] already exists")));
             }
-            let entry = Entry {
-                value,
-                file: file.to_string(),
-                line: lineno,
-                section: section_name.clone(),
-            };
+            let entry = Entry { value, file: file.to_string(), line: lineno, section: section_name.clone() };
             let Some(entries) = self.entries_mut(cursor) else {
                 continue;
             };
@@ -361,11 +304,7 @@ impl ConfigFile {
         }
 
         // Python joins continued values and strips trailing blank lines.
-        let all = self.defaults.iter_mut().chain(
-            self.sections
-                .iter_mut()
-                .flat_map(|(_, entries)| entries.iter_mut()),
-        );
+        let all = self.defaults.iter_mut().chain(self.sections.iter_mut().flat_map(|(_, entries)| entries.iter_mut()));
         for (_, entry) in all {
             let trimmed_len = entry.value.trim_end().len();
             entry.value.truncate(trimmed_len);
@@ -389,10 +328,7 @@ impl ConfigFile {
     /// Names of the sections, in the order they first appear; `[DEFAULT]`
     /// is not included.
     pub fn sections(&self) -> Vec<&str> {
-        self.sections
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect()
+        self.sections.iter().map(|(name, _)| name.as_str()).collect()
     }
 
     /// True when the configuration has a section of that name (`DEFAULT`
@@ -473,13 +409,7 @@ impl ConfigFile {
     }
 
     fn make_section(&self, name: &str, values: BTreeMap<String, Entry>) -> Section {
-        Section {
-            name: name.to_string(),
-            source: self.source.clone(),
-            here: self.here.clone(),
-            key_case: self.key_case,
-            values,
-        }
+        Section { name: name.to_string(), source: self.source.clone(), here: self.here.clone(), key_case: self.key_case, values }
     }
 }
 
@@ -543,9 +473,7 @@ impl Section {
 
     /// The raw `(key, value)` pairs, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.values
-            .iter()
-            .map(|(k, e)| (k.as_str(), e.value.as_str()))
+        self.values.iter().map(|(k, e)| (k.as_str(), e.value.as_str()))
     }
 
     /// The line (1-based) where `key` was set, when it is set.
@@ -566,14 +494,7 @@ impl Section {
         Ok(Some(out))
     }
 
-    fn interpolate(
-        &self,
-        key: &str,
-        entry: &Entry,
-        mut rest: &str,
-        out: &mut String,
-        depth: usize,
-    ) -> Result<(), ConfigError> {
+    fn interpolate(&self, key: &str, entry: &Entry, mut rest: &str, out: &mut String, depth: usize) -> Result<(), ConfigError> {
         let fail = |message: String| ConfigError::Interpolation {
             file: entry.file.clone(),
             line: Some(entry.line),
@@ -591,13 +512,8 @@ impl Section {
                 out.push('%');
                 rest = after;
             } else if let Some(after) = rest.strip_prefix("%(") {
-                let Some(close) = after
-                    .find(")s")
-                    .filter(|&c| c > 0 && !after[..c].contains(')'))
-                else {
-                    return Err(fail(format!(
-                        "bad interpolation variable reference {rest:?}"
-                    )));
+                let Some(close) = after.find(")s").filter(|&c| c > 0 && !after[..c].contains(')')) else {
+                    return Err(fail(format!("bad interpolation variable reference {rest:?}")));
                 };
                 let name = match self.key_case {
                     KeyCase::Preserve => after[..close].to_string(),
@@ -609,11 +525,7 @@ impl Section {
                     None => match name.as_str() {
                         "here" if self.here.is_some() => self.here.clone().unwrap_or_default(),
                         "__file__" => self.source.clone(),
-                        _ => {
-                            return Err(fail(format!(
-                                "bad interpolation: no option {name:?} for %({name})s"
-                            )))
-                        }
+                        _ => return Err(fail(format!("bad interpolation: no option {name:?} for %({name})s"))),
                     },
                 };
                 if replacement.contains('%') {
@@ -622,9 +534,7 @@ impl Section {
                     out.push_str(&replacement);
                 }
             } else {
-                return Err(fail(format!(
-                    "'%' must be followed by '%' or '(', found {rest:?}"
-                )));
+                return Err(fail(format!("'%' must be followed by '%' or '(', found {rest:?}")));
             }
         }
         out.push_str(rest);
@@ -657,9 +567,7 @@ impl Section {
         let Some(value) = self.value(key)? else {
             return Ok(default);
         };
-        parse_bool(&value).ok_or_else(|| {
-            self.value_error(key, &value, "a boolean (true/false, yes/no, on/off, 1/0)")
-        })
+        parse_bool(&value).ok_or_else(|| self.value_error(key, &value, "a boolean (true/false, yes/no, on/off, 1/0)"))
     }
 
     /// An unsigned integer (`+` sign allowed), or `default` when unset.
@@ -691,24 +599,14 @@ impl Section {
     /// A comma-separated list, items trimmed, empty items dropped (Swift's
     /// `list_from_csv`); empty when unset.
     pub fn get_list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
-        Ok(self
-            .value(key)?
-            .map(|v| list_from_csv(&v))
-            .unwrap_or_default())
+        Ok(self.value(key)?.map(|v| list_from_csv(&v)).unwrap_or_default())
     }
 
-    fn get_parsed<T: std::str::FromStr>(
-        &self,
-        key: &str,
-        default: T,
-        expected: &'static str,
-    ) -> Result<T, ConfigError> {
+    fn get_parsed<T: std::str::FromStr>(&self, key: &str, default: T, expected: &'static str) -> Result<T, ConfigError> {
         let Some(value) = self.value(key)? else {
             return Ok(default);
         };
-        value
-            .parse::<T>()
-            .map_err(|_| self.value_error(key, &value, expected))
+        value.parse::<T>().map_err(|_| self.value_error(key, &value, expected))
     }
 }
 
@@ -736,12 +634,7 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 /// Splits a comma-separated value into trimmed, non-empty items (Swift's
 /// `list_from_csv`).
 pub fn list_from_csv(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 #[cfg(test)]
@@ -753,9 +646,7 @@ mod tests {
     }
 
     fn parse_err(text: &str) -> String {
-        ConfigFile::parse(text, "/etc/swift/object-server.conf")
-            .unwrap_err()
-            .to_string()
+        ConfigFile::parse(text, "/etc/swift/object-server.conf").unwrap_err().to_string()
     }
 
     #[test]
@@ -798,8 +689,7 @@ mod tests {
 
     #[test]
     fn continuation_lines() {
-        let conf =
-            parse("[s]\nkey = first\n  second\n\n    third\n# a comment\n  fourth\n\nnext = 1\n");
+        let conf = parse("[s]\nkey = first\n  second\n\n    third\n# a comment\n  fourth\n\nnext = 1\n");
         let s = conf.section("s").unwrap();
         assert_eq!(s.get("key"), Some("first\nsecond\n\nthird\nfourth"));
         assert_eq!(s.get("next"), Some("1"));
@@ -820,14 +710,8 @@ mod tests {
             parse_err("bind_port = 6200\n"),
             "/etc/swift/object-server.conf:1: expected a [section] header before \"bind_port = 6200\""
         );
-        assert_eq!(
-            parse_err("[a]\nx = 1\n[b]\n[a]\n"),
-            "/etc/swift/object-server.conf:4: section [a] already exists"
-        );
-        assert_eq!(
-            parse_err("[a]\nx = 1\nx = 2\n"),
-            "/etc/swift/object-server.conf:3: option 'x' in section [a] already exists"
-        );
+        assert_eq!(parse_err("[a]\nx = 1\n[b]\n[a]\n"), "/etc/swift/object-server.conf:4: section [a] already exists");
+        assert_eq!(parse_err("[a]\nx = 1\nx = 2\n"), "/etc/swift/object-server.conf:3: option 'x' in section [a] already exists");
         assert_eq!(
             parse_err("[DEFAULT]\nx = 1\n[DEFAULT]\nx = 2\n"),
             "/etc/swift/object-server.conf:4: option 'x' in section [DEFAULT] already exists"
@@ -860,11 +744,7 @@ mod tests {
              [filter:recon]\nlog_level = DEBUG\nset log_level = WARNING\n",
         );
         let app = conf.app_section("object-server").unwrap();
-        assert_eq!(
-            app.get("log_level"),
-            Some("INFO"),
-            "DEFAULT wins over plain key"
-        );
+        assert_eq!(app.get("log_level"), Some("INFO"), "DEFAULT wins over plain key");
         assert_eq!(app.get("workers"), Some("4"), "set overrides DEFAULT");
         assert_eq!(app.get("use"), Some("egg:swift#object"));
         assert_eq!(app.get("dir"), Some("/etc/swift"));
@@ -876,10 +756,7 @@ mod tests {
     #[test]
     fn pipeline_names() {
         let conf = parse("[pipeline:main]\npipeline = catch_errors  healthcheck\n  proxy-server\n");
-        assert_eq!(
-            conf.pipeline().unwrap(),
-            ["catch_errors", "healthcheck", "proxy-server"]
-        );
+        assert_eq!(conf.pipeline().unwrap(), ["catch_errors", "healthcheck", "proxy-server"]);
         assert!(parse("[a]\n").pipeline().is_none());
     }
 
@@ -924,15 +801,8 @@ mod tests {
         let s = conf.section("s").unwrap();
         assert_eq!(s.get_str("devices", "").unwrap(), "/srv/node");
         assert_eq!(s.get_str("pct", "").unwrap(), "1%");
-        assert!(
-            s.get_str("both", "").is_err(),
-            "'1%' cannot be interpolated"
-        );
-        assert!(s
-            .get_str("bad", "")
-            .unwrap_err()
-            .to_string()
-            .contains("nope"));
+        assert!(s.get_str("both", "").is_err(), "'1%' cannot be interpolated");
+        assert!(s.get_str("bad", "").unwrap_err().to_string().contains("nope"));
         assert!(s.get_str("loop", "").is_err());
         assert!(s.get_str("syntax", "").is_err());
         assert_eq!(s.get("devices"), Some("%(root)s/node"));
@@ -941,31 +811,16 @@ mod tests {
     #[test]
     fn missing_file_error() {
         let err = ConfigFile::load(Path::new("/nonexistent/object-server.conf")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "Unable to read config from /nonexistent/object-server.conf: No such file or directory"
-        );
+        assert_eq!(err.to_string(), "Unable to read config from /nonexistent/object-server.conf: No such file or directory");
     }
 
     #[test]
     fn conf_d_directory_is_merged_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(
-            d.join("00-default.conf"),
-            "[DEFAULT]\nworkers = 1\n[app:object-server]\nuse = egg:swift#object\n",
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("10-app.conf"),
-            "[app:object-server]\nset workers = 3\n[object-replicator]\nconcurrency = 2\n",
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("20-override.conf"),
-            "[object-replicator]\nconcurrency = 5\n",
-        )
-        .unwrap();
+        std::fs::write(d.join("00-default.conf"), "[DEFAULT]\nworkers = 1\n[app:object-server]\nuse = egg:swift#object\n").unwrap();
+        std::fs::write(d.join("10-app.conf"), "[app:object-server]\nset workers = 3\n[object-replicator]\nconcurrency = 2\n").unwrap();
+        std::fs::write(d.join("20-override.conf"), "[object-replicator]\nconcurrency = 5\n").unwrap();
         std::fs::write(d.join(".hidden.conf"), "garbage\n").unwrap();
         std::fs::write(d.join("notes.txt"), "garbage\n").unwrap();
         let conf = ConfigFile::load(d).unwrap();
@@ -977,16 +832,10 @@ mod tests {
         assert_eq!(repl.get("concurrency"), Some("5"));
         std::fs::write(d.join("30-bad.conf"), "[s]\nx\n").unwrap();
         let err = ConfigFile::load(d).unwrap_err().to_string();
-        assert!(
-            err.ends_with("30-bad.conf:2: expected 'key = value', got \"x\""),
-            "{err}"
-        );
+        assert!(err.ends_with("30-bad.conf:2: expected 'key = value', got \"x\""), "{err}");
 
         let empty = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            ConfigFile::load(empty.path()),
-            Err(ConfigError::Read { .. })
-        ));
+        assert!(matches!(ConfigFile::load(empty.path()), Err(ConfigError::Read { .. })));
     }
 
     #[test]
@@ -996,10 +845,7 @@ mod tests {
         std::fs::write(&path, "[s]\nlog = %(here)s/log\n").unwrap();
         let conf = ConfigFile::load(&path).unwrap();
         let s = conf.section("s").unwrap();
-        assert_eq!(
-            s.get_str("log", "").unwrap(),
-            format!("{}/log", dir.path().display())
-        );
+        assert_eq!(s.get_str("log", "").unwrap(), format!("{}/log", dir.path().display()));
     }
 
     #[test]
@@ -1016,17 +862,11 @@ mod tests {
         assert!(app.get_bool("account_autocreate", false).unwrap());
         assert_eq!(app.get_u64("bind_port", 0).unwrap(), 8080);
         let tempauth = proxy.filter_section("tempauth").unwrap();
-        assert_eq!(
-            tempauth.get_list("reseller_prefix").unwrap(),
-            ["AUTH", "SERVICE"]
-        );
+        assert_eq!(tempauth.get_list("reseller_prefix").unwrap(), ["AUTH", "SERVICE"]);
         assert_eq!(tempauth.get("SERVICE_require_group"), Some("service"));
 
         let object = ConfigFile::load(&base.join("object-server-1.conf")).unwrap();
-        assert_eq!(
-            object.pipeline().unwrap(),
-            ["healthcheck", "recon", "object-server"]
-        );
+        assert_eq!(object.pipeline().unwrap(), ["healthcheck", "recon", "object-server"]);
         let auditor = object.section("object-auditor").unwrap();
         assert_eq!(auditor.get_u64("files_per_second", 20).unwrap(), 100_000);
         assert!(!auditor.get_bool("mount_check", true).unwrap());

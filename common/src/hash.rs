@@ -32,10 +32,7 @@ pub struct HashPathConf {
 impl HashPathConf {
     /// Builds a configuration from a prefix and a suffix.
     pub fn new(prefix: impl Into<Vec<u8>>, suffix: impl Into<Vec<u8>>) -> Self {
-        HashPathConf {
-            prefix: prefix.into(),
-            suffix: suffix.into(),
-        }
+        HashPathConf { prefix: prefix.into(), suffix: suffix.into() }
     }
 
     /// The raw 16-byte MD5 digest of the path, as Swift's
@@ -43,12 +40,7 @@ impl HashPathConf {
     ///
     /// `container` and `object` take part only when they are `Some` and
     /// non-empty; an object without a container is an error.
-    pub fn digest(
-        &self,
-        account: &str,
-        container: Option<&str>,
-        object: Option<&str>,
-    ) -> Result<[u8; 16], HashPathError> {
+    pub fn digest(&self, account: &str, container: Option<&str>, object: Option<&str>) -> Result<[u8; 16], HashPathError> {
         let container = container.filter(|c| !c.is_empty());
         let object = object.filter(|o| !o.is_empty());
         if object.is_some() && container.is_none() {
@@ -69,12 +61,7 @@ impl HashPathConf {
     /// The lowercase hex MD5 digest of the path (32 characters), as Swift's
     /// `hash_path`. This is the on-disk "name hash"; its last three
     /// characters are the suffix directory.
-    pub fn hash_path(
-        &self,
-        account: &str,
-        container: Option<&str>,
-        object: Option<&str>,
-    ) -> Result<String, HashPathError> {
+    pub fn hash_path(&self, account: &str, container: Option<&str>, object: Option<&str>) -> Result<String, HashPathError> {
         let digest = self.digest(account, container, object)?;
         Ok(to_hex(&digest))
     }
@@ -102,23 +89,10 @@ mod tests {
     #[test]
     fn reference_vectors() {
         let conf = changeme();
-        assert_eq!(
-            conf.hash_path("a", None, None).unwrap(),
-            "fd2d8dafa0570422b397941531342ca4"
-        );
-        assert_eq!(
-            conf.hash_path("a", Some("c"), None).unwrap(),
-            "6eff33b3ff33852f4cfb514aaa7f5199"
-        );
-        assert_eq!(
-            conf.hash_path("a", Some("c"), Some("o")).unwrap(),
-            "d1c91d91068a170a6bcf220efe77711d"
-        );
-        assert_eq!(
-            conf.hash_path("AUTH_test", Some("photos"), Some("cat.jpg"))
-                .unwrap(),
-            "b7862426316ce611af42ef685212dcf1"
-        );
+        assert_eq!(conf.hash_path("a", None, None).unwrap(), "fd2d8dafa0570422b397941531342ca4");
+        assert_eq!(conf.hash_path("a", Some("c"), None).unwrap(), "6eff33b3ff33852f4cfb514aaa7f5199");
+        assert_eq!(conf.hash_path("a", Some("c"), Some("o")).unwrap(), "d1c91d91068a170a6bcf220efe77711d");
+        assert_eq!(conf.hash_path("AUTH_test", Some("photos"), Some("cat.jpg")).unwrap(), "b7862426316ce611af42ef685212dcf1");
     }
 
     #[test]
@@ -132,33 +106,20 @@ mod tests {
     #[test]
     fn empty_container_and_object_are_skipped() {
         let conf = changeme();
-        assert_eq!(
-            conf.hash_path("a", Some(""), Some("")).unwrap(),
-            conf.hash_path("a", None, None).unwrap()
-        );
+        assert_eq!(conf.hash_path("a", Some(""), Some("")).unwrap(), conf.hash_path("a", None, None).unwrap());
     }
 
     #[test]
     fn object_without_container_is_an_error() {
         let conf = changeme();
-        assert_eq!(
-            conf.digest("a", None, Some("o")),
-            Err(HashPathError::ObjectWithoutContainer)
-        );
-        assert_eq!(
-            conf.digest("a", Some(""), Some("o")),
-            Err(HashPathError::ObjectWithoutContainer)
-        );
+        assert_eq!(conf.digest("a", None, Some("o")), Err(HashPathError::ObjectWithoutContainer));
+        assert_eq!(conf.digest("a", Some(""), Some("o")), Err(HashPathError::ObjectWithoutContainer));
     }
 
     #[test]
     fn prefix_and_suffix_both_matter() {
-        let a = HashPathConf::new("x", "")
-            .hash_path("a", None, None)
-            .unwrap();
-        let b = HashPathConf::new("", "x")
-            .hash_path("a", None, None)
-            .unwrap();
+        let a = HashPathConf::new("x", "").hash_path("a", None, None).unwrap();
+        let b = HashPathConf::new("", "x").hash_path("a", None, None).unwrap();
         assert_ne!(a, b);
     }
 }

@@ -8,15 +8,15 @@ pub mod timestamp;
 
 /// The version of this workspace, as reported by servers and tools.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod backend;
+#[cfg(feature = "db")]
+pub mod db;
+#[cfg(feature = "db")]
+pub mod dbserver;
 pub mod devices;
 pub mod http;
 pub mod log;
 pub mod path;
 pub mod recon;
 pub mod server;
-pub mod backend;
 pub mod testing;
-#[cfg(feature = "db")]
-pub mod db;
-#[cfg(feature = "db")]
-pub mod dbserver;

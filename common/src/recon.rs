@@ -190,15 +190,11 @@ impl Recon {
             ("version", _) => Ok(json!({ "version": crate::VERSION })),
             ("driveaudit", _) => Ok(self.read_cache(RECON_DRIVE_FILE, &["drive_audit_errors"], false)),
             ("time", _) => Ok(json!(unix_time())),
-            ("sharding", _) => {
-                Ok(self.read_cache(RECON_CONTAINER_FILE, &["sharding_stats", "sharding_time", "sharding_last"], false))
-            }
+            ("sharding", _) => Ok(self.read_cache(RECON_CONTAINER_FILE, &["sharding_stats", "sharding_time", "sharding_last"], false)),
             ("relinker", _) => Ok(self.read_cache(RECON_RELINKER_FILE, &["devices", "workers"], true)),
-            ("reconstruction", Some("object")) => Ok(self.read_cache(
-                RECON_OBJECT_FILE,
-                &["object_reconstruction_last", "object_reconstruction_time"],
-                false,
-            )),
+            ("reconstruction", Some("object")) => {
+                Ok(self.read_cache(RECON_OBJECT_FILE, &["object_reconstruction_last", "object_reconstruction_time"], false))
+            }
             _ => return invalid(),
         };
         match result {
@@ -279,12 +275,7 @@ impl Recon {
             ),
             "container" => self.read_cache(
                 RECON_CONTAINER_FILE,
-                &[
-                    "container_audits_passed",
-                    "container_auditor_pass_completed",
-                    "container_audits_since",
-                    "container_audits_failed",
-                ],
+                &["container_audits_passed", "container_auditor_pass_completed", "container_audits_since", "container_audits_failed"],
                 false,
             ),
             _ => self.read_cache(RECON_OBJECT_FILE, &["object_auditor_stats_ALL", "object_auditor_stats_ZBF"], false),
@@ -463,8 +454,7 @@ impl QuarantineCounts {
     }
 
     fn to_json(&self) -> Value {
-        let policies: Map<String, Value> =
-            self.policies.iter().map(|(p, n)| (p.clone(), json!({ "objects": n }))).collect();
+        let policies: Map<String, Value> = self.policies.iter().map(|(p, n)| (p.clone(), json!({ "objects": n }))).collect();
         json!({ "objects": self.objects, "containers": self.containers, "accounts": self.accounts, "policies": policies })
     }
 }
@@ -661,11 +651,7 @@ mod tests {
         }
         std::fs::write(root.join("etc/swift.conf"), swift_conf).unwrap();
         let swift = SwiftConf::load_dir(&root.join("etc")).unwrap();
-        let settings = ReconSettings {
-            devices: root.join("node"),
-            swift_dir: root.join("etc"),
-            recon_cache_path: root.join("cache"),
-        };
+        let settings = ReconSettings { devices: root.join("node"), swift_dir: root.join("etc"), recon_cache_path: root.join("cache") };
         let recon = Recon::new(&settings, root.join("etc/swift.conf"), &swift.policies);
         Fixture { dir, recon }
     }
@@ -794,10 +780,7 @@ mod tests {
         let node = f.dir.path().join("node");
         std::fs::write(node.join("afile"), b"").unwrap();
         assert_eq!(json(&f, "/recon/devices"), json!({ node.display().to_string(): ["afile", "sda", "sdb"] }));
-        assert_eq!(
-            json(&f, "/recon/unmounted"),
-            json!([{"device": "sda", "mounted": false}, {"device": "sdb", "mounted": false}])
-        );
+        assert_eq!(json(&f, "/recon/unmounted"), json!([{"device": "sda", "mounted": false}, {"device": "sdb", "mounted": false}]));
         // The operator's stub marks sdb as a mount point.
         std::fs::write(node.join("sdb/.ismount"), b"").unwrap();
         assert_eq!(json(&f, "/recon/unmounted"), json!([{"device": "sda", "mounted": false}]));

@@ -80,8 +80,7 @@ impl ServerSettings {
             mount_check: s.get_bool("mount_check", true)?,
             swift_dir: PathBuf::from(s.get_str("swift_dir", "/etc/swift")?),
             log_name: s.get_str("log_name", server_type)?,
-            log_level: log::Level::parse(&level)
-                .ok_or_else(|| s.value_error("log_level", &level, "DEBUG, INFO, WARNING or ERROR"))?,
+            log_level: log::Level::parse(&level).ok_or_else(|| s.value_error("log_level", &level, "DEBUG, INFO, WARNING or ERROR"))?,
             log_requests: s.get_bool("log_requests", true)?,
             conn_timeout: secs("conn_timeout", 0.5)?,
             node_timeout: secs("node_timeout", 3.0)?,

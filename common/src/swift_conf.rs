@@ -21,14 +21,7 @@ pub const REPLICATION_POLICY_TYPE: &str = "replication";
 
 /// Options accepted in a `[storage-policy:N]` section of a replication
 /// policy.
-const POLICY_OPTIONS: [&str; 6] = [
-    "name",
-    "aliases",
-    "policy_type",
-    "default",
-    "deprecated",
-    "diskfile_module",
-];
+const POLICY_OPTIONS: [&str; 6] = ["name", "aliases", "policy_type", "default", "deprecated", "diskfile_module"];
 
 /// Why `swift.conf` could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,33 +112,24 @@ impl Constraints {
         let d = Constraints::default();
         Ok(Constraints {
             max_file_size: section.get_u64("max_file_size", d.max_file_size)?,
-            max_meta_name_length: section
-                .get_u64("max_meta_name_length", d.max_meta_name_length)?,
-            max_meta_value_length: section
-                .get_u64("max_meta_value_length", d.max_meta_value_length)?,
+            max_meta_name_length: section.get_u64("max_meta_name_length", d.max_meta_name_length)?,
+            max_meta_value_length: section.get_u64("max_meta_value_length", d.max_meta_value_length)?,
             max_meta_count: section.get_u64("max_meta_count", d.max_meta_count)?,
-            max_meta_overall_size: section
-                .get_u64("max_meta_overall_size", d.max_meta_overall_size)?,
+            max_meta_overall_size: section.get_u64("max_meta_overall_size", d.max_meta_overall_size)?,
             max_header_size: section.get_u64("max_header_size", d.max_header_size)?,
             max_request_line: section.get_u64("max_request_line", d.max_request_line)?,
-            max_object_name_length: section
-                .get_u64("max_object_name_length", d.max_object_name_length)?,
-            container_listing_limit: section
-                .get_u64("container_listing_limit", d.container_listing_limit)?,
-            account_listing_limit: section
-                .get_u64("account_listing_limit", d.account_listing_limit)?,
-            max_account_name_length: section
-                .get_u64("max_account_name_length", d.max_account_name_length)?,
-            max_container_name_length: section
-                .get_u64("max_container_name_length", d.max_container_name_length)?,
+            max_object_name_length: section.get_u64("max_object_name_length", d.max_object_name_length)?,
+            container_listing_limit: section.get_u64("container_listing_limit", d.container_listing_limit)?,
+            account_listing_limit: section.get_u64("account_listing_limit", d.account_listing_limit)?,
+            max_account_name_length: section.get_u64("max_account_name_length", d.max_account_name_length)?,
+            max_container_name_length: section.get_u64("max_container_name_length", d.max_container_name_length)?,
             valid_api_versions: if section.contains_key("valid_api_versions") {
                 section.get_list("valid_api_versions")?
             } else {
                 d.valid_api_versions
             },
             extra_header_count: section.get_i64("extra_header_count", d.extra_header_count)?,
-            auto_create_account_prefix: section
-                .get_str("auto_create_account_prefix", &d.auto_create_account_prefix)?,
+            auto_create_account_prefix: section.get_str("auto_create_account_prefix", &d.auto_create_account_prefix)?,
         })
     }
 
@@ -248,10 +232,7 @@ impl SwiftConf {
 
     /// The default policy (there is always exactly one).
     pub fn default_policy(&self) -> &StoragePolicy {
-        self.policies
-            .iter()
-            .find(|p| p.is_default)
-            .unwrap_or(&self.policies[0])
+        self.policies.iter().find(|p| p.is_default).unwrap_or(&self.policies[0])
     }
 
     /// The policy with this index, if any.
@@ -268,16 +249,11 @@ impl SwiftConf {
 /// Reads `[swift-hash]`; at least one of the two secrets must be non-empty.
 fn hash_conf(config: &ConfigFile) -> Result<HashPathConf, SwiftConfError> {
     let (prefix, suffix) = match config.section("swift-hash") {
-        Some(section) => (
-            section.get_str("swift_hash_path_prefix", "")?,
-            section.get_str("swift_hash_path_suffix", "")?,
-        ),
+        Some(section) => (section.get_str("swift_hash_path_prefix", "")?, section.get_str("swift_hash_path_suffix", "")?),
         None => (String::new(), String::new()),
     };
     if prefix.is_empty() && suffix.is_empty() {
-        return Err(SwiftConfError::MissingHashPath {
-            path: config.source().to_string(),
-        });
+        return Err(SwiftConfError::MissingHashPath { path: config.source().to_string() });
     }
     Ok(HashPathConf::new(prefix, suffix))
 }
@@ -285,10 +261,7 @@ fn hash_conf(config: &ConfigFile) -> Result<HashPathConf, SwiftConfError> {
 /// Parses every `[storage-policy:N]` section and checks the collection
 /// rules of Swift's `StoragePolicyCollection`.
 fn parse_policies(config: &ConfigFile) -> Result<Vec<StoragePolicy>, SwiftConfError> {
-    let error = |message: String| SwiftConfError::Policy {
-        path: config.source().to_string(),
-        message,
-    };
+    let error = |message: String| SwiftConfError::Policy { path: config.source().to_string(), message };
     let mut policies: Vec<StoragePolicy> = Vec::new();
     for name in config.sections() {
         let Some(index_text) = name.strip_prefix("storage-policy:") else {
@@ -302,10 +275,7 @@ fn parse_policies(config: &ConfigFile) -> Result<Vec<StoragePolicy>, SwiftConfEr
             PolicyParseError::Invalid(message) => error(message),
         })?;
         if let Some(other) = policies.iter().find(|p| p.index == policy.index) {
-            return Err(error(format!(
-                "[{name}]: duplicate index {} conflicts with policy {:?}",
-                policy.index, other.name
-            )));
+            return Err(error(format!("[{name}]: duplicate index {} conflicts with policy {:?}", policy.index, other.name)));
         }
         for policy_name in policy.all_names() {
             if let Some(other) = policies.iter().find(|p| p.has_name(policy_name)) {
@@ -344,9 +314,7 @@ fn parse_policies(config: &ConfigFile) -> Result<Vec<StoragePolicy>, SwiftConfEr
         });
     }
     if policies.iter().all(|p| p.is_deprecated) {
-        return Err(error(
-            "Unable to find policy that's not deprecated!".to_string(),
-        ));
+        return Err(error("Unable to find policy that's not deprecated!".to_string()));
     }
     if !policies.iter().any(|p| p.is_default) {
         if policies.len() > 1 {
@@ -375,22 +343,12 @@ impl From<ConfigError> for PolicyParseError {
 
 /// Parses one `[storage-policy:N]` section (Swift's `from_config` and the
 /// `BaseStoragePolicy` constructor checks).
-fn parse_policy(
-    section_name: &str,
-    index_text: &str,
-    section: &Section,
-) -> Result<StoragePolicy, PolicyParseError> {
-    let invalid =
-        |message: String| PolicyParseError::Invalid(format!("[{section_name}]: {message}"));
-    let index: u32 = index_text
-        .trim()
-        .parse()
-        .map_err(|_| invalid(format!("Invalid index {index_text:?}")))?;
+fn parse_policy(section_name: &str, index_text: &str, section: &Section) -> Result<StoragePolicy, PolicyParseError> {
+    let invalid = |message: String| PolicyParseError::Invalid(format!("[{section_name}]: {message}"));
+    let index: u32 = index_text.trim().parse().map_err(|_| invalid(format!("Invalid index {index_text:?}")))?;
     for key in section.keys() {
         if !POLICY_OPTIONS.contains(&key) {
-            return Err(invalid(format!(
-                "Invalid option {key:?} in storage-policy section"
-            )));
+            return Err(invalid(format!("Invalid option {key:?} in storage-policy section")));
         }
     }
     let policy_type = section.get_str("policy_type", REPLICATION_POLICY_TYPE)?;
@@ -421,18 +379,9 @@ fn parse_policy(
     let is_default = section.get_bool("default", false)?;
     let is_deprecated = section.get_bool("deprecated", false)?;
     if is_default && is_deprecated {
-        return Err(invalid(
-            "Deprecated policy can not be default. Invalid config".to_string(),
-        ));
+        return Err(invalid("Deprecated policy can not be default. Invalid config".to_string()));
     }
-    Ok(StoragePolicy {
-        index,
-        name,
-        aliases,
-        is_default,
-        is_deprecated,
-        policy_type,
-    })
+    Ok(StoragePolicy { index, name, aliases, is_default, is_deprecated, policy_type })
 }
 
 /// Swift's `_validate_policy_name`: non-empty, only ASCII letters, digits
@@ -449,15 +398,11 @@ fn validate_name(name: &str, index: u32, taken: &[&str]) -> Result<(), String> {
         ));
     }
     if name.eq_ignore_ascii_case(LEGACY_POLICY_NAME) && index != 0 {
-        return Err(format!(
-            "Invalid name {name:?}: the name {LEGACY_POLICY_NAME} is reserved for policy index 0"
-        ));
+        return Err(format!("Invalid name {name:?}: the name {LEGACY_POLICY_NAME} is reserved for policy index 0"));
     }
     let seen: HashSet<String> = taken.iter().map(|n| n.to_ascii_uppercase()).collect();
     if seen.contains(&name.to_ascii_uppercase()) {
-        return Err(format!(
-            "The name {name} is already assigned to this policy"
-        ));
+        return Err(format!("The name {name} is already assigned to this policy"));
     }
     Ok(())
 }
@@ -487,10 +432,7 @@ mod tests {
             return;
         }
         let conf = SwiftConf::load(path).unwrap();
-        assert_eq!(
-            conf.hash,
-            HashPathConf::new("fixture-prefix", "fixture-suffix")
-        );
+        assert_eq!(conf.hash, HashPathConf::new("fixture-prefix", "fixture-suffix"));
         assert_eq!(conf.policies.len(), 1);
         let gold = conf.default_policy();
         assert_eq!((gold.index, gold.name.as_str()), (0, "gold"));
@@ -507,10 +449,7 @@ mod tests {
             return;
         }
         let conf = SwiftConf::load(path).unwrap();
-        assert_eq!(
-            conf.hash,
-            HashPathConf::new("saio-anchor-prefix", "saio-anchor-suffix")
-        );
+        assert_eq!(conf.hash, HashPathConf::new("saio-anchor-prefix", "saio-anchor-suffix"));
         assert_eq!(conf.policies.len(), 2);
         assert_eq!(conf.default_policy().name, "gold");
         let gold = conf.policy_by_name("YELLOW").unwrap();
@@ -538,12 +477,7 @@ mod tests {
         let expected = "[swift-hash]: both swift_hash_path_suffix and swift_hash_path_prefix \
                         are missing from /etc/swift/swift.conf";
         assert_eq!(from_text("").unwrap_err().to_string(), expected);
-        assert_eq!(
-            from_text("[swift-hash]\nswift_hash_path_prefix =\nswift_hash_path_suffix =\n")
-                .unwrap_err()
-                .to_string(),
-            expected
-        );
+        assert_eq!(from_text("[swift-hash]\nswift_hash_path_prefix =\nswift_hash_path_suffix =\n").unwrap_err().to_string(), expected);
         let only_prefix = from_text("[swift-hash]\nswift_hash_path_prefix = p\n").unwrap();
         assert_eq!(only_prefix.hash, HashPathConf::new("p", ""));
     }
@@ -551,10 +485,7 @@ mod tests {
     #[test]
     fn missing_file() {
         let err = SwiftConf::load_dir(Path::new("/nonexistent")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "Unable to read config from /nonexistent/swift.conf: No such file or directory"
-        );
+        assert_eq!(err.to_string(), "Unable to read config from /nonexistent/swift.conf: No such file or directory");
     }
 
     #[test]
@@ -591,9 +522,7 @@ mod tests {
         assert_eq!(c.max_header_count(), 41);
         assert_eq!(c.auto_create_account_prefix, "_");
         assert_eq!(c.max_object_name_length, 1024);
-        let err = from_text(&format!("{HASH}[swift-constraints]\nmax_file_size = big\n"))
-            .unwrap_err()
-            .to_string();
+        let err = from_text(&format!("{HASH}[swift-constraints]\nmax_file_size = big\n")).unwrap_err().to_string();
         assert_eq!(
             err,
             "/etc/swift/swift.conf:4: [swift-constraints] max_file_size: expected a \
@@ -612,14 +541,11 @@ mod tests {
 
     #[test]
     fn policy_errors() {
-        let e = policy_error(
-            "[storage-policy:0]\nname = gold\n[storage-policy:1]\nname = GOLD\ndefault = yes\n",
-        );
+        let e = policy_error("[storage-policy:0]\nname = gold\n[storage-policy:1]\nname = GOLD\ndefault = yes\n");
         assert!(e.contains("duplicate name \"GOLD\""), "{e}");
         let e = policy_error("[storage-policy:0]\nname = gold\naliases = silver\n[storage-policy:1]\nname = Silver\n");
         assert!(e.contains("duplicate name \"Silver\""), "{e}");
-        let e =
-            policy_error("[storage-policy:0]\nname = gold\n[storage-policy:00]\nname = silver\n");
+        let e = policy_error("[storage-policy:0]\nname = gold\n[storage-policy:00]\nname = silver\n");
         assert!(e.contains("duplicate index 0"), "{e}");
         let e = policy_error("[storage-policy:0]\nname = a\ndefault = yes\n[storage-policy:1]\nname = b\ndefault = true\n");
         assert!(e.contains("duplicate default"), "{e}");
@@ -628,10 +554,7 @@ mod tests {
         let e = policy_error("[storage-policy:1]\nname = b\n");
         assert!(e.contains("policy index 0"), "{e}");
         let e = policy_error("[storage-policy:0]\nname = a b\n");
-        assert!(
-            e.starts_with("/etc/swift/swift.conf: [storage-policy:0]: Invalid name \"a b\""),
-            "{e}"
-        );
+        assert!(e.starts_with("/etc/swift/swift.conf: [storage-policy:0]: Invalid name \"a b\""), "{e}");
         let e = policy_error("[storage-policy:0]\nname = a_b\n");
         assert!(e.contains("Invalid name"), "{e}");
         let e = policy_error("[storage-policy:0]\n");
@@ -644,9 +567,7 @@ mod tests {
         assert!(e.contains("Deprecated policy can not be default"), "{e}");
         let e = policy_error("[storage-policy:0]\nname = a\ndeprecated = yes\n");
         assert!(e.contains("not deprecated"), "{e}");
-        let e = policy_error(
-            "[storage-policy:0]\nname = a\npolicy_type = erasure_coding\nec_type = x\n",
-        );
+        let e = policy_error("[storage-policy:0]\nname = a\npolicy_type = erasure_coding\nec_type = x\n");
         assert!(e.contains("Invalid option \"ec_type\""), "{e}");
         let e = policy_error("[storage-policy:0]\nname = a\npolicy_type = erasure_coding\n");
         assert!(e.contains("'erasure_coding' is not supported yet"), "{e}");
@@ -673,9 +594,6 @@ mod tests {
         let gold = conf.policy_by_index(0).unwrap();
         assert!(gold.is_deprecated);
         assert_eq!(gold.aliases, ["yellow"]);
-        assert_eq!(
-            conf.policies.iter().map(|p| p.index).collect::<Vec<_>>(),
-            [0, 2]
-        );
+        assert_eq!(conf.policies.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 2]);
     }
 }

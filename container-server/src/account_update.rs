@@ -71,7 +71,10 @@ pub async fn send(
     let host = req_headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("localhost");
     add(
         "referer",
-        format!("{method} http://{host}{}", common::http::quote_path(&format!("/{}/{}/{}/{}", path.device, path.partition, path.account, container))),
+        format!(
+            "{method} http://{host}{}",
+            common::http::quote_path(&format!("/{}/{}/{}/{}", path.device, path.partition, path.account, container))
+        ),
     );
     if req_headers.get("x-account-override-deleted").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("yes")) {
         add("x-account-override-deleted", "yes".to_string());
@@ -83,7 +86,8 @@ pub async fn send(
         let body_timeout = client.node_timeout();
         let target_path = format!("/{device}/{}/{}/{container}", targets.partition, path.account);
         tasks.push(tokio::spawn(async move {
-            let Some((ip, port)) = hostport.rsplit_once(':').and_then(|(ip, p)| Some((ip.trim_matches(['[', ']']).to_string(), p.parse::<u16>().ok()?)))
+            let Some((ip, port)) =
+                hostport.rsplit_once(':').and_then(|(ip, p)| Some((ip.trim_matches(['[', ']']).to_string(), p.parse::<u16>().ok()?)))
             else {
                 log::error(&format!("ERROR account update failed with {hostport}/{device}: bad address (will retry later)"));
                 return None;
@@ -94,9 +98,7 @@ pub async fn send(
                     // Drain the body so the connection can be reused.
                     let _ = read_body(resp, 64 * 1024, body_timeout).await;
                     if status != StatusCode::NOT_FOUND && !status.is_success() {
-                        log::error(&format!(
-                            "ERROR Account update failed with {ip}:{port}/{device} (will retry later): Response {status}"
-                        ));
+                        log::error(&format!("ERROR Account update failed with {ip}:{port}/{device} (will retry later): Response {status}"));
                     }
                     Some(status)
                 }

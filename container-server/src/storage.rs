@@ -124,7 +124,10 @@ pub enum DeleteContainerOutcome {
     /// Objects remain, or the DELETE is older than the last PUT.
     Conflict,
     /// Deleted; `existed` says whether it was live before.
-    Deleted { existed: bool, info: Box<ContainerInfo> },
+    Deleted {
+        existed: bool,
+        info: Box<ContainerInfo>,
+    },
 }
 
 /// Marks the container deleted if it holds no objects.

@@ -304,7 +304,12 @@ impl ContainerUpdater {
         if !nodes.is_empty() && statuses.iter().all(|s| *s == Some(StatusCode::NOT_FOUND)) {
             // Swift quarantines such a database (no account replica exists);
             // we have no container quarantine yet, so it is retried each sweep.
-            log::warning(&format!("Update report stub for /{}/{} {}: no account replica exists", info.account, info.container, db.display()));
+            log::warning(&format!(
+                "Update report stub for /{}/{} {}: no account replica exists",
+                info.account,
+                info.container,
+                db.display()
+            ));
         } else {
             let until = Instant::now() + self.settings.account_suppression_time;
             self.suppressions.lock().expect("suppression lock poisoned").insert(info.account.clone(), until);
@@ -330,7 +335,9 @@ impl ContainerUpdater {
                         // Drain the body so the connection can be reused.
                         let _ = read_body(resp, 64 * 1024, client.node_timeout()).await;
                         if !status.is_success() && status != StatusCode::NOT_FOUND {
-                            log::error(&format!("ERROR account update failed with {ip}:{port}/{device} (will retry later): Response {status}"));
+                            log::error(&format!(
+                                "ERROR account update failed with {ip}:{port}/{device} (will retry later): Response {status}"
+                            ));
                         }
                         Some(status)
                     }

@@ -259,7 +259,11 @@ fn container_changes_are_reported_to_account_servers() {
     let dead = format!("127.0.0.1:{},127.0.0.1:{p2}", free_port());
     assert_eq!(acct(4, "DELETE", "/sda/1/a/c", &dead).status, 204);
     // Mismatched lists are refused before anything is written.
-    let r = s.req("PUT", "/sda/1/a/c4", &[("X-Timestamp", &ts(5)), ("X-Account-Host", &hosts), ("X-Account-Device", "sdb"), ("X-Account-Partition", "1")]);
+    let r = s.req(
+        "PUT",
+        "/sda/1/a/c4",
+        &[("X-Timestamp", &ts(5)), ("X-Account-Host", &hosts), ("X-Account-Device", "sdb"), ("X-Account-Partition", "1")],
+    );
     assert_eq!(r.status, 400);
     assert_eq!(s.req("HEAD", "/sda/1/a/c4", &[]).status, 404);
 }
@@ -272,7 +276,9 @@ fn pending_updates_survive_a_killed_server() {
         assert_eq!(s.put_object(&format!("/sda/1/a/c/o{i}"), 2, 1).status, 201);
     }
     // Acknowledged updates are in the pending file, not yet in SQLite.
-    assert!(files_under(&s.devices).iter().any(|p| p.to_string_lossy().ends_with(".db.pending") && std::fs::metadata(p).unwrap().len() > 0));
+    assert!(files_under(&s.devices)
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with(".db.pending") && std::fs::metadata(p).unwrap().len() > 0));
     s.proc.kill();
     let port = s.proc.port;
     let conf = config_path(s._dir.path(), "container");

@@ -104,8 +104,7 @@ fn every_endpoint_has_swifts_shape_and_real_figures() {
     // ringmd5: full paths of the rings present, object-N for every policy.
     let etc = root.join("etc");
     assert_eq!(node.json("/recon/ringmd5"), json!({}));
-    let rings: [(&str, &[u8]); 4] =
-        [("account", b"acct"), ("container", b"cont"), ("object", b"obj0"), ("object-1", b"obj1")];
+    let rings: [(&str, &[u8]); 4] = [("account", b"acct"), ("container", b"cont"), ("object", b"obj0"), ("object-1", b"obj1")];
     let mut want = serde_json::Map::new();
     for (name, bytes) in rings {
         let p = etc.join(format!("{name}.ring.gz"));
@@ -116,10 +115,7 @@ fn every_endpoint_has_swifts_shape_and_real_figures() {
     std::fs::write(etc.join("object-7.ring.gz"), b"x").unwrap();
     assert_eq!(node.json("/recon/ringmd5"), Value::Object(want));
     let conf_path = etc.join("swift.conf");
-    assert_eq!(
-        node.json("/recon/swiftconfmd5"),
-        json!({ conf_path.display().to_string(): md5_hex(&std::fs::read(&conf_path).unwrap()) })
-    );
+    assert_eq!(node.json("/recon/swiftconfmd5"), json!({ conf_path.display().to_string(): md5_hex(&std::fs::read(&conf_path).unwrap()) }));
 
     // quarantined
     assert_eq!(node.json("/recon/quarantined"), json!({"objects": 0, "containers": 0, "accounts": 0, "policies": {}}));
@@ -134,12 +130,24 @@ fn every_endpoint_has_swifts_shape_and_real_figures() {
     // Cache-backed endpoints: every key, null before any daemon wrote.
     let cached: [(&str, &[&str]); 16] = [
         ("/recon/async", &["async_pending", "async_pending_last"]),
-        ("/recon/replication", &["object_replication_last", "object_replication_time", "replication_last", "replication_stats", "replication_time"]),
-        ("/recon/replication/object", &["object_replication_last", "object_replication_time", "replication_last", "replication_stats", "replication_time"]),
+        (
+            "/recon/replication",
+            &["object_replication_last", "object_replication_time", "replication_last", "replication_stats", "replication_time"],
+        ),
+        (
+            "/recon/replication/object",
+            &["object_replication_last", "object_replication_time", "replication_last", "replication_stats", "replication_time"],
+        ),
         ("/recon/replication/container", &["replication_last", "replication_stats", "replication_time"]),
         ("/recon/replication/account", &["replication_last", "replication_stats", "replication_time"]),
-        ("/recon/auditor/account", &["account_auditor_pass_completed", "account_audits_failed", "account_audits_passed", "account_audits_since"]),
-        ("/recon/auditor/container", &["container_auditor_pass_completed", "container_audits_failed", "container_audits_passed", "container_audits_since"]),
+        (
+            "/recon/auditor/account",
+            &["account_auditor_pass_completed", "account_audits_failed", "account_audits_passed", "account_audits_since"],
+        ),
+        (
+            "/recon/auditor/container",
+            &["container_auditor_pass_completed", "container_audits_failed", "container_audits_passed", "container_audits_since"],
+        ),
         ("/recon/auditor/object", &["object_auditor_stats_ALL", "object_auditor_stats_ZBF"]),
         ("/recon/updater/container", &["container_updater_sweep"]),
         ("/recon/updater/object", &["object_updater_last", "object_updater_stats", "object_updater_sweep"]),

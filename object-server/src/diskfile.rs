@@ -572,7 +572,12 @@ pub fn write_tombstone(loc: &ObjectLocation, timestamp: Timestamp, meta: &Metada
 /// Writes a `.meta` file for a POST at `timestamp`; when the POST set the
 /// content type at `ctype_timestamp`, the name records it as Swift does
 /// (`<ts>+<delta>.meta`).
-pub fn write_meta(loc: &ObjectLocation, timestamp: Timestamp, ctype_timestamp: Option<Timestamp>, meta: &Metadata) -> Result<(), WriteError> {
+pub fn write_meta(
+    loc: &ObjectLocation,
+    timestamp: Timestamp,
+    ctype_timestamp: Option<Timestamp>,
+    meta: &Metadata,
+) -> Result<(), WriteError> {
     let tmp = TempFile::create(&loc.tmp_dir())?;
     let stem = encode_timestamps_explicit(timestamp, ctype_timestamp, None);
     tmp.commit(loc, &format!("{stem}.meta"), meta)
@@ -780,7 +785,13 @@ mod tests {
 
     #[test]
     fn newer_data_obsoletes_older_files() {
-        let s = classify(&names(&["0000000001.00000.data", "0000000002.00000.ts", "0000000003.00000.data", "0000000003.00000.data.meta-blob", "0000000001.00000.data.meta-blob"]));
+        let s = classify(&names(&[
+            "0000000001.00000.data",
+            "0000000002.00000.ts",
+            "0000000003.00000.data",
+            "0000000003.00000.data.meta-blob",
+            "0000000001.00000.data.meta-blob",
+        ]));
         assert_eq!(s.data.unwrap().filename, "0000000003.00000.data");
         assert!(s.ts.is_none());
         let mut o = s.obsolete.clone();
@@ -803,7 +814,12 @@ mod tests {
     #[test]
     fn commit_is_atomic_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
-        let loc = ObjectLocation { device_path: dir.path().join("sda"), policy: 1, partition: 7, hash: "0123456789abcdef0123456789abcdef".into() };
+        let loc = ObjectLocation {
+            device_path: dir.path().join("sda"),
+            policy: 1,
+            partition: 7,
+            hash: "0123456789abcdef0123456789abcdef".into(),
+        };
         let mut w = DataWriter::create(&loc, Some(5), 0).unwrap();
         w.write(b"hello").unwrap();
         assert_eq!(w.etag(), "5d41402abc4b2a76b9719d911017c592");

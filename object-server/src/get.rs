@@ -335,7 +335,8 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
                 plan.clear();
                 let mut total: u64 = 0;
                 for (start, stop) in spans {
-                    let head = format!("--{boundary}\r\nContent-Type: {ctype}\r\nContent-Range: {}\r\n\r\n", content_range(start, stop, size));
+                    let head =
+                        format!("--{boundary}\r\nContent-Type: {ctype}\r\nContent-Range: {}\r\n\r\n", content_range(start, stop, size));
                     total += head.len() as u64 + (stop - start) + 2;
                     plan.push(Segment::Bytes(Bytes::from(head)));
                     plan.push(Segment::File { start, stop });

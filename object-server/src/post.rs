@@ -1,7 +1,6 @@
 //! Object POST: replaces the object's user metadata by writing a `.meta`
 //! file; system metadata stays with the `.data` (swift/obj/server.py `POST`).
 
-use std::collections::BTreeMap;
 use crate::constraints;
 use crate::diskfile::{self, OpenError, WriteError};
 use crate::metadata::Metadata;
@@ -10,6 +9,7 @@ use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn bad(reason: &str) -> Response<Body> {

@@ -50,7 +50,12 @@ fn message_length(headers: &HeaderMap) -> Result<Option<u64>, Response<Body>> {
 
 /// Swift's `check_object_creation`; returns the announced length and the
 /// normalised `X-Delete-At`.
-fn check_object_creation(server: &ObjectServer, headers: &HeaderMap, target: &Target, ts: Timestamp) -> Result<(Option<u64>, Option<u64>), Response<Body>> {
+fn check_object_creation(
+    server: &ObjectServer,
+    headers: &HeaderMap,
+    target: &Target,
+    ts: Timestamp,
+) -> Result<(Option<u64>, Option<u64>), Response<Body>> {
     let c = &server.swift.constraints;
     let length = message_length(headers)?;
     if length.is_some_and(|l| l > c.max_file_size) {
@@ -209,7 +214,10 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     let mut metadata = constraints::request_metadata(&headers, &st.allowed_headers, is_object_meta);
     metadata.insert("name".into(), target.name.clone());
     metadata.insert("X-Timestamp".into(), ts.internal());
-    metadata.insert("Content-Type".into(), headers.get("content-type").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default());
+    metadata.insert(
+        "Content-Type".into(),
+        headers.get("content-type").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default(),
+    );
     if let Some(at) = delete_at {
         metadata.insert("X-Delete-At".into(), at.to_string());
     }

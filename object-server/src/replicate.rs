@@ -14,7 +14,13 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use std::sync::Arc;
 
 /// Handles `REPLICATE /<dev>/<part>[/<suf>-<suf>...]`.
-pub async fn handle(server: Arc<ObjectServer>, headers: &HeaderMap, device: String, partition: u32, suffixes: Vec<String>) -> Response<Body> {
+pub async fn handle(
+    server: Arc<ObjectServer>,
+    headers: &HeaderMap,
+    device: String,
+    partition: u32,
+    suffixes: Vec<String>,
+) -> Response<Body> {
     let policy = match server.policy_index(headers) {
         Ok(p) => p,
         Err(r) => return r,

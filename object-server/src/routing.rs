@@ -37,7 +37,8 @@ pub fn route(method: &Method, raw_path: &str) -> Result<Option<Route>, PathError
             let segs = split_path(&path, 2, 3, true)?;
             let device = segs[0].clone().unwrap_or_default();
             let partition = validate_device_partition(&device, segs[1].as_deref().unwrap_or(""))?;
-            let suffixes = segs[2].as_deref().map(|s| s.split('-').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+            let suffixes =
+                segs[2].as_deref().map(|s| s.split('-').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default();
             return Ok(Some(Route::Replicate { device, partition, suffixes }));
         }
         "SSYNC" => return Ok(Some(Route::Ssync)),

@@ -290,13 +290,15 @@ impl ObjectUpdater {
                 let pending: AsyncPending = match serde_json::from_slice(&bytes) {
                     Ok(p) => p,
                     Err(e) => {
-                        let to = diskfile::quarantine_async_pending(&devices.root().join(&dev), &path).map_err(|e| ReadError::Disk(e.to_string()))?;
+                        let to = diskfile::quarantine_async_pending(&devices.root().join(&dev), &path)
+                            .map_err(|e| ReadError::Disk(e.to_string()))?;
                         return Err(ReadError::Quarantined(format!("{e}; moved to {}", to.display())));
                     }
                 };
                 // Ring lookups may stat the ring file to reload it: keep
                 // them off the runtime too.
-                let (part, nodes) = ring.get_nodes(&pending.account, Some(&pending.container), None).map_err(|e| ReadError::Disk(e.to_string()))?;
+                let (part, nodes) =
+                    ring.get_nodes(&pending.account, Some(&pending.container), None).map_err(|e| ReadError::Disk(e.to_string()))?;
                 Ok(Some((pending, part, nodes)))
             })
             .await;
@@ -353,7 +355,10 @@ impl ObjectUpdater {
         let method = match Method::from_bytes(pending.op.as_bytes()) {
             Ok(m) => m,
             Err(_) => {
-                log::error(&format!("ERROR async pending with bad op {:?} for /{}/{}/{}", pending.op, pending.account, pending.container, pending.obj));
+                log::error(&format!(
+                    "ERROR async pending with bad op {:?} for /{}/{}/{}",
+                    pending.op, pending.account, pending.container, pending.obj
+                ));
                 return Vec::new();
             }
         };

@@ -15,10 +15,34 @@ fn bad_puts_are_refused_and_write_nothing() {
         (vec![("Content-Type", "a/b".into())], b"x", 400, "Missing X-Timestamp header"),
         (vec![("X-Timestamp", "yesterday".into()), ("Content-Type", "a/b".into())], b"x", 400, "Invalid X-Timestamp header"),
         (vec![("X-Timestamp", t.clone())], b"x", 400, "No content type"),
-        (vec![("X-Timestamp", t.clone()), ("Content-Type", "a/b".into()), ("X-Object-Meta-", "x".into())], b"x", 400, "Metadata name cannot be empty"),
-        (vec![("X-Timestamp", t.clone()), ("Content-Type", "a/b".into()), (Box::leak(format!("X-Object-Meta-{}", "n".repeat(129)).into_boxed_str()), "x".into())], b"x", 400, ""),
-        (vec![("X-Timestamp", t.clone()), ("Content-Type", "a/b".into()), ("X-Delete-At", "soon".into())], b"x", 400, "Non-integer X-Delete-At"),
-        (vec![("X-Timestamp", t.clone()), ("Content-Type", "a/b".into()), ("Content-Length", "6000000000".into())], b"", 413, "Your request is too large."),
+        (
+            vec![("X-Timestamp", t.clone()), ("Content-Type", "a/b".into()), ("X-Object-Meta-", "x".into())],
+            b"x",
+            400,
+            "Metadata name cannot be empty",
+        ),
+        (
+            vec![
+                ("X-Timestamp", t.clone()),
+                ("Content-Type", "a/b".into()),
+                (Box::leak(format!("X-Object-Meta-{}", "n".repeat(129)).into_boxed_str()), "x".into()),
+            ],
+            b"x",
+            400,
+            "",
+        ),
+        (
+            vec![("X-Timestamp", t.clone()), ("Content-Type", "a/b".into()), ("X-Delete-At", "soon".into())],
+            b"x",
+            400,
+            "Non-integer X-Delete-At",
+        ),
+        (
+            vec![("X-Timestamp", t.clone()), ("Content-Type", "a/b".into()), ("Content-Length", "6000000000".into())],
+            b"",
+            413,
+            "Your request is too large.",
+        ),
     ];
     for (headers, body, status, reason) in cases {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -75,7 +99,8 @@ fn client_disconnect_and_timeout_leave_nothing() {
     // A stalled body: 408 after client_timeout.
     {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", n.port())).unwrap();
-        write!(s, "PUT /sda/1/a/c/slow HTTP/1.1\r\nHost: x\r\nX-Timestamp: {t}\r\nContent-Type: a/b\r\nContent-Length: 100\r\n\r\nabc").unwrap();
+        write!(s, "PUT /sda/1/a/c/slow HTTP/1.1\r\nHost: x\r\nX-Timestamp: {t}\r\nContent-Type: a/b\r\nContent-Length: 100\r\n\r\nabc")
+            .unwrap();
         let r = read_response(&mut s, false);
         assert_eq!(r.status, 408);
     }

@@ -104,7 +104,12 @@ fn post_replaces_user_metadata_and_keeps_sysmeta() {
     let n = Node::start("");
     assert_eq!(n.req("POST", P, &[("X-Timestamp", &ts(-1.0))], b"").status, 404);
     let t1 = ts(-10.0);
-    let r = n.req("PUT", P, &[("X-Timestamp", &t1), ("Content-Type", "text/plain"), ("X-Object-Meta-A", "1"), ("X-Object-Sysmeta-S", "keep")], b"data");
+    let r = n.req(
+        "PUT",
+        P,
+        &[("X-Timestamp", &t1), ("Content-Type", "text/plain"), ("X-Object-Meta-A", "1"), ("X-Object-Sysmeta-S", "keep")],
+        b"data",
+    );
     assert_eq!(r.status, 201);
     assert_eq!(n.req("POST", P, &[], b"").status, 400);
     let t2 = ts(-9.0);
@@ -152,9 +157,12 @@ fn ranges_and_conditionals() {
     let boundary = ct.strip_prefix("multipart/byteranges;boundary=").expect(&ct).to_string();
     assert_eq!(boundary.len(), 32);
     let mut expect = Vec::new();
-    expect.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/x-test\r\nContent-Range: bytes 0-1/200\r\n\r\n").as_bytes());
+    expect
+        .extend_from_slice(format!("--{boundary}\r\nContent-Type: application/x-test\r\nContent-Range: bytes 0-1/200\r\n\r\n").as_bytes());
     expect.extend_from_slice(&body[0..2]);
-    expect.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Type: application/x-test\r\nContent-Range: bytes 198-199/200\r\n\r\n").as_bytes());
+    expect.extend_from_slice(
+        format!("\r\n--{boundary}\r\nContent-Type: application/x-test\r\nContent-Range: bytes 198-199/200\r\n\r\n").as_bytes(),
+    );
     expect.extend_from_slice(&body[198..]);
     expect.extend_from_slice(format!("\r\n--{boundary}--").as_bytes());
     assert_eq!(r.body, expect);
@@ -202,7 +210,10 @@ fn expired_objects_are_gone_and_policies_have_their_own_dirs() {
     // X-If-Delete-At must match.
     let t2 = ts(-20.0);
     let keep_until = format!("{}", t2.parse::<f64>().unwrap() as u64 + 100000);
-    assert_eq!(n.req("PUT", "/sda/1/a/c/e", &[("X-Timestamp", &t2), ("Content-Type", "a/b"), ("X-Delete-At", &keep_until)], b"x").status, 201);
+    assert_eq!(
+        n.req("PUT", "/sda/1/a/c/e", &[("X-Timestamp", &t2), ("Content-Type", "a/b"), ("X-Delete-At", &keep_until)], b"x").status,
+        201
+    );
     assert_eq!(n.req("DELETE", "/sda/1/a/c/e", &[("X-Timestamp", &ts(-10.0)), ("X-If-Delete-At", "12345")], b"").status, 412);
     assert_eq!(n.req("DELETE", "/sda/1/a/c/e", &[("X-Timestamp", &ts(-10.0)), ("X-If-Delete-At", &keep_until)], b"").status, 204);
 

@@ -25,9 +25,8 @@ fn sigterm_finishes_an_upload_in_flight_then_exits() {
     // Wait until the server is streaming the body into its temp file, so
     // the request is truly in flight when SIGTERM arrives.
     let tmp = node.device().join("tmp");
-    let started = common::testing::poll_until(Duration::from_secs(10), || {
-        std::fs::read_dir(&tmp).ok().and_then(|mut d| d.next()).map(|_| ())
-    });
+    let started =
+        common::testing::poll_until(Duration::from_secs(10), || std::fs::read_dir(&tmp).ok().and_then(|mut d| d.next()).map(|_| ()));
     assert!(started.is_some(), "the upload never started");
     assert!(!node.server.terminate(Duration::from_millis(300)), "the server waits for the upload in flight");
     // New connections are no longer accepted...
@@ -39,6 +38,7 @@ fn sigterm_finishes_an_upload_in_flight_then_exits() {
     assert_eq!(resp.status, 201);
     drop(s);
     assert!(node.server.terminate(Duration::from_secs(20)), "the server exits once idle");
-    node.server = common::testing::ServerProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_swift-object-server")), &node.config, port);
+    node.server =
+        common::testing::ServerProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_swift-object-server")), &node.config, port);
     assert_eq!(node.req("GET", "/sda/0/a/c/o", &[], b"").body.len(), 100_000);
 }

@@ -32,7 +32,8 @@ fn fake_container_server() -> (u16, Seen) {
             let text = String::from_utf8_lossy(&buf).into_owned();
             let mut lines = text.split("\r\n");
             let first = lines.next().unwrap_or("").to_string();
-            let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+            let headers =
+                lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
             s2.lock().unwrap().push((first, headers));
             let _ = c.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
@@ -91,7 +92,13 @@ fn container_updates_are_sent_or_saved_as_async_pendings() {
     let r = n.req(
         "DELETE",
         "/sda/1/a/c/o",
-        &[("X-Timestamp", &t2), ("X-Container-Host", &only_live), ("X-Container-Device", "cdev1"), ("X-Container-Partition", "7"), ("X-Backend-Storage-Policy-Index", "0")],
+        &[
+            ("X-Timestamp", &t2),
+            ("X-Container-Host", &only_live),
+            ("X-Container-Device", "cdev1"),
+            ("X-Container-Partition", "7"),
+            ("X-Backend-Storage-Policy-Index", "0"),
+        ],
         b"",
     );
     assert_eq!(r.status, 204);
@@ -105,7 +112,14 @@ fn container_updates_are_sent_or_saved_as_async_pendings() {
     let r = n.req(
         "PUT",
         "/sda/1/a/c/p1",
-        &[("X-Timestamp", &t3), ("Content-Type", "a/b"), ("X-Backend-Storage-Policy-Index", "1"), ("X-Container-Host", &dead), ("X-Container-Device", "d"), ("X-Container-Partition", "1")],
+        &[
+            ("X-Timestamp", &t3),
+            ("Content-Type", "a/b"),
+            ("X-Backend-Storage-Policy-Index", "1"),
+            ("X-Container-Host", &dead),
+            ("X-Container-Device", "d"),
+            ("X-Container-Partition", "1"),
+        ],
         b"x",
     );
     assert_eq!(r.status, 201);
@@ -142,7 +156,8 @@ fn killed_mid_upload_the_old_object_survives() {
 
     let big: u64 = 64 * 1024 * 1024;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", n.port())).unwrap();
-    write!(s, "PUT /sda/1/a/c/o HTTP/1.1\r\nHost: x\r\nX-Timestamp: {}\r\nContent-Type: a/b\r\nContent-Length: {big}\r\n\r\n", ts(-5.0)).unwrap();
+    write!(s, "PUT /sda/1/a/c/o HTTP/1.1\r\nHost: x\r\nX-Timestamp: {}\r\nContent-Type: a/b\r\nContent-Length: {big}\r\n\r\n", ts(-5.0))
+        .unwrap();
     let chunk = vec![b'n'; 1024 * 1024];
     for _ in 0..4 {
         s.write_all(&chunk).unwrap();

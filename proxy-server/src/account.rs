@@ -63,11 +63,7 @@ pub fn listing_query(q: &[(String, String)]) -> String {
     let mut out = vec!["format=json".to_string()];
     for (k, v) in q {
         if LISTING_PARAMS.contains(&k.as_str()) {
-            out.push(format!(
-                "{}={}",
-                k,
-                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-            ));
+            out.push(format!("{}={}", k, percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)));
         }
     }
     out.join("&")
@@ -95,7 +91,9 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
         ans = fake_account(&ctx.account);
     }
     if !ans.status.is_success() {
-        if ans.status == StatusCode::NOT_FOUND && h::header_str(&ans.headers, "x-account-status").is_some_and(|s| s.eq_ignore_ascii_case("deleted")) {
+        if ans.status == StatusCode::NOT_FOUND
+            && h::header_str(&ans.headers, "x-account-status").is_some_and(|s| s.eq_ignore_ascii_case("deleted"))
+        {
             return h::text(StatusCode::GONE, "Gone");
         }
         return answer_response(&ans, &method);
@@ -107,8 +105,14 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
 
 /// Re-renders a JSON listing answer in the client's format; an empty
 /// rendering is a 204.
-pub fn listing_response(ans: &Answer, format: listing::Format, method: &Method, render: impl Fn(&[serde_json::Value]) -> String) -> Response<Body> {
-    let items: Vec<serde_json::Value> = if ans.body.is_empty() { Vec::new() } else { serde_json::from_slice(&ans.body).unwrap_or_default() };
+pub fn listing_response(
+    ans: &Answer,
+    format: listing::Format,
+    method: &Method,
+    render: impl Fn(&[serde_json::Value]) -> String,
+) -> Response<Body> {
+    let items: Vec<serde_json::Value> =
+        if ans.body.is_empty() { Vec::new() } else { serde_json::from_slice(&ans.body).unwrap_or_default() };
     // JSON goes out as the storage server wrote it (Swift's formatting).
     let body = if format == listing::Format::Json && !ans.body.is_empty() {
         String::from_utf8_lossy(&ans.body).into_owned()

@@ -151,9 +151,9 @@ impl TempAuth {
         let unknown = || LoginError::Unauthorized { realm: "unknown".into() };
         let (account, user, key) = match segs.as_slice() {
             ["v1", account, "auth"] => {
-                let user = header("x-storage-user").or_else(|| header("x-auth-user")).ok_or_else(|| LoginError::Unauthorized {
-                    realm: account.to_string(),
-                })?;
+                let user = header("x-storage-user")
+                    .or_else(|| header("x-auth-user"))
+                    .ok_or_else(|| LoginError::Unauthorized { realm: account.to_string() })?;
                 let user = match user.split_once(':') {
                     Some((a, u)) if a == *account => u.to_string(),
                     Some(_) => return Err(LoginError::Unauthorized { realm: account.to_string() }),
@@ -480,7 +480,8 @@ mod tests {
         assert_eq!(login.storage_url, "http://h:8080/v1/AUTH_test");
         assert!(login.token.starts_with("AUTH_tk"));
         assert!(login.expires_in > 43200 && login.expires_in <= 86400);
-        let again = a.login("/auth/v1/test/auth", hdr(&[("x-storage-user", "tester"), ("x-storage-pass", "testing")]), "http://h:8080").unwrap();
+        let again =
+            a.login("/auth/v1/test/auth", hdr(&[("x-storage-user", "tester"), ("x-storage-pass", "testing")]), "http://h:8080").unwrap();
         assert_eq!(again.token, login.token, "the same token while it is valid");
         let other_proxy = TempAuth::new(settings(), b"secret");
         let id = other_proxy.validate(&login.token).unwrap();
@@ -520,7 +521,15 @@ mod tests {
         assert_eq!(a.authorize(None, "GET", "AUTH_test", Some("c"), None, Some(".r:*"), None), Decision::Deny);
         assert_eq!(a.authorize(None, "GET", "AUTH_test", Some("c"), None, Some(".r:*,.rlistings"), None), Decision::Allow { owner: false });
         assert_eq!(
-            a.authorize(None, "GET", "AUTH_test", Some("c"), Some("o"), Some(".r:.example.com,.r:-bad.example.com"), Some("http://bad.example.com/x")),
+            a.authorize(
+                None,
+                "GET",
+                "AUTH_test",
+                Some("c"),
+                Some("o"),
+                Some(".r:.example.com,.r:-bad.example.com"),
+                Some("http://bad.example.com/x")
+            ),
             Decision::Deny
         );
         assert_eq!(

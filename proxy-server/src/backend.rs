@@ -44,7 +44,15 @@ impl Backends {
     }
 
     /// `ask` with a query string (encoded, without `?`).
-    pub async fn ask_query(&self, node: &Device, method: Method, path: &str, query: &str, headers: HeaderMap, body: Bytes) -> Option<Answer> {
+    pub async fn ask_query(
+        &self,
+        node: &Device,
+        method: Method,
+        path: &str,
+        query: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Option<Answer> {
         let resp = self
             .client
             .request_with_query(method, &node.ip, node.port, &format!("/{}/{}", node.device, path), query, headers, h::full(body))
@@ -96,7 +104,11 @@ impl Backends {
                 if !newest {
                     return a;
                 }
-                let ts = |x: &Answer| h::header_str(&x.headers, "x-backend-timestamp").or_else(|| h::header_str(&x.headers, "x-timestamp")).map(str::to_string);
+                let ts = |x: &Answer| {
+                    h::header_str(&x.headers, "x-backend-timestamp")
+                        .or_else(|| h::header_str(&x.headers, "x-timestamp"))
+                        .map(str::to_string)
+                };
                 if best.as_ref().is_none_or(|b| ts(&a) > ts(b)) {
                     best = Some(a);
                 }
@@ -145,7 +157,11 @@ impl Backends {
                 let mut tries = 0;
                 loop {
                     tries += 1;
-                    let ans = if self.errors.is_limited(&node) { None } else { self.ask(&node, method.clone(), path, headers.clone(), body.clone()).await };
+                    let ans = if self.errors.is_limited(&node) {
+                        None
+                    } else {
+                        self.ask(&node, method.clone(), path, headers.clone(), body.clone()).await
+                    };
                     match ans {
                         Some(a) if !(a.status.is_server_error()) => return a,
                         last => {

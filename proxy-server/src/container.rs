@@ -149,7 +149,8 @@ async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) ->
     let per_node = |i: usize| -> HeaderMap {
         let mut hm = headers.clone();
         if method == Method::PUT || method == Method::DELETE {
-            let mine: Vec<&ring::Device> = account_nodes.iter().enumerate().filter(|(j, _)| j % n_containers == i % n_containers).map(|(_, d)| d).collect();
+            let mine: Vec<&ring::Device> =
+                account_nodes.iter().enumerate().filter(|(j, _)| j % n_containers == i % n_containers).map(|(_, d)| d).collect();
             if !mine.is_empty() {
                 let hosts = mine.iter().map(|d| format!("{}:{}", ring::device::format_ip(&d.ip), d.port)).collect::<Vec<_>>().join(",");
                 let devs = mine.iter().map(|d| d.device.clone()).collect::<Vec<_>>().join(",");

@@ -50,7 +50,14 @@ fn single_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()
 }
 
 /// Answers a GET/HEAD of a DLO manifest whose own response was `manifest`.
-pub async fn respond(p: &Arc<Proxy>, ctx: &Ctx, method: &Method, req_headers: &HeaderMap, manifest: &HeaderMap, value: &str) -> Response<Body> {
+pub async fn respond(
+    p: &Arc<Proxy>,
+    ctx: &Ctx,
+    method: &Method,
+    req_headers: &HeaderMap,
+    manifest: &HeaderMap,
+    value: &str,
+) -> Response<Body> {
     let Some((seg_container, prefix)) = parse_manifest(value) else {
         return h::text(StatusCode::BAD_REQUEST, "X-Object-Manifest must be in the format container/prefix");
     };
@@ -63,7 +70,8 @@ pub async fn respond(p: &Arc<Proxy>, ctx: &Ctx, method: &Method, req_headers: &H
         host_url: ctx.host_url.clone(),
     };
     let info = p.info(&sctx, &ctx.account, Some(&seg_container)).await;
-    if let Decision::Deny = p.authorize(&sctx, &Method::GET, h::header_str(&info.headers, "x-container-read"), h::header_str(req_headers, "referer")).await
+    if let Decision::Deny =
+        p.authorize(&sctx, &Method::GET, h::header_str(&info.headers, "x-container-read"), h::header_str(req_headers, "referer")).await
     {
         return p.denied(&sctx);
     }

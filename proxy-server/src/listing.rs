@@ -193,7 +193,8 @@ mod tests {
 
     #[test]
     fn renderings() {
-        let items = vec![json!({"name": "a&b", "hash": "h", "bytes": 1, "content_type": "t", "last_modified": "x"}), json!({"subdir": "d/"})];
+        let items =
+            vec![json!({"name": "a&b", "hash": "h", "bytes": 1, "content_type": "t", "last_modified": "x"}), json!({"subdir": "d/"})];
         assert_eq!(render_container(Format::Plain, "c", &items), "a&b\nd/\n");
         let xml = render_container(Format::Xml { text_xml: false }, "c<", &items);
         assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"c&lt;\"><object><name>a&amp;b</name>"));

@@ -113,7 +113,8 @@ fn policy_header(hm: &mut HeaderMap, policy: u32) {
 async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let method = req.method().clone();
     let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
-    let mut nodes = node_iter(ring, part, (ring.table().replica_count().ceil() as usize) * p.settings.request_node_count_factor, &p.backends.errors);
+    let mut nodes =
+        node_iter(ring, part, (ring.table().replica_count().ceil() as usize) * p.settings.request_node_count_factor, &p.backends.errors);
     let path = t.path();
     let mut headers = p.backend_headers(ctx, &method, &path);
     policy_header(&mut headers, policy);
@@ -138,7 +139,9 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring
             p.backends.ask(n, Method::HEAD, &head_path, hh, Bytes::new())
         }))
         .await;
-        let ts = |a: &Answer| h::header_str(&a.headers, "x-backend-timestamp").or_else(|| h::header_str(&a.headers, "x-timestamp")).map(str::to_string);
+        let ts = |a: &Answer| {
+            h::header_str(&a.headers, "x-backend-timestamp").or_else(|| h::header_str(&a.headers, "x-timestamp")).map(str::to_string)
+        };
         let mut order: Vec<(Option<String>, usize)> =
             heads.iter().enumerate().filter_map(|(i, a)| a.as_ref().filter(|a| a.status.is_success()).map(|a| (ts(a), i))).collect();
         order.sort_by(|a, b| b.0.cmp(&a.0));
@@ -428,7 +431,8 @@ async fn upload(
     if putters.len() < need {
         // A quorum of refusals that agree (e.g. 412 for If-None-Match, 409)
         // is the answer; otherwise too few nodes took the upload.
-        let answers: Vec<Answer> = refusals.iter().map(|a| Answer { status: a.status, headers: a.headers.clone(), body: Bytes::new() }).collect();
+        let answers: Vec<Answer> =
+            refusals.iter().map(|a| Answer { status: a.status, headers: a.headers.clone(), body: Bytes::new() }).collect();
         if let Some(i) = best_response(&answers, need) {
             return answer_response(&answers[i], &Method::PUT);
         }
@@ -623,7 +627,9 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
         host_url: dctx.host_url.clone(),
     };
     let sinfo = p.info(&sctx, src_account, Some(sc)).await;
-    if let Decision::Deny = p.authorize(&sctx, &Method::GET, h::header_str(&sinfo.headers, "x-container-read"), h::header_str(req.headers(), "referer")).await {
+    if let Decision::Deny =
+        p.authorize(&sctx, &Method::GET, h::header_str(&sinfo.headers, "x-container-read"), h::header_str(req.headers(), "referer")).await
+    {
         return p.denied(&sctx);
     }
     if sinfo.status == StatusCode::NOT_FOUND {
@@ -644,11 +650,17 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
             sheaders.insert(HeaderName::from_static(name), v.clone());
         }
     }
-    let nodes = node_iter(sring, spart, (sring.table().replica_count().ceil() as usize) * p.settings.request_node_count_factor, &p.backends.errors);
+    let nodes =
+        node_iter(sring, spart, (sring.table().replica_count().ceil() as usize) * p.settings.request_node_count_factor, &p.backends.errors);
     let mut source = None;
     let mut missing = false;
     for node in &nodes {
-        match p.backends.client.request(Method::GET, &node.ip, node.port, &format!("/{}/{spart}{spath}", node.device), sheaders.clone(), h::empty()).await {
+        match p
+            .backends
+            .client
+            .request(Method::GET, &node.ip, node.port, &format!("/{}/{spart}{spath}", node.device), sheaders.clone(), h::empty())
+            .await
+        {
             Ok(r) if r.status().is_success() => {
                 source = Some(r);
                 break;

@@ -142,8 +142,15 @@ impl Proxy {
     /// without TempAuth in the pipeline everything is allowed.
     pub async fn authorize(&self, ctx: &Ctx, method: &Method, acl: Option<&str>, referer: Option<&str>) -> Decision {
         let Some(auth) = &self.auth else { return Decision::Allow { owner: true } };
-        let decision =
-            auth.authorize(ctx.identity.as_ref(), method.as_str(), &ctx.account, ctx.container.as_deref(), ctx.object.as_deref(), acl, referer);
+        let decision = auth.authorize(
+            ctx.identity.as_ref(),
+            method.as_str(),
+            &ctx.account,
+            ctx.container.as_deref(),
+            ctx.object.as_deref(),
+            acl,
+            referer,
+        );
         let Some(identity) = ctx.identity.as_ref() else { return decision };
         if decision != Decision::Deny || auth.account_prefix(&ctx.account).is_none() {
             return decision;
@@ -393,10 +400,11 @@ impl Proxy {
             Some(id)
         });
         let ctx = Ctx { info, identity, account, container, object, host_url };
-        if let Some(e) = [Some(("account", &ctx.account)), ctx.container.as_ref().map(|c| ("container", c)), ctx.object.as_ref().map(|o| ("object", o))]
-            .into_iter()
-            .flatten()
-            .find_map(|(kind, name)| crate::constraints::check_name(kind, name, &self.swift.constraints).err())
+        if let Some(e) =
+            [Some(("account", &ctx.account)), ctx.container.as_ref().map(|c| ("container", c)), ctx.object.as_ref().map(|o| ("object", o))]
+                .into_iter()
+                .flatten()
+                .find_map(|(kind, name)| crate::constraints::check_name(kind, name, &self.swift.constraints).err())
         {
             return h::text(StatusCode::BAD_REQUEST, e);
         }
@@ -415,10 +423,15 @@ impl Proxy {
             crate::cors::apply(&self, &ctx, &origin, &mut resp).await;
         }
         // Gatekeeper, outbound.
-        let internal: Vec<HeaderName> = resp.headers().keys().filter(|n| {
-            let n = n.as_str();
-            n.starts_with("x-backend-") || n.contains("-sysmeta-")
-        }).cloned().collect();
+        let internal: Vec<HeaderName> = resp
+            .headers()
+            .keys()
+            .filter(|n| {
+                let n = n.as_str();
+                n.starts_with("x-backend-") || n.contains("-sysmeta-")
+            })
+            .cloned()
+            .collect();
         for n in internal {
             resp.headers_mut().remove(&n);
         }

@@ -65,8 +65,7 @@ async fn read_head(stream: &mut TcpStream, timeout: Duration) -> Result<PutAnswe
                 let status = StatusCode::from_u16(resp.code.unwrap_or(500)).map_err(|e| PutError::Io(e.to_string()))?;
                 let mut map = HeaderMap::new();
                 for h in resp.headers.iter() {
-                    if let (Ok(name), Ok(value)) =
-                        (http::HeaderName::from_bytes(h.name.as_bytes()), http::HeaderValue::from_bytes(h.value))
+                    if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(h.name.as_bytes()), http::HeaderValue::from_bytes(h.value))
                     {
                         map.append(name, value);
                     }

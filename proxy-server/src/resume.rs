@@ -104,7 +104,10 @@ pub fn resumable(p: Arc<Proxy>, mut body: Body, r: Resume) -> Body {
                             let path = format!("/{}{}", node.device, r.path);
                             match p.backends.client.request(Method::GET, &node.ip, node.port, &path, headers, h::empty()).await {
                                 Ok(resp) if resp.status() == StatusCode::PARTIAL_CONTENT => {
-                                    common::log::warning(&format!("resuming a GET at byte {offset} from {}:{}/{}", node.ip, node.port, node.device));
+                                    common::log::warning(&format!(
+                                        "resuming a GET at byte {offset} from {}:{}/{}",
+                                        node.ip, node.port, node.device
+                                    ));
                                     resumed = Some(crate::backend::stream_body(resp, p.settings.node_timeout).1);
                                     break;
                                 }

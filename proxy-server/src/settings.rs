@@ -189,7 +189,13 @@ impl TempAuthSettings {
                     groups.push(w.to_string());
                 }
             }
-            users.push(TempAuthUser { account: account.to_string(), user: user.to_string(), key: user_key.to_string(), groups, storage_url });
+            users.push(TempAuthUser {
+                account: account.to_string(),
+                user: user.to_string(),
+                key: user_key.to_string(),
+                groups,
+                storage_url,
+            });
         }
         let token_life = s.get_f64("token_life", 86400.0)?;
         Ok(Some(TempAuthSettings {

@@ -35,8 +35,11 @@ fn missing_rings_are_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("swift.conf"), "[swift-hash]\nswift_hash_path_suffix = x\n").unwrap();
     let conf = dir.path().join("proxy-server.conf");
-    std::fs::write(&conf, format!("[DEFAULT]\nbind_port = 0\nswift_dir = {}\n[app:proxy-server]\nuse = egg:swift#proxy\n", dir.path().display()))
-        .unwrap();
+    std::fs::write(
+        &conf,
+        format!("[DEFAULT]\nbind_port = 0\nswift_dir = {}\n[app:proxy-server]\nuse = egg:swift#proxy\n", dir.path().display()),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_swift-proxy-server")).arg(&conf).output().unwrap();
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);

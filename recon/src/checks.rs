@@ -262,7 +262,15 @@ impl<W: Write> SwiftRecon<W> {
         }
         if let Some((host, t)) = most {
             let (elapsed, unit) = format::seconds2timeunit(now - t);
-            say!(self, "Most recent completion was {} ({} {} ago) by {}:{}.", ptime(Some(t)), format::py_int(elapsed), unit, host.0, host.1);
+            say!(
+                self,
+                "Most recent completion was {} ({} {} ago) by {}:{}.",
+                ptime(Some(t)),
+                format::py_int(elapsed),
+                unit,
+                host.0,
+                host.1
+            );
         }
     }
 
@@ -337,8 +345,12 @@ impl<W: Write> SwiftRecon<W> {
     /// `--auditor` for accounts and containers.
     pub async fn auditor_check(&mut self, hosts: &[Host]) {
         let t = self.server_type.clone();
-        let (adone, afail, apass, asince) =
-            (format!("{t}_auditor_pass_completed"), format!("{t}_audits_failed"), format!("{t}_audits_passed"), format!("{t}_audits_since"));
+        let (adone, afail, apass, asince) = (
+            format!("{t}_auditor_pass_completed"),
+            format!("{t}_audits_failed"),
+            format!("{t}_audits_passed"),
+            format!("{t}_audits_since"),
+        );
         say!(self, "[{}] Checking auditor stats", ptime(None));
         let answers = self.scout(hosts, &format!("auditor/{t}")).await;
         let keys = [adone.as_str(), afail.as_str(), apass.as_str(), asince.as_str()];
@@ -396,7 +408,11 @@ impl<W: Write> SwiftRecon<W> {
             }
             for k in keys {
                 let values: Vec<Option<f64>> = scan.iter().map(|v| Some(nested_sum(k, v))).collect();
-                self.print_stats_or(&values, &format!("{label}_{k}_last_path"), &format!("[{label}_auditor] - No hosts returned valid data."));
+                self.print_stats_or(
+                    &values,
+                    &format!("{label}_{k}_last_path"),
+                    &format!("[{label}_auditor] - No hosts returned valid data."),
+                );
             }
         }
         self.rule();
@@ -585,7 +601,13 @@ impl<W: Write> SwiftRecon<W> {
             let show = |n: &PyNum| if human_readable { format::size_suffix(n) } else { n.to_string() };
             say!(self, "Disk usage: space used: {} of {}", show(&raw_used), show(&raw_total));
             say!(self, "Disk usage: space free: {} of {}", show(&raw_avail), show(&raw_total));
-            say!(self, "Disk usage: lowest: {}%, highest: {}%, avg: {}%", format::py_float(low), format::py_float(high), format::py_float(avg_used));
+            say!(
+                self,
+                "Disk usage: lowest: {}%, highest: {}%, avg: {}%",
+                format::py_float(low),
+                format::py_float(high),
+                format::py_float(avg_used)
+            );
         }
         self.rule();
         for (title, count, list) in [("TOP", top, &top_percents), ("LOWEST", lowest, &low_percents)] {

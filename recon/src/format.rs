@@ -238,10 +238,9 @@ pub fn py_repr(v: &Value) -> String {
         Value::Number(_) => PyNum::from_json(v).map(|n| n.to_string()).unwrap_or_default(),
         Value::String(s) => py_repr_str(s),
         Value::Array(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(map) => format!(
-            "{{{}}}",
-            map.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v))).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Object(map) => {
+            format!("{{{}}}", map.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v))).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 
@@ -277,10 +276,7 @@ mod tests {
     #[test]
     fn stats_line_matches_swift() {
         let s = gen_stats(&[Some(1.0), Some(4.0), None, Some(2.5)], "async_pending").unwrap();
-        assert_eq!(
-            format_stats(&s),
-            "[async_pending] low: 1, high: 4, avg: 2.5, total: 7, Failed: 25.0%, no_result: 1, reported: 3"
-        );
+        assert_eq!(format_stats(&s), "[async_pending] low: 1, high: 4, avg: 2.5, total: 7, Failed: 25.0%, no_result: 1, reported: 3");
         assert!(gen_stats(&[None, None], "x").is_none());
         assert!(gen_stats(&[], "x").is_none());
     }

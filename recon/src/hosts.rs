@@ -46,8 +46,8 @@ pub fn get_hosts(swift_dir: &Path, ring_names: &[String], region: Option<i64>, z
     let mut hosts = BTreeSet::new();
     for name in ring_names {
         let path = swift_dir.join(format!("{name}.ring.gz"));
-        let ring = ring::RingData::load(&path)
-            .map_err(|e| HostsError::Ring { path: path.display().to_string(), message: e.to_string() })?;
+        let ring =
+            ring::RingData::load(&path).map_err(|e| HostsError::Ring { path: path.display().to_string(), message: e.to_string() })?;
         for dev in ring.devs.iter().flatten() {
             if region.is_some_and(|r| dev.region != r) || zone.is_some_and(|z| dev.zone != z) {
                 continue;

@@ -351,10 +351,7 @@ fn apply(o: &mut Options, long: &str, kind: Kind, shown: &str, value: Option<Str
         ("all", _) => o.all = true,
         ("jitter", _) => {
             let v = value.unwrap_or_default();
-            o.jitter = v
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| Stop::Error(format!("option {shown}: invalid floating-point value: '{v}'")))?;
+            o.jitter = v.trim().parse::<f64>().map_err(|_| Stop::Error(format!("option {shown}: invalid floating-point value: '{v}'")))?;
         }
         ("top", _) => o.top = int(&value)?,
         ("lowest", _) => o.lowest = int(&value)?,

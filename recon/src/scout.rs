@@ -156,9 +156,8 @@ impl Scout {
             Ok(Ok(s)) => s,
         };
         let work = async {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| ScoutError::failed(error_chain(&e)))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| ScoutError::failed(error_chain(&e)))?;
             let conn = tokio::spawn(conn);
             let authority = if host.0.contains(':') { format!("[{}]:{}", host.0, host.1) } else { format!("{}:{}", host.0, host.1) };
             let req = Request::builder()

@@ -83,7 +83,9 @@ fn md5_reports_the_host_whose_ring_differs_and_a_changed_local_ring() {
     let same = Fake::start("127.0.0.1", {
         let (r, c) = (ring_sum.clone(), conf_sum.clone());
         move |_, path| match path {
-            "/recon/ringmd5" => Reply::json(json!({"/srv/node1/etc/object.ring.gz": *r.lock().unwrap(), "/srv/node1/etc/account.ring.gz": "whatever"})),
+            "/recon/ringmd5" => {
+                Reply::json(json!({"/srv/node1/etc/object.ring.gz": *r.lock().unwrap(), "/srv/node1/etc/account.ring.gz": "whatever"}))
+            }
             "/recon/swiftconfmd5" => Reply::json(json!({"/srv/node1/etc/swift.conf": c})),
             _ => Reply::Http { status: 404, headers: vec![], body: String::new() },
         }
@@ -138,7 +140,11 @@ fn a_bad_answer_is_reported_for_its_host_and_the_rest_still_counts() {
     let etc = swift_dir(dir.path(), &[good.host(), html.host(), shapeless.host(), hung.host(), ("127.0.0.1", dead)]);
     let out = recon(&["-l", "-t", "1", "--swiftdir", etc.to_str().unwrap()]);
     assert_eq!(out.status, 0, "{}", out.stdout);
-    assert!(out.stdout.contains(&format!("-> http://127.0.0.1:{}/recon/load: invalid JSON in the response: ", html.port)), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("-> http://127.0.0.1:{}/recon/load: invalid JSON in the response: ", html.port)),
+        "{}",
+        out.stdout
+    );
     out.assert_line(&format!("-> http://127.0.0.1:{}/recon/load: unexpected response: no '1m' in it", shapeless.port));
     out.assert_line(&format!("-> http://127.0.0.1:{}/recon/load: timed out", hung.port));
     out.assert_line(&format!("-> http://127.0.0.1:{dead}/recon/load: <urlopen error [Errno 111] Connection refused>"));

@@ -188,10 +188,7 @@ impl RingBuilder {
         if self.remove_devs.contains(&id) {
             return Err(BuilderError::Invalid(format!("Can not set {what} of dev_id {id} because it is marked for removal")));
         }
-        self.devs
-            .get_mut(id as usize)
-            .and_then(Option::as_mut)
-            .ok_or_else(|| BuilderError::Invalid(format!("No device with id {id}")))
+        self.devs.get_mut(id as usize).and_then(Option::as_mut).ok_or_else(|| BuilderError::Invalid(format!("No device with id {id}")))
     }
 
     pub fn set_dev_weight(&mut self, id: u32, weight: f64) -> Result<(), BuilderError> {
@@ -329,12 +326,7 @@ impl RingBuilder {
 
     /// The devices of a partition, one entry per replica, in row order.
     pub fn part_devices(&self, part: usize) -> Vec<u32> {
-        self.replica2part2dev
-            .iter()
-            .flatten()
-            .filter_map(|row| row.get(part).copied())
-            .filter(|&d| d != NONE_DEV)
-            .collect()
+        self.replica2part2dev.iter().flatten().filter_map(|row| row.get(part).copied()).filter(|&d| d != NONE_DEV).collect()
     }
 
     /// Rebalances; see the module docs. `seed` makes it reproducible.
@@ -495,9 +487,7 @@ impl RingBuilder {
             dedup.sort_unstable();
             dedup.dedup();
             if dedup.len() != seen.len() && self.iter_devs().filter(|d| d.weight > 0.0).count() >= seen.len() {
-                return Err(BuilderError::Validation(format!(
-                    "The partition {part} has been assigned to duplicate devices {seen:?}"
-                )));
+                return Err(BuilderError::Validation(format!("The partition {part} has been assigned to duplicate devices {seen:?}")));
             }
         }
         Ok(())
@@ -557,7 +547,9 @@ impl RingBuilder {
             raw.to_vec()
         };
         if text.first() == Some(&0x80) {
-            return Err("this is a Python pickle builder from OpenStack Swift; rebuild it with `swift-ring-builder <ring.gz> write_builder`".into());
+            return Err(
+                "this is a Python pickle builder from OpenStack Swift; rebuild it with `swift-ring-builder <ring.gz> write_builder`".into(),
+            );
         }
         let doc: Value = serde_json::from_slice(&text).map_err(|e| format!("not a ring builder file: {e}"))?;
         if doc.get("format").and_then(Value::as_str) != Some(FORMAT_NAME) {
@@ -603,7 +595,8 @@ impl RingBuilder {
         if moves.len() != parts {
             return Err(format!("last_part_moves has {} entries, expected {parts}", moves.len()));
         }
-        b.last_part_moves = moves.iter().map(|v| v.as_u64().map(|v| v.min(255) as u8).ok_or("bad last_part_moves")).collect::<Result<_, _>>()?;
+        b.last_part_moves =
+            moves.iter().map(|v| v.as_u64().map(|v| v.min(255) as u8).ok_or("bad last_part_moves")).collect::<Result<_, _>>()?;
         b.replica2part2dev = match doc.get("replica2part2dev") {
             None | Some(Value::Null) => None,
             Some(Value::Array(rows)) => {
@@ -1375,11 +1368,7 @@ mod tests {
                         for d in 0..ndev {
                             // Balanced tiers: every region, zone of a region
                             // and host of a zone weighs the same.
-                            let w = if balanced_tiers {
-                                1_000_000.0 / (zones * hosts * ndev) as f64
-                            } else {
-                                100.0
-                            };
+                            let w = if balanced_tiers { 1_000_000.0 / (zones * hosts * ndev) as f64 } else { 100.0 };
                             let ip = format!("10.{r}.{z}.{h}");
                             b.add_dev(dev(r, z, &ip, &format!("d{d}"), w), None).unwrap();
                         }

@@ -116,9 +116,7 @@ fn main(argv: Vec<String>) -> CmdResult {
         "prepare_increase_partition_power"
         | "increase_partition_power"
         | "cancel_increase_partition_power"
-        | "finish_increase_partition_power" => {
-            Err(error(format!("{command} is not supported by this swift-ring-builder yet.")))
-        }
+        | "finish_increase_partition_power" => Err(error(format!("{command} is not supported by this swift-ring-builder yet."))),
         other => Err(error(format!("Unknown command: {other}"))),
     }
 }
@@ -393,9 +391,7 @@ fn parse_float(s: &str) -> Result<f64, String> {
     let ok = !t.is_empty()
         && (t.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
             || matches!(lower.trim_start_matches(['+', '-']), "inf" | "infinity" | "nan"));
-    ok.then(|| t.parse::<f64>().ok())
-        .flatten()
-        .ok_or_else(|| format!("could not convert string to float: {}", py_repr(s)))
+    ok.then(|| t.parse::<f64>().ok()).flatten().ok_or_else(|| format!("could not convert string to float: {}", py_repr(s)))
 }
 
 /// A weight as Swift takes it from the command line: a float, and we also
@@ -525,10 +521,7 @@ type FoundOption = (&'static str, Option<String>);
 /// is positional, so `-5` reaches the weight check instead of being an
 /// unknown option. Returns each option found (by its long name) and the
 /// positional arguments.
-fn walk_options(
-    argvish: &[String],
-    spec: &[(&'static str, &'static str, OptKind)],
-) -> Result<(Vec<FoundOption>, Vec<String>), String> {
+fn walk_options(argvish: &[String], spec: &[(&'static str, &'static str, OptKind)]) -> Result<(Vec<FoundOption>, Vec<String>), String> {
     let mut found = Vec::new();
     let mut args = Vec::new();
     let mut i = 0;
@@ -680,8 +673,7 @@ impl DevOpts {
         }
         let ip_text = self.ip.clone().unwrap_or_default();
         let ip = normalize_address(&ip_text)?;
-        let replication_ip =
-            normalize_address(self.replication_ip.as_deref().filter(|s| !s.is_empty()).unwrap_or(&ip_text))?;
+        let replication_ip = normalize_address(self.replication_ip.as_deref().filter(|s| !s.is_empty()).unwrap_or(&ip_text))?;
         let port = to_port(self.port.unwrap_or(0))?;
         let replication_port = match self.replication_port {
             Some(p) if p != 0 => to_port(p)?,
@@ -1066,12 +1058,7 @@ impl Cli {
     /// No command: the summary and the device table.
     fn default_listing(&mut self) -> CmdResult {
         let b = self.builder.as_ref().expect("builder loaded");
-        out!(
-            "{}, build version {}, id {}",
-            self.builder_file.display(),
-            b.version,
-            b.id.as_deref().unwrap_or("(not assigned)")
-        );
+        out!("{}, build version {}, id {}", self.builder_file.display(), b.version, b.id.as_deref().unwrap_or("(not assigned)"));
         let regions: BTreeSet<i64> = b.iter_devs().map(|d| d.region).collect();
         let zones: BTreeSet<(i64, i64)> = b.iter_devs().map(|d| (d.region, d.zone)).collect();
         let empty_error = b.weight_of_one_part().err().map(|e| e.to_string());
@@ -1416,10 +1403,7 @@ impl Cli {
             if opts.args.is_empty() || opts.args.len() % 2 == 1 {
                 return Err(usage_error(usage));
             }
-            opts.args
-                .chunks(2)
-                .map(|p| parse_search_value(&p[0]).map(|s| (s, p[1].clone())).map_err(error))
-                .collect()
+            opts.args.chunks(2).map(|p| parse_search_value(&p[0]).map(|s| (s, p[1].clone())).map_err(error)).collect()
         } else {
             if opts.args.len() != 1 {
                 return Err(usage_error(usage));
@@ -1510,9 +1494,8 @@ impl Cli {
                 let mut updated = dev.clone();
                 change.apply(&mut updated);
                 let b = self.builder();
-                if let Some(other) = b
-                    .iter_devs()
-                    .find(|d| d.id != updated.id && d.ip == updated.ip && d.port == updated.port && d.device == updated.device)
+                if let Some(other) =
+                    b.iter_devs().find(|d| d.id != updated.id && d.ip == updated.ip && d.port == updated.port && d.device == updated.device)
                 {
                     return Err(error(format!("Device {} already uses {}:{}/{}.", other.id, other.ip, other.port, other.device)));
                 }
@@ -1628,10 +1611,7 @@ impl Cli {
 
     fn write_builder(&mut self) -> CmdResult {
         if self.builder_file.exists() {
-            return Err(error(format!(
-                "Cowardly refusing to overwrite existing Ring Builder file: {}",
-                self.builder_file.display()
-            )));
+            return Err(error(format!("Cowardly refusing to overwrite existing Ring Builder file: {}", self.builder_file.display())));
         }
         let min_part_hours = match self.argv.get(3) {
             Some(v) => {
@@ -1817,10 +1797,9 @@ fn parse_format_version(value: Option<&str>) -> Result<u16, Exit> {
     match value {
         Some("1") => Ok(1),
         Some("2") => Ok(2),
-        other => Err(option_error(format!(
-            "option --format-version: invalid choice: {} (choose from '1', '2')",
-            py_repr(other.unwrap_or(""))
-        ))),
+        other => {
+            Err(option_error(format!("option --format-version: invalid choice: {} (choose from '1', '2')", py_repr(other.unwrap_or("")))))
+        }
     }
 }
 
@@ -1868,7 +1847,19 @@ fn print_device_table(b: &RingBuilder, balances: &[Option<f64>]) {
     }
     out!(
         "Devices:{:>5} {:>6} {:>4} {:>ip_w$}:{:<port_w$} {:>rip_w$}:{:<rport_w$} {:>5} {:>weight_w$} {:>10} {:>7} {:>5} {}",
-        "id", "region", "zone", "ip address", "port", "replication ip", "port", "name", "weight", "partitions", "balance", "flags", "meta"
+        "id",
+        "region",
+        "zone",
+        "ip address",
+        "port",
+        "replication ip",
+        "port",
+        "name",
+        "weight",
+        "partitions",
+        "balance",
+        "flags",
+        "meta"
     );
     let parts = b.parts_per_dev();
     let mut devs: Vec<&Device> = b.iter_devs().collect();
@@ -2124,9 +2115,7 @@ impl Pattern {
         let Some((piece, rest)) = pieces.split_first() else { return true };
         match piece.atom {
             Atom::Start => return pos == 0 && Self::match_here(rest, text, pos),
-            Atom::End => {
-                return (pos == text.len() || (pos + 1 == text.len() && text[pos] == '\n')) && Self::match_here(rest, text, pos)
-            }
+            Atom::End => return (pos == text.len() || (pos + 1 == text.len() && text[pos] == '\n')) && Self::match_here(rest, text, pos),
             _ => {}
         }
         let mut count = 0;

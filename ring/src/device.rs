@@ -132,18 +132,7 @@ pub fn format_ip(ip: &str) -> String {
     }
 }
 
-const KNOWN_KEYS: &[&str] = &[
-    "id",
-    "region",
-    "zone",
-    "ip",
-    "port",
-    "replication_ip",
-    "replication_port",
-    "device",
-    "weight",
-    "meta",
-];
+const KNOWN_KEYS: &[&str] = &["id", "region", "zone", "ip", "port", "replication_ip", "replication_port", "device", "weight", "meta"];
 
 #[cfg(test)]
 mod tests {

@@ -70,10 +70,7 @@ impl RingWriter {
                 self.out.reserve(64 * 1024);
             }
             let before_in = self.compress.total_in();
-            let status = self
-                .compress
-                .compress_vec(input, &mut self.out, flush)
-                .expect("deflate on a well-formed stream cannot fail");
+            let status = self.compress.compress_vec(input, &mut self.out, flush).expect("deflate on a well-formed stream cannot fail");
             let consumed = (self.compress.total_in() - before_in) as usize;
             input = &input[consumed..];
             let room_left = self.out.capacity() > self.out.len();

@@ -133,8 +133,8 @@ impl RingTable {
             h.mark(d.id, 0);
         }
         let digest = Md5::digest(part.to_string().as_bytes());
-        h.start = (u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]).checked_shr(self.data.part_shift).unwrap_or(0))
-            as usize;
+        h.start =
+            (u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]).checked_shr(self.data.part_shift).unwrap_or(0)) as usize;
         h.inc = (h.parts / 65536).max(1);
         h.pass_done_check();
         h
@@ -376,7 +376,8 @@ mod tests {
         let conf = common::swift_conf::SwiftConf::load(&fixtures().join("swift.conf")).unwrap();
         let mut checked = 0;
         for name in ["small", "zones", "regions"] {
-            let expected: Value = serde_json::from_slice(&std::fs::read(fixtures().join(format!("{name}.expected.json"))).unwrap()).unwrap();
+            let expected: Value =
+                serde_json::from_slice(&std::fs::read(fixtures().join(format!("{name}.expected.json"))).unwrap()).unwrap();
             for file in [format!("{name}.ring.gz"), format!("{name}.v2.ring.gz")] {
                 let ring = Ring::load(&fixtures().join(&file), conf.hash.clone()).unwrap();
                 let table = ring.table();

@@ -80,10 +80,7 @@ impl RingData {
         let mut r = Cursor { data: &data, pos: 0, path };
         let magic = r.take(6, "magic")?;
         if &magic[..4] != b"R1NG" {
-            return Err(RingError::BadMagic {
-                path: path.to_string(),
-                magic: String::from_utf8_lossy(&magic[..4]).into_owned(),
-            });
+            return Err(RingError::BadMagic { path: path.to_string(), magic: String::from_utf8_lossy(&magic[..4]).into_owned() });
         }
         let version = u16::from_be_bytes([magic[4], magic[5]]);
         let mut ring = match version {
@@ -155,10 +152,7 @@ impl RingData {
         let index: Value = r.json(len, "index")?;
         let section = |name: &str| -> Result<&[u8], RingError> {
             let mut r = Cursor { data, pos: 0, path };
-            let entry = index
-                .get(name)
-                .and_then(Value::as_array)
-                .ok_or_else(|| r.invalid(format!("index has no section {name}")))?;
+            let entry = index.get(name).and_then(Value::as_array).ok_or_else(|| r.invalid(format!("index has no section {name}")))?;
             let start = entry.get(1).and_then(Value::as_u64).ok_or_else(|| r.invalid(format!("bad index entry for {name}")))?;
             r.pos = usize::try_from(start).unwrap_or(usize::MAX);
             if r.pos > data.len() {
@@ -189,10 +183,10 @@ impl RingData {
             }
             Ok(body)
         };
-        let meta: Value = serde_json::from_slice(section("swift/ring/metadata")?)
-            .map_err(|e| r.invalid(format!("metadata is not JSON: {e}")))?;
-        let devs: Value = serde_json::from_slice(section("swift/ring/devices")?)
-            .map_err(|e| r.invalid(format!("devices are not JSON: {e}")))?;
+        let meta: Value =
+            serde_json::from_slice(section("swift/ring/metadata")?).map_err(|e| r.invalid(format!("metadata is not JSON: {e}")))?;
+        let devs: Value =
+            serde_json::from_slice(section("swift/ring/devices")?).map_err(|e| r.invalid(format!("devices are not JSON: {e}")))?;
         let part_shift = r.get_u32(&meta, "part_shift")?;
         let dev_id_bytes = r.get_u32(&meta, "dev_id_bytes")?;
         if dev_id_bytes != 2 && dev_id_bytes != 4 {

@@ -51,7 +51,10 @@ fn text_output_is_swifts_layout() {
     assert!(out.contains("Partition\t2\nHash     \t2301c6b20a6f6ea2bd55671099ec8040\n\n"), "{out}");
     assert!(out.contains("Server:Port Device\t127.0.0.1:6200 sdb3\n"), "{out}");
     assert!(out.contains("\t [Handoff]\n"), "{out}");
-    assert!(out.contains("curl -g -I -XHEAD \"http://127.0.0.1:6200/sdb3/2/AUTH_acct1/cont1/obj/1/with%20spaces/%C3%A9.bin\" --path-as-is\n"), "{out}");
+    assert!(
+        out.contains("curl -g -I -XHEAD \"http://127.0.0.1:6200/sdb3/2/AUTH_acct1/cont1/obj/1/with%20spaces/%C3%A9.bin\" --path-as-is\n"),
+        "{out}"
+    );
     assert!(out.contains("/sdb3/objects/2/040/2301c6b20a6f6ea2bd55671099ec8040\""), "{out}");
 }
 

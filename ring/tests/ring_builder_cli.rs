@@ -149,10 +149,7 @@ fn default_listing_has_swifts_layout() {
     assert!(lines[2].starts_with("The minimum number of hours before a partition can be reassigned is 1 ("), "{}", lines[2]);
     assert_eq!(lines[3], "The overload factor is 0.00% (0.000000)");
     assert_eq!(lines[4], "Ring file object.ring.gz is up-to-date");
-    assert_eq!(
-        lines[5],
-        "Devices:   id region zone ip address:port replication ip:port  name weight partitions balance flags meta"
-    );
+    assert_eq!(lines[5], "Devices:   id region zone ip address:port replication ip:port  name weight partitions balance flags meta");
     assert_eq!(lines[6], "            0      1    1  127.0.0.1:6200      127.0.0.1:6200  sdb1 100.00         12    0.00       ");
     assert_eq!(lines.len(), 10);
 
@@ -173,11 +170,31 @@ fn create_add_and_rebalance_write_builder_ring_and_backups() {
     // No region: Swift's warning on stderr, region 1.
     let out = c.expect(0, &["add", "z3-[2001:DB8::1]:6200/sdb3", "100"]);
     assert!(out.stderr.contains("WARNING: No region specified for z3-[2001:DB8::1]:6200/sdb3. Defaulting to region 1."));
-    assert!(out.stdout.contains("Device d2r1z3-[2001:db8::1]:6200R[2001:db8::1]:6200/sdb3_\"\" with 100.0 weight got id 2"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Device d2r1z3-[2001:db8::1]:6200R[2001:db8::1]:6200/sdb3_\"\" with 100.0 weight got id 2"),
+        "{}",
+        out.stdout
+    );
     // Option form.
     let out = c.expect(
         0,
-        &["add", "--region", "1", "--zone", "4", "--ip", "127.0.0.1", "--port", "6200", "--device", "sdb4", "--weight", "100", "--meta", "m"],
+        &[
+            "add",
+            "--region",
+            "1",
+            "--zone",
+            "4",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            "6200",
+            "--device",
+            "sdb4",
+            "--weight",
+            "100",
+            "--meta",
+            "m",
+        ],
     );
     assert!(out.stdout.contains("Device d3r1z4-127.0.0.1:6200R127.0.0.1:6200/sdb4_\"m\" with 100.0 weight got id 3"), "{}", out.stdout);
 
@@ -188,7 +205,8 @@ fn create_add_and_rebalance_write_builder_ring_and_backups() {
     assert_eq!(ring.part_power(), 4);
     assert_eq!(ring.replica_count(), 3.0);
     assert_eq!(ring.devs.iter().flatten().count(), 4);
-    let backups: Vec<String> = std::fs::read_dir(c.path("backups")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let backups: Vec<String> =
+        std::fs::read_dir(c.path("backups")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(backups.iter().any(|n| n.ends_with(".object.ring.gz")), "{backups:?}");
     // create and rebalance each leave a builder copy (the same name when
     // they run within one second, as in Swift).
@@ -233,7 +251,10 @@ fn search_and_list_parts() {
         lines[0],
         "Devices:    id  region  zone      ip address  port  replication ip  replication port      name weight partitions balance meta"
     );
-    assert_eq!(lines[1], "             1       1     2       127.0.0.1  6200       127.0.0.1              6200      sdb2 100.00         12    0.00 ");
+    assert_eq!(
+        lines[1],
+        "             1       1     2       127.0.0.1  6200       127.0.0.1              6200      sdb2 100.00         12    0.00 "
+    );
     assert_eq!(lines.len(), 2);
     assert_eq!(c.expect(0, &["search", "127.0.0.1:6200"]).stdout.lines().count(), 5);
     assert_eq!(c.expect(0, &["search", "--device", "sdb4"]).stdout.lines().count(), 2);
@@ -345,10 +366,7 @@ fn dispersion_report() {
     let c = Cluster::new();
     c.small();
     let out = c.expect(0, &["dispersion"]);
-    assert_eq!(
-        out.stdout.trim(),
-        "Dispersion is 0.000000, Balance is 0.000000, Overload is 0.00%\nRequired overload is 0.000000%"
-    );
+    assert_eq!(out.stdout.trim(), "Dispersion is 0.000000, Balance is 0.000000, Overload is 0.00%\nRequired overload is 0.000000%");
     let out = c.expect(0, &["dispersion", "-v"]);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[3], "Tier                           Parts      %    Max     0     1     2     3");
@@ -416,7 +434,10 @@ fn bad_input_is_refused_with_exit_2_and_changes_nothing() {
         (&["add", "r1z1-127.0.0.1:6200/sdb9"], "swift-ring-builder <builder_file> add"),
         (&["add", "r1z1-127.0.0.1:6200/sdb1", "100"], "Device 0 already uses 127.0.0.1:6200/sdb1."),
         (&["add", "r1z9-127.0.0.1:6200/sdb9", "100", "r1z9-127.0.0.1:6200/sdb9", "100"], "Device 4 already uses 127.0.0.1:6200/sdb9."),
-        (&["add", "--region", "1", "--zone", "1", "--ip", "127.0.0.1", "--port", "6200", "--device", "sdb9"], "Required argument -w/--weight not specified."),
+        (
+            &["add", "--region", "1", "--zone", "1", "--ip", "127.0.0.1", "--port", "6200", "--device", "sdb9"],
+            "Required argument -w/--weight not specified.",
+        ),
         (&["search", "bogus"], "Invalid <search-value>: 'bogus'"),
         (&["search", "d99"], "No matching devices found"),
         (&["list_parts", "d99"], "No matching devices found"),

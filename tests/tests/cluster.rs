@@ -262,7 +262,11 @@ fn container_updaters_bring_account_stats_up_to_date() {
         if r.header("x-account-object-count") == Some("3") {
             break r;
         }
-        assert!(std::time::Instant::now() < deadline, "the account still shows {:?} objects after 30 s", r.header("x-account-object-count"));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the account still shows {:?} objects after 30 s",
+            r.header("x-account-object-count")
+        );
         // Each poll goes through the proxy to the account servers: poll
         // gently on a shared machine.
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -320,7 +324,9 @@ fn object_updaters_replay_async_pendings_into_container_listings() {
 
 /// Files below `<devices>/<n>/<dev>/async_pending*/<suffix>/`.
 fn count_async_pendings(devices: &std::path::Path) -> usize {
-    let read = |p: &std::path::Path| std::fs::read_dir(p).map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+    let read = |p: &std::path::Path| {
+        std::fs::read_dir(p).map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default()
+    };
     let mut n = 0;
     for node in read(devices) {
         for dev in read(&node) {

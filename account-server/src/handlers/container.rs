@@ -6,9 +6,9 @@
 use crate::server::AccountServer;
 use crate::storage::{self, ContainerUpdate};
 use common::db::broker::title_case_header;
+use common::db::{ContainerRecord, InitParams};
 use common::dbserver::request::{bad_request, header, request_timestamp, Refusal};
 use common::dbserver::response::{device_failure, refuse, storage_failure};
-use common::db::{ContainerRecord, InitParams};
 use common::http::{self as h, Body};
 use common::path::StoragePath;
 use common::timestamp::Timestamp;
@@ -51,11 +51,9 @@ fn container_record(container: &str, headers: &HeaderMap) -> Result<ContainerRec
     // hold containers); it must be a number.
     let policy = match header(headers, "x-backend-storage-policy-index")? {
         None => 0,
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .map(i64::from)
-            .map_err(|_| bad_request(format!("Invalid X-Backend-Storage-Policy-Index '{v}'")))?,
+        Some(v) => {
+            v.trim().parse::<u32>().map(i64::from).map_err(|_| bad_request(format!("Invalid X-Backend-Storage-Policy-Index '{v}'")))?
+        }
     };
     Ok(ContainerRecord::new(container, &put, &delete, objects, bytes, policy))
 }
@@ -69,8 +67,7 @@ impl AccountServer {
             // Unlike the account verbs, X-Timestamp is optional here.
             let ts = if headers.contains_key("x-timestamp") { request_timestamp(headers)? } else { Timestamp::now() };
             let record = container_record(path.container.as_deref().unwrap_or_default(), headers)?;
-            let override_deleted =
-                header(headers, "x-account-override-deleted")?.is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+            let override_deleted = header(headers, "x-account-override-deleted")?.is_some_and(|v| v.eq_ignore_ascii_case("yes"));
             Ok((ts, record, override_deleted))
         })();
         let (ts, record, override_deleted) = match prepared {

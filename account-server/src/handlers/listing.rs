@@ -17,8 +17,7 @@ impl AccountServer {
     /// A listed container as the client sees it; the policy name is given
     /// when `swift.conf` knows the index (Swift ≥ 2.35).
     fn container_entry(&self, name: String, c: ListedContainer) -> ContainerEntry {
-        let storage_policy =
-            u32::try_from(c.storage_policy_index).ok().and_then(|i| self.swift.policy_by_index(i)).map(|p| p.name.clone());
+        let storage_policy = u32::try_from(c.storage_policy_index).ok().and_then(|i| self.swift.policy_by_index(i)).map(|p| p.name.clone());
         ContainerEntry {
             name,
             count: c.object_count,

@@ -159,9 +159,8 @@ impl BrokerKind for AccountKind {
     fn merge_records(tx: &Transaction, records: Vec<ContainerRecord>) -> Result<(), DbError> {
         // One row at a time, in order, as Swift's `merge_items`: a batch may
         // hold several updates of one container and each must see the last.
-        let mut select = tx.prepare_cached(
-            "SELECT put_timestamp, delete_timestamp FROM container WHERE name = ?1 AND deleted IN (0, 1)",
-        )?;
+        let mut select =
+            tx.prepare_cached("SELECT put_timestamp, delete_timestamp FROM container WHERE name = ?1 AND deleted IN (0, 1)")?;
         let mut delete = tx.prepare_cached("DELETE FROM container WHERE name = ?1 AND deleted IN (0, 1)")?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted, \
@@ -172,8 +171,7 @@ impl BrokerKind for AccountKind {
                 log::error(&format!("Invalid container update for {:?}: bad timestamps", r.name));
                 continue;
             };
-            let existing: Option<(String, String)> =
-                select.query_row([&r.name], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+            let existing: Option<(String, String)> = select.query_row([&r.name], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
             if let Some((old_put, old_del)) = existing {
                 // Newest put and newest delete win separately; the counts
                 // are always the latest report's.
@@ -203,18 +201,15 @@ impl BrokerKind for AccountKind {
     }
 
     fn is_deleted(conn: &Connection) -> Result<bool, DbError> {
-        let (status, count, put, delete): (String, i64, String, String) = conn.query_row(
-            "SELECT status, container_count, put_timestamp, delete_timestamp FROM account_stat",
-            [],
-            |r| {
+        let (status, count, put, delete): (String, i64, String, String) =
+            conn.query_row("SELECT status, container_count, put_timestamp, delete_timestamp FROM account_stat", [], |r| {
                 Ok((
                     r.get::<_, Option<String>>(0)?.unwrap_or_default(),
                     r.get::<_, Option<i64>>(1)?.unwrap_or(0),
                     r.get::<_, Option<String>>(2)?.unwrap_or_default(),
                     r.get::<_, Option<String>>(3)?.unwrap_or_default(),
                 ))
-            },
-        )?;
+            })?;
         Ok(is_deleted_info(&status, count, &put, &delete))
     }
 }
@@ -465,7 +460,10 @@ mod tests {
         assert!(b.db_file().ends_with("accounts/3/def/0123456789abcdef0123456789abcdef/0123456789abcdef0123456789abcdef.db"));
         let info = b.get_info().unwrap();
         assert_eq!(info.account, "AUTH_test");
-        assert_eq!((info.put_timestamp.as_str(), info.status_changed_at.as_str()), (ts(1.0).internal().as_str(), ts(1.0).internal().as_str()));
+        assert_eq!(
+            (info.put_timestamp.as_str(), info.status_changed_at.as_str()),
+            (ts(1.0).internal().as_str(), ts(1.0).internal().as_str())
+        );
         assert_eq!((info.container_count, info.object_count, info.bytes_used), (0, 0, 0));
         assert_eq!(info.hash, "0".repeat(32));
         assert!(info.id.ends_with("-sda"));

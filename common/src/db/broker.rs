@@ -536,10 +536,7 @@ impl<K: BrokerKind> DatabaseBroker<K> {
         )?;
         if old != K::is_deleted(&tx)? {
             let now = Timestamp::now().internal();
-            tx.execute(
-                &format!("UPDATE {} SET status_changed_at = ?1 WHERE status_changed_at < ?1", K::INFO_TABLE),
-                [now],
-            )?;
+            tx.execute(&format!("UPDATE {} SET status_changed_at = ?1 WHERE status_changed_at < ?1", K::INFO_TABLE), [now])?;
         }
         tx.commit()?;
         Ok(())
@@ -613,8 +610,7 @@ pub fn parse_metadata(raw: &str) -> Result<Metadata, String> {
         return Ok(Metadata::new());
     }
     // Swift writes lists; accept any [value, timestamp, ...] shape.
-    let v: BTreeMap<String, Vec<serde_json::Value>> =
-        serde_json::from_str(raw).map_err(|e| format!("bad metadata JSON: {e}"))?;
+    let v: BTreeMap<String, Vec<serde_json::Value>> = serde_json::from_str(raw).map_err(|e| format!("bad metadata JSON: {e}"))?;
     Ok(v.into_iter()
         .map(|(k, vals)| {
             let s = |i: usize| match vals.get(i) {

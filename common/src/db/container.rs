@@ -270,26 +270,17 @@ impl BrokerKind for ContainerKind {
             )?;
             for ident in &order {
                 let r = &to_add[ident].record;
-                stmt.execute(rusqlite::params![
-                    r.name,
-                    r.created_at,
-                    r.size,
-                    r.content_type,
-                    r.etag,
-                    r.deleted,
-                    r.storage_policy_index
-                ])?;
+                stmt.execute(rusqlite::params![r.name, r.created_at, r.size, r.content_type, r.etag, r.deleted, r.storage_policy_index])?;
             }
         }
         Ok(())
     }
 
     fn is_deleted(conn: &Connection) -> Result<bool, DbError> {
-        let (put, delete, count): (String, String, i64) = conn.query_row(
-            "SELECT put_timestamp, delete_timestamp, object_count FROM container_stat",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.unwrap_or(0))),
-        )?;
+        let (put, delete, count): (String, String, i64) =
+            conn.query_row("SELECT put_timestamp, delete_timestamp, object_count FROM container_stat", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.unwrap_or(0)))
+            })?;
         Ok(is_deleted_info(count, &put, &delete))
     }
 }
@@ -418,8 +409,7 @@ impl DatabaseBroker<ContainerKind> {
 
     /// Resets the container-sync points (when `X-Container-Sync-To` changes).
     pub fn set_x_container_sync_points(&mut self, point1: i64, point2: i64) -> Result<(), DbError> {
-        self.conn()?
-            .execute("UPDATE container_info SET x_container_sync_point1 = ?1, x_container_sync_point2 = ?2", [point1, point2])?;
+        self.conn()?.execute("UPDATE container_info SET x_container_sync_point1 = ?1, x_container_sync_point2 = ?2", [point1, point2])?;
         Ok(())
     }
 
@@ -449,11 +439,7 @@ impl DatabaseBroker<ContainerKind> {
 
     /// Lists the live objects of `storage_policy_index` (Swift's
     /// `list_objects_iter`), pending updates merged first.
-    pub fn list_objects(
-        &mut self,
-        params: &ListingParams,
-        storage_policy_index: i64,
-    ) -> Result<Vec<ListingItem<ListedObject>>, DbError> {
+    pub fn list_objects(&mut self, params: &ListingParams, storage_policy_index: i64) -> Result<Vec<ListingItem<ListedObject>>, DbError> {
         self.commit_pending()?;
         let conn = self.conn()?;
         listing::list(params, |page| -> Result<Vec<(String, ListedObject)>, DbError> {
@@ -805,18 +791,19 @@ mod tests {
             device: "sda".into(),
         });
         assert!(matches!(r, Err(DbError::AlreadyExists(_))));
-        assert!(ContainerBroker::new(dir.path().join("nope.db")).put_object(ObjectRecord {
-            name: "o".into(),
-            created_at: ts(1.0).internal(),
-            size: 0,
-            content_type: "x".into(),
-            etag: "e".into(),
-            deleted: 0,
-            storage_policy_index: 0,
-            ctype_timestamp: None,
-            meta_timestamp: None,
-        })
-        .is_err());
+        assert!(ContainerBroker::new(dir.path().join("nope.db"))
+            .put_object(ObjectRecord {
+                name: "o".into(),
+                created_at: ts(1.0).internal(),
+                size: 0,
+                content_type: "x".into(),
+                etag: "e".into(),
+                deleted: 0,
+                storage_policy_index: 0,
+                ctype_timestamp: None,
+                meta_timestamp: None,
+            })
+            .is_err());
     }
 
     #[test]

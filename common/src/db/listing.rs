@@ -89,11 +89,8 @@ pub fn list<R, E>(
 ) -> Result<Vec<ListingItem<R>>, E> {
     let limit = params.limit;
     let reverse = params.reverse;
-    let (mut marker, mut end_marker) = if reverse {
-        (params.end_marker.clone(), params.marker.clone())
-    } else {
-        (params.marker.clone(), params.end_marker.clone())
-    };
+    let (mut marker, mut end_marker) =
+        if reverse { (params.end_marker.clone(), params.marker.clone()) } else { (params.marker.clone(), params.end_marker.clone()) };
     let mut prefix = params.prefix.clone();
     let mut delimiter = params.delimiter.clone().filter(|d| !d.is_empty());
     let mut path = params.path.clone();
@@ -371,9 +368,7 @@ pub fn render_container(entries: &[ListingItem<ObjectEntry>], container: &str, c
         out.push('>');
         for e in entries {
             match e {
-                ListingItem::Subdir(s) => {
-                    out.push_str(&format!("<subdir name=\"{}\"><name>{}</name></subdir>", xml_attr(s), xml_text(s)))
-                }
+                ListingItem::Subdir(s) => out.push_str(&format!("<subdir name=\"{}\"><name>{}</name></subdir>", xml_attr(s), xml_text(s))),
                 ListingItem::Row(_, o) => out.push_str(&format!(
                     "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type>\
                      <last_modified>{}</last_modified></object>",
@@ -537,10 +532,7 @@ mod tests {
         let d = |p: Option<&str>| ListingParams { delimiter: Some("/".into()), prefix: p.map(str::to_string), ..params() };
         assert_eq!(run(&ALL, d(None)), ["a", "a/(dir)", "b", "b/(dir)", "c-d", "c/(dir)"]);
         assert_eq!(run(&ALL, d(Some("a/"))), ["a/1", "a/2", "a/b/(dir)"]);
-        assert_eq!(
-            run(&ALL, ListingParams { reverse: true, ..d(None) }),
-            ["c/(dir)", "c-d", "b/(dir)", "b", "a/(dir)", "a"]
-        );
+        assert_eq!(run(&ALL, ListingParams { reverse: true, ..d(None) }), ["c/(dir)", "c-d", "b/(dir)", "b", "a/(dir)", "a"]);
         assert_eq!(run(&ALL, ListingParams { limit: 3, ..d(None) }), ["a", "a/(dir)", "b"]);
         // A marker equal to a subdir does not repeat it.
         assert_eq!(run(&ALL, ListingParams { marker: "a/".into(), ..d(None) }), ["b", "b/(dir)", "c-d", "c/(dir)"]);

@@ -91,9 +91,7 @@ pub fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Re
     }
     match found {
         None => Ok(None),
-        Some(v) => String::from_utf8(form_decode(v))
-            .map(Some)
-            .map_err(|_| bad_request(format!("\"{name}\" parameter not valid UTF-8"))),
+        Some(v) => String::from_utf8(form_decode(v)).map(Some).map_err(|_| bad_request(format!("\"{name}\" parameter not valid UTF-8"))),
     }
 }
 

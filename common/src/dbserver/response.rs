@@ -2,8 +2,8 @@
 //! went wrong: a [`Refusal`], a storage or device failure, a failed format
 //! negotiation; and setting headers that may not be valid HTTP.
 
-use crate::db::listing::NegotiationError;
 use super::request::Refusal;
+use crate::db::listing::NegotiationError;
 use crate::db::DbError;
 use crate::devices::DeviceError;
 use crate::http::{self as h, Body};

@@ -3,7 +3,7 @@
 //! the `main` of their binaries (flags, config, runtime, serve).
 
 use crate::config::{ConfigError, ConfigFile};
-use crate::server::{bind_or_exit, load_config_or_exit, serve, shutdown_signal, Service, ServerSettings};
+use crate::server::{bind_or_exit, load_config_or_exit, serve, shutdown_signal, ServerSettings, Service};
 use crate::swift_conf::SwiftConf;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -86,10 +86,8 @@ fn parse_reply(buf: &[u8], head: bool) -> Reply {
     let head_text = String::from_utf8_lossy(&buf[..split]).into_owned();
     let mut lines = head_text.split("\r\n");
     let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let headers: HashMap<String, String> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
     let body = if head { Vec::new() } else { buf[split + 4..].to_vec() };
     Reply { status, headers, body }
 }

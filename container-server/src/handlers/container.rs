@@ -4,9 +4,11 @@ use super::{info_headers, last_modified};
 use crate::account_update::{self, AccountTargets};
 use crate::server::ContainerServer;
 use crate::storage::{self, ContainerWrite, DeleteContainerOutcome, PutContainerOutcome};
-use common::dbserver::request::{bad_request, header, metadata_limits, negotiate_listing, query_param, request_timestamp, true_value, Refusal};
-use common::dbserver::response::{device_failure, negotiation_failure, refuse, set_header, storage_failure};
 use common::db::MetadataLimits;
+use common::dbserver::request::{
+    bad_request, header, metadata_limits, negotiate_listing, query_param, request_timestamp, true_value, Refusal,
+};
+use common::dbserver::response::{device_failure, negotiation_failure, refuse, set_header, storage_failure};
 use common::http::{self as h, Body};
 use common::path::StoragePath;
 use common::server::RequestInfo;
@@ -35,7 +37,11 @@ fn validate_sync_to(value: &str, allowed_hosts: &[String]) -> Result<(), String>
         return Err("Params, queries, and fragments not allowed in X-Container-Sync-To".into());
     }
     let host = hostport.rsplit_once('@').map_or(hostport, |(_, h)| h);
-    let host = if host.starts_with('[') { host.split(']').next().unwrap_or("").trim_start_matches('[') } else { host.split(':').next().unwrap_or("") };
+    let host = if host.starts_with('[') {
+        host.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
     if !allowed_hosts.iter().any(|h| h == host) {
         return Err(format!("Invalid host '{host}' in X-Container-Sync-To"));
     }
@@ -134,9 +140,8 @@ impl ContainerServer {
 
     /// `DELETE /dev/part/a/c`: 204, 404 if missing, 409 if not empty.
     pub async fn delete_container(&self, path: StoragePath, headers: &HeaderMap, info: &RequestInfo) -> Response<Body> {
-        let prepared = (|| -> Result<_, Refusal> {
-            Ok((request_timestamp(headers)?, AccountTargets::from_headers(headers).map_err(bad_request)?))
-        })();
+        let prepared =
+            (|| -> Result<_, Refusal> { Ok((request_timestamp(headers)?, AccountTargets::from_headers(headers).map_err(bad_request)?)) })();
         let (ts, targets) = match prepared {
             Ok(p) => p,
             Err(r) => return refuse(r),

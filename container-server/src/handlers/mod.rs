@@ -8,8 +8,8 @@ pub mod object;
 
 use crate::server::ContainerServer;
 use common::db::broker::timestamp_or_zero;
-use common::dbserver::request::{self, bad_request, Refusal};
 use common::db::{ContainerInfo, Metadata};
+use common::dbserver::request::{self, bad_request, Refusal};
 use common::timestamp::{http_date, Timestamp};
 use http::HeaderMap;
 

@@ -4,9 +4,9 @@
 
 use crate::routing::ObjectOp;
 use crate::server::ContainerServer;
+use common::db::{InitParams, ObjectRecord};
 use common::dbserver::request::{bad_request, header, request_timestamp, true_value, Refusal};
 use common::dbserver::response::{device_failure, refuse, storage_failure};
-use common::db::{InitParams, ObjectRecord};
 use common::http::{self as h, Body};
 use common::path::StoragePath;
 use common::timestamp::Timestamp;
@@ -31,7 +31,8 @@ fn record_from(op: ObjectOp, headers: &HeaderMap, name: &str, ts: &Timestamp, po
         header(headers, n)?.map(str::to_string).ok_or_else(|| bad_request(format!("Missing {n} header")))
     };
     let size_text = required("x-size")?;
-    let size: i64 = size_text.trim().parse().ok().filter(|s| *s >= 0).ok_or_else(|| bad_request(format!("Invalid X-Size '{size_text}'")))?;
+    let size: i64 =
+        size_text.trim().parse().ok().filter(|s| *s >= 0).ok_or_else(|| bad_request(format!("Invalid X-Size '{size_text}'")))?;
     let optional_ts = |n: &str| -> Result<Option<String>, Refusal> {
         match header(headers, n)? {
             None => Ok(None),

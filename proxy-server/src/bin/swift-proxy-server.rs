@@ -35,8 +35,14 @@ fn main() {
             std::process::exit(1);
         });
         common::log::info(&format!("proxy-server listening on {addr}"));
-        common::server::serve(Arc::new(proxy), listener, settings.log_requests, common::server::shutdown_signal(), settings.graceful_shutdown_timeout)
-            .await;
+        common::server::serve(
+            Arc::new(proxy),
+            listener,
+            settings.log_requests,
+            common::server::shutdown_signal(),
+            settings.graceful_shutdown_timeout,
+        )
+        .await;
         // In-flight requests had their grace period; do not wait longer.
         std::process::exit(0);
     });

@@ -204,10 +204,16 @@ pub fn fake_storage(ip: &'static str, server_type: &'static str, ringmd5: serde_
             "diskusage" => json!([{"device": "sdb1", "mounted": true, "size": 1000, "used": 400, "avail": 600}]),
             "replication/object" => json!({"replication_time": null, "replication_stats": null, "replication_last": null,
                                            "object_replication_time": null, "object_replication_last": null}),
-            "replication/account" | "replication/container" => json!({"replication_time": null, "replication_stats": null, "replication_last": null}),
+            "replication/account" | "replication/container" => {
+                json!({"replication_time": null, "replication_stats": null, "replication_last": null})
+            }
             "auditor/object" => json!({"object_auditor_stats_ALL": null, "object_auditor_stats_ZBF": null}),
-            "auditor/account" => json!({"account_audits_passed": null, "account_auditor_pass_completed": null, "account_audits_since": null, "account_audits_failed": null}),
-            "auditor/container" => json!({"container_audits_passed": null, "container_auditor_pass_completed": null, "container_audits_since": null, "container_audits_failed": null}),
+            "auditor/account" => {
+                json!({"account_audits_passed": null, "account_auditor_pass_completed": null, "account_audits_since": null, "account_audits_failed": null})
+            }
+            "auditor/container" => {
+                json!({"container_audits_passed": null, "container_auditor_pass_completed": null, "container_audits_since": null, "container_audits_failed": null})
+            }
             "updater/object" => json!({"object_updater_sweep": null, "object_updater_stats": null, "object_updater_last": null}),
             "updater/container" => json!({"container_updater_sweep": null}),
             "expirer/object" => json!({"object_expiration_pass": null, "expired_last_pass": null}),

@@ -52,9 +52,17 @@ fn main() {
     };
     let url = cluster.auth_url();
     if !fresh {
-        println!("Reusing the layout in {}: --bind-ip, --proxy-port, --devices, --replicas and --part-power apply only to a new --data-dir.", a.data_dir.display());
+        println!(
+            "Reusing the layout in {}: --bind-ip, --proxy-port, --devices, --replicas and --part-power apply only to a new --data-dir.",
+            a.data_dir.display()
+        );
     }
-    println!("swift-saio: {} cluster in {} ({} processes) is up.", if fresh { "new" } else { "existing" }, a.data_dir.display(), cluster.procs.len());
+    println!(
+        "swift-saio: {} cluster in {} ({} processes) is up.",
+        if fresh { "new" } else { "existing" },
+        a.data_dir.display(),
+        cluster.procs.len()
+    );
     if cluster.opts.bind_ip == "127.0.0.1" {
         println!("Listening on 127.0.0.1 only (use --bind-ip to change).");
     }
