@@ -202,7 +202,10 @@ impl ContainerUpdater {
             stats.successes, stats.failures, stats.no_changes
         ));
         let cache = self.settings.server.recon_cache_path.join(common::recon::RECON_CONTAINER_FILE);
-        let _ = tokio::task::spawn_blocking(move || dump_recon_cache(&cache, "container_updater_sweep", elapsed)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            common::daemon::dump_recon_cache(&cache, &[("container_updater_sweep", serde_json::json!(elapsed))])
+        })
+        .await;
         stats
     }
 
@@ -210,25 +213,14 @@ impl ContainerUpdater {
     /// completes. The first sweep starts after a random part of the
     /// interval, as Swift's, so restarted nodes spread out.
     pub async fn run_forever(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
         let interval = self.settings.interval;
-        let first = interval.mul_f64(rand::random::<f64>());
-        tokio::select! {
-            _ = tokio::time::sleep(first) => {}
-            _ = &mut stop => return,
-        }
-        loop {
-            let begin = Instant::now();
-            tokio::select! {
-                _ = self.run_once() => {}
-                _ = &mut stop => return,
+        common::daemon::run_forever(interval, stop, || {
+            let me = self.clone();
+            async move {
+                me.run_once().await;
             }
-            let rest = interval.saturating_sub(begin.elapsed());
-            tokio::select! {
-                _ = tokio::time::sleep(rest) => {}
-                _ = &mut stop => return,
-            }
-        }
+        })
+        .await;
     }
 
     /// Every `(device, db path)` below usable devices: devices that fail
@@ -403,25 +395,6 @@ fn walk_datadir(datadir: &Path) -> Vec<PathBuf> {
     dbs
 }
 
-/// Sets `key` in the JSON recon cache file, keeping its other keys (the
-/// replicator shares `container.recon`); written to a temporary file and
-/// renamed so that the recon filter never reads half a file.
-fn dump_recon_cache(path: &Path, key: &str, value: f64) {
-    let mut doc: serde_json::Map<String, serde_json::Value> =
-        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    doc.insert(key.to_string(), serde_json::json!(value));
-    let Some(dir) = path.parent() else { return };
-    let result = tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
-        use std::io::Write;
-        tmp.write_all(serde_json::Value::Object(doc).to_string().as_bytes())?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    });
-    if let Err(e) = result {
-        log::error(&format!("ERROR: Exception dumping recon cache {}: {e}", path.display()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,15 +460,5 @@ mod tests {
         std::fs::write(h.join("ffabc.db.pending"), b"").unwrap();
         assert_eq!(walk_datadir(&dir.path().join("containers")), vec![h.join("ffabc.db")]);
         assert!(walk_datadir(&dir.path().join("nothing")).is_empty());
-    }
-
-    #[test]
-    fn recon_cache_keeps_other_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("container.recon");
-        std::fs::write(&f, r#"{"replication_stats": {"attempted": 4}}"#).unwrap();
-        dump_recon_cache(&f, "container_updater_sweep", 0.5);
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
-        assert_eq!(v, serde_json::json!({"replication_stats": {"attempted": 4}, "container_updater_sweep": 0.5}));
     }
 }

@@ -25,7 +25,6 @@ use rand::seq::SliceRandom;
 use ring::{Device, Ring};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,7 +205,7 @@ impl ObjectUpdater {
             ("async_pending", serde_json::json!(left)),
             ("async_pending_last", serde_json::json!(now)),
         ];
-        let _ = tokio::task::spawn_blocking(move || dump_recon_cache(&cache, &values)).await;
+        let _ = tokio::task::spawn_blocking(move || common::daemon::dump_recon_cache(&cache, &values)).await;
         stats
     }
 
@@ -214,25 +213,14 @@ impl ObjectUpdater {
     /// completes. The first sweep starts after a random part of the
     /// interval, as Swift's, so restarted nodes spread out.
     pub async fn run_forever(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
         let interval = self.settings.interval;
-        let first = interval.mul_f64(rand::random::<f64>());
-        tokio::select! {
-            _ = tokio::time::sleep(first) => {}
-            _ = &mut stop => return,
-        }
-        loop {
-            let begin = Instant::now();
-            tokio::select! {
-                _ = self.run_once() => {}
-                _ = &mut stop => return,
+        common::daemon::run_forever(interval, stop, || {
+            let me = self.clone();
+            async move {
+                me.run_once().await;
             }
-            let rest = interval.saturating_sub(begin.elapsed());
-            tokio::select! {
-                _ = tokio::time::sleep(rest) => {}
-                _ = &mut stop => return,
-            }
-        }
+        })
+        .await;
     }
 
     /// The newest pending per object on every usable device, with the
@@ -422,27 +410,6 @@ enum ReadError {
     Disk(String),
 }
 
-/// Sets `values` in the JSON recon cache file, keeping its other keys (the
-/// replicator and auditor share `object.recon`); written to a temporary
-/// file and renamed so that the recon filter never reads half a file.
-fn dump_recon_cache(path: &Path, values: &[(&str, serde_json::Value)]) {
-    let mut doc: serde_json::Map<String, serde_json::Value> =
-        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    for (k, v) in values {
-        doc.insert(k.to_string(), v.clone());
-    }
-    let Some(dir) = path.parent() else { return };
-    let result = tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
-        use std::io::Write;
-        tmp.write_all(serde_json::Value::Object(doc).to_string().as_bytes())?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    });
-    if let Err(e) = result {
-        log::error(&format!("ERROR: Exception dumping recon cache {}: {e}", path.display()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,15 +488,5 @@ mod tests {
         assert!(!sfx.exists(), "the empty suffix dir goes too");
         // Gone already is not an error.
         diskfile::remove_async_pending(&f).unwrap();
-    }
-
-    #[test]
-    fn recon_cache_keeps_other_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("object.recon");
-        std::fs::write(&f, r#"{"replication_stats": {"attempted": 4}}"#).unwrap();
-        dump_recon_cache(&f, &[("object_updater_sweep", serde_json::json!(0.5)), ("async_pending", serde_json::json!(2))]);
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
-        assert_eq!(v, serde_json::json!({"replication_stats": {"attempted": 4}, "object_updater_sweep": 0.5, "async_pending": 2}));
     }
 }

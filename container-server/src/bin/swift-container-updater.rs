@@ -5,7 +5,7 @@
 
 use common::swift_conf::SwiftConf;
 use container_server::updater::{ContainerUpdater, UpdaterSettings};
-use std::path::PathBuf;
+
 use std::sync::Arc;
 
 fn fail(message: String) -> ! {
@@ -15,10 +15,8 @@ fn fail(message: String) -> ! {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let once = args.iter().any(|a| a == "once" || a == "--once" || a == "-o");
-    let Some(config_path) = args.iter().find(|a| !a.starts_with('-') && *a != "once").map(PathBuf::from) else {
-        fail("Usage: swift-container-updater CONFIG [once|--once]".into());
-    };
+    let common::daemon::DaemonArgs { config: config_path, once } =
+        common::daemon::parse_args("swift-container-updater", &args).unwrap_or_else(|usage| fail(usage));
     let conf = common::server::load_config_or_exit(&config_path);
     let settings = UpdaterSettings::from_config(&conf).unwrap_or_else(|e| fail(format!("Error in {}: {e}", config_path.display())));
     let swift = SwiftConf::load_dir(&settings.server.swift_dir).unwrap_or_else(|e| fail(format!("Error loading swift.conf: {e}")));
