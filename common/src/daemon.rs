@@ -6,6 +6,57 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The options every sweeping daemon reads from its section: `interval`,
+/// `concurrency`, and a rate, `<items>_per_second` or Swift's deprecated
+/// `slowdown` (seconds between items: rate `1 / (slowdown + 0.01)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSettings {
+    /// Seconds from the start of one sweep to the next (300).
+    pub interval: Duration,
+    /// Items worked on at once.
+    pub concurrency: usize,
+    /// Items per second at most (50).
+    pub per_second: f64,
+}
+
+impl SweepSettings {
+    /// Reads the options from `section`; `rate_key` names the rate option
+    /// (`containers_per_second`, `objects_per_second`). Errors name the
+    /// file, line and key.
+    pub fn from_section(
+        section: &crate::config::Section,
+        default_concurrency: usize,
+        rate_key: &str,
+    ) -> Result<SweepSettings, crate::config::ConfigError> {
+        let interval = non_negative(section, "interval", 300.0)?;
+        let concurrency = section.get_usize("concurrency", default_concurrency)?;
+        if concurrency == 0 {
+            return Err(section.value_error("concurrency", "0", "a count of 1 or more"));
+        }
+        let default_rate = if section.contains_key("slowdown") {
+            crate::log::warning(&format!("The slowdown option is deprecated in favor of {rate_key}."));
+            1.0 / (non_negative(section, "slowdown", 0.01)? + 0.01)
+        } else {
+            50.0
+        };
+        Ok(SweepSettings {
+            interval: Duration::from_secs_f64(interval),
+            concurrency,
+            per_second: non_negative(section, rate_key, default_rate)?,
+        })
+    }
+}
+
+/// A number option that must be finite and 0 or more (seconds, rates).
+pub fn non_negative(section: &crate::config::Section, key: &str, default: f64) -> Result<f64, crate::config::ConfigError> {
+    let v = section.get_f64(key, default)?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(section.value_error(key, &v.to_string(), "a number, 0 or more"))
+    }
+}
+
 /// A daemon's command line: `swift-<name> CONFIG [once|--once|-o]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonArgs {

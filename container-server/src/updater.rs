@@ -58,32 +58,13 @@ impl UpdaterSettings {
     pub fn from_config(conf: &ConfigFile) -> Result<UpdaterSettings, ConfigError> {
         let section: Section = conf.section("container-updater").unwrap_or_else(|| conf.defaults());
         let server = ServerSettings::from_section(&section, "container-updater", DEFAULT_PORT)?;
-        let positive = |key: &str, default: f64| -> Result<f64, ConfigError> {
-            let v = section.get_f64(key, default)?;
-            if v.is_finite() && v >= 0.0 {
-                Ok(v)
-            } else {
-                Err(section.value_error(key, &v.to_string(), "a number of seconds, 0 or more"))
-            }
-        };
-        let interval = positive("interval", 300.0)?;
-        let concurrency = section.get_usize("concurrency", 4)?;
-        if concurrency == 0 {
-            return Err(section.value_error("concurrency", "0", "a count of 1 or more"));
-        }
-        let default_rate = if section.contains_key("slowdown") {
-            log::warning("The slowdown option is deprecated in favor of containers_per_second.");
-            1.0 / (positive("slowdown", 0.01)? + 0.01)
-        } else {
-            50.0
-        };
-        let containers_per_second = positive("containers_per_second", default_rate)?;
+        let sweep = common::daemon::SweepSettings::from_section(&section, 4, "containers_per_second")?;
         Ok(UpdaterSettings {
             server,
-            interval: Duration::from_secs_f64(interval),
-            concurrency,
-            containers_per_second,
-            account_suppression_time: Duration::from_secs_f64(positive("account_suppression_time", 60.0)?),
+            interval: sweep.interval,
+            concurrency: sweep.concurrency,
+            containers_per_second: sweep.per_second,
+            account_suppression_time: Duration::from_secs_f64(common::daemon::non_negative(&section, "account_suppression_time", 60.0)?),
         })
     }
 }

@@ -57,27 +57,8 @@ impl UpdaterSettings {
         if !section.contains_key("node_timeout") {
             server.node_timeout = Duration::from_secs(10);
         }
-        let positive = |key: &str, default: f64| -> Result<f64, ConfigError> {
-            let v = section.get_f64(key, default)?;
-            if v.is_finite() && v >= 0.0 {
-                Ok(v)
-            } else {
-                Err(section.value_error(key, &v.to_string(), "a number of seconds, 0 or more"))
-            }
-        };
-        let interval = positive("interval", 300.0)?;
-        let concurrency = section.get_usize("concurrency", 8)?;
-        if concurrency == 0 {
-            return Err(section.value_error("concurrency", "0", "a count of 1 or more"));
-        }
-        let default_rate = if section.contains_key("slowdown") {
-            log::warning("The slowdown option is deprecated in favor of objects_per_second.");
-            1.0 / (positive("slowdown", 0.01)? + 0.01)
-        } else {
-            50.0
-        };
-        let objects_per_second = positive("objects_per_second", default_rate)?;
-        Ok(UpdaterSettings { server, interval: Duration::from_secs_f64(interval), concurrency, objects_per_second })
+        let sweep = common::daemon::SweepSettings::from_section(&section, 8, "objects_per_second")?;
+        Ok(UpdaterSettings { server, interval: sweep.interval, concurrency: sweep.concurrency, objects_per_second: sweep.per_second })
     }
 }
 
