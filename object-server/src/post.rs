@@ -50,7 +50,10 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     let dev = target.path.device.clone();
     let loc = target.location.clone();
     let name = target.name.clone();
-    let now = ts.as_secs_f64();
+    // An expired object can be given a new X-Delete-At when the proxy
+    // passes X-Open-Expired on (Swift's allow_open_expired).
+    let open_expired = h::header_str(&headers, "x-backend-open-expired").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+    let now = if open_expired { 0.0 } else { ts.as_secs_f64() };
     let obj = match server.devices.run(&dev, move || diskfile::open(&loc, &name, now)).await {
         Ok(o) => o,
         Err(OpenError::XattrNotSupported) => return h::insufficient_storage(&dev),

@@ -44,8 +44,7 @@ pub fn info(p: &Proxy, req: &Request<Incoming>) -> Response<Body> {
             "version": common::VERSION,
             "account_autocreate": p.settings.account_autocreate,
             "allow_account_management": p.settings.allow_account_management,
-            // X-Open-Expired is not implemented yet, whatever the config says.
-            "allow_open_expired": false,
+            "allow_open_expired": p.settings.allow_open_expired,
             "strict_cors_mode": p.settings.strict_cors_mode,
             "policies": policies,
             "max_file_size": c.max_file_size,

@@ -94,6 +94,15 @@ pub async fn handle(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Incoming>
     }
 }
 
+/// Passes a client's `X-Open-Expired: true` on to the object servers when
+/// the operator allows it (`allow_open_expired`).
+fn open_expired(p: &Proxy, client: &HeaderMap, backend: &mut HeaderMap) {
+    let asked = h::header_str(client, "x-open-expired").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+    if p.settings.allow_open_expired && asked {
+        backend.insert("x-backend-open-expired", HeaderValue::from_static("true"));
+    }
+}
+
 /// A header that names an account, container or object: UTF-8 text
 /// (clients send names raw or percent-encoded).
 fn utf8_header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -123,6 +132,7 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring
             headers.insert(HeaderName::from_static(name), v.clone());
         }
     }
+    open_expired(p, req.headers(), &mut headers);
     // A DLO manifest's Range applies to the assembled object (Swift's dlo
     // middleware asks the object server to ignore it).
     let manifest_get = crate::proxy::param(&crate::proxy::query(req), "multipart-manifest") == Some("get");
@@ -519,6 +529,7 @@ async fn upload(
 
 async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let mut headers = p.backend_headers(ctx, &Method::POST, &t.path());
+    open_expired(p, req.headers(), &mut headers);
     object_write_headers(req.headers(), &mut headers);
     if let Some(ct) = req.headers().get(http::header::CONTENT_TYPE) {
         headers.insert(http::header::CONTENT_TYPE, ct.clone());
