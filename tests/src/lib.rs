@@ -397,7 +397,6 @@ fn create_layout(opts: &Options) -> Result<()> {
          use = egg:swift#proxy\n\
          allow_account_management = true\n\
          account_autocreate = true\n\
-         allow_open_expired = true\n\
          \n\
          [filter:tempauth]\n\
          use = egg:swift#tempauth\n\
