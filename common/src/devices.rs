@@ -21,7 +21,11 @@ pub struct Devices {
     root: PathBuf,
     mount_check: bool,
     threads_per_device: usize,
+    /// One pool per device that has passed [`Devices::check`]: names that a
+    /// client merely sent never get one, so they cannot grow this map.
     pools: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Work for a device not (yet) checked shares this one pool.
+    unchecked: Arc<Semaphore>,
 }
 
 impl Devices {
@@ -29,7 +33,14 @@ impl Devices {
     /// device runs at once, so a slow disk holds only its own share of the
     /// blocking threads.
     pub fn new(root: impl Into<PathBuf>, mount_check: bool, threads_per_device: usize) -> Devices {
-        Devices { root: root.into(), mount_check, threads_per_device: threads_per_device.max(1), pools: Mutex::new(HashMap::new()) }
+        let threads_per_device = threads_per_device.max(1);
+        Devices {
+            root: root.into(),
+            mount_check,
+            threads_per_device,
+            pools: Mutex::new(HashMap::new()),
+            unchecked: Arc::new(Semaphore::new(threads_per_device)),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -55,24 +66,51 @@ impl Devices {
         Ok(path)
     }
 
-    fn pool(&self, device: &str) -> Arc<Semaphore> {
-        let mut pools = self.pools.lock().expect("device pool lock poisoned");
-        pools.entry(device.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.threads_per_device))).clone()
+    /// [`Devices::check`] off the runtime, on the shared pool; a device
+    /// that passes gets its own pool for the work that follows.
+    pub async fn check_async(&self, device: &str) -> Result<PathBuf, DeviceError> {
+        let (root, mount_check, dev) = (self.root.clone(), self.mount_check, device.to_string());
+        let checked = self.run_on(self.unchecked.clone(), move || Devices::new(root, mount_check, 1).check(&dev)).await;
+        if checked.is_ok() {
+            let mut pools = self.pools.lock().expect("device pool lock poisoned");
+            if !pools.contains_key(device) {
+                pools.insert(device.to_string(), Arc::new(Semaphore::new(self.threads_per_device)));
+            }
+        }
+        checked
     }
 
-    /// Runs blocking work for `device` on the blocking thread pool, at most
-    /// `threads_per_device` at a time per device.
-    pub async fn run<T, F>(&self, device: &str, work: F) -> T
+    fn pool(&self, device: &str) -> Arc<Semaphore> {
+        let pools = self.pools.lock().expect("device pool lock poisoned");
+        pools.get(device).cloned().unwrap_or_else(|| self.unchecked.clone())
+    }
+
+    async fn run_on<T, F>(&self, pool: Arc<Semaphore>, work: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool(device);
         let _permit = pool.acquire_owned().await.expect("device pools are never closed");
         match tokio::task::spawn_blocking(work).await {
             Ok(v) => v,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
+    }
+
+    /// Runs blocking work for `device` on the blocking thread pool, at most
+    /// `threads_per_device` at a time per checked device (devices never
+    /// checked share one such limit).
+    pub async fn run<T, F>(&self, device: &str, work: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_on(self.pool(device), work).await
+    }
+
+    /// How many devices have a pool of their own.
+    pub fn pool_count(&self) -> usize {
+        self.pools.lock().expect("device pool lock poisoned").len()
     }
 }
 
@@ -108,6 +146,22 @@ mod tests {
         let d = Devices::new(dir.path(), true, 4);
         assert_eq!(d.check("sda"), Err(DeviceError::NotMounted("sda".into())));
         assert!(is_mount(Path::new("/")));
+    }
+
+    #[tokio::test]
+    async fn only_checked_devices_get_a_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sda")).unwrap();
+        let d = Devices::new(dir.path(), false, 2);
+        for i in 0..100 {
+            let name = format!("nope{i}");
+            assert_eq!(d.check_async(&name).await, Err(DeviceError::Missing(name.clone())));
+            assert_eq!(d.run(&name, || 7).await, 7);
+        }
+        assert_eq!(d.pool_count(), 0);
+        assert!(d.check_async("sda").await.is_ok());
+        assert!(d.check_async("sda").await.is_ok());
+        assert_eq!(d.pool_count(), 1);
     }
 
     #[tokio::test]

@@ -33,8 +33,8 @@ pub struct ServerSettings {
     pub conn_timeout: Duration,
     /// Seconds to wait for a backend's answer or next chunk.
     pub node_timeout: Duration,
-    /// Seconds to wait for the next chunk of a client's request body.
-    pub client_timeout: Duration,
+    /// Client socket deadlines and the connection cap.
+    pub connections: ConnectionLimits,
     /// Blocking disk operations one device runs at once.
     pub threads_per_disk: usize,
     /// `None`: serve both client and replication verbs (Swift's default);
@@ -84,12 +84,67 @@ impl ServerSettings {
             log_requests: s.get_bool("log_requests", true)?,
             conn_timeout: secs("conn_timeout", 0.5)?,
             node_timeout: secs("node_timeout", 3.0)?,
-            client_timeout: secs("client_timeout", 60.0)?,
+            connections: ConnectionLimits::from_section(s)?,
             threads_per_disk: s.get_usize("threads_per_disk", 16)?.max(1),
             replication_server,
             graceful_shutdown_timeout: secs("graceful_shutdown_timeout", 30.0)?,
             recon_cache_path: PathBuf::from(s.get_str("recon_cache_path", "/var/cache/swift")?),
             recon: None,
+        })
+    }
+}
+
+/// How a server treats its client connections, under Swift's option names
+/// (`swift/common/wsgi.py`): every server, the proxy included, reads them
+/// from its app section (with `[DEFAULT]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionLimits {
+    /// Each read from and each write to a client socket must make progress
+    /// within this (Swift's `client_timeout`, eventlet's socket timeout): a
+    /// stalled upload or a client that stops reading is cut off.
+    pub client_timeout: Duration,
+    /// The longest a connection waits for a request's headers, new or kept
+    /// alive, counted from when it opened or its last response ended
+    /// (Swift's `keepalive_timeout`, which defaults to `client_timeout`).
+    /// Unlike eventlet, the whole header must arrive in this time, not just
+    /// each piece of it, so a client trickling bytes cannot hold a
+    /// connection. `None` (`keepalive_timeout = 0`): no keep-alive; a new
+    /// connection's headers then get `client_timeout`.
+    pub keepalive_timeout: Option<Duration>,
+    /// Connections served at once (Swift's `max_clients`); further ones
+    /// wait in the listen backlog until one closes.
+    pub max_clients: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits { client_timeout: Duration::from_secs(60), keepalive_timeout: Some(Duration::from_secs(60)), max_clients: 1024 }
+    }
+}
+
+impl ConnectionLimits {
+    /// Reads `client_timeout`, `keepalive_timeout` and `max_clients`.
+    pub fn from_section(s: &Section) -> Result<ConnectionLimits, ConfigError> {
+        let positive_secs = |key: &str, default: f64| -> Result<f64, ConfigError> {
+            let v = s.get_f64(key, default)?;
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(s.value_error(key, &v.to_string(), "a non-negative number of seconds"));
+            }
+            Ok(v)
+        };
+        let client = positive_secs("client_timeout", 60.0)?;
+        if client == 0.0 {
+            return Err(s.value_error("client_timeout", "0", "a positive number of seconds"));
+        }
+        let keepalive = positive_secs("keepalive_timeout", client)?;
+        let max_clients = s.get_usize("max_clients", 1024)?;
+        if max_clients == 0 {
+            return Err(s.value_error("max_clients", "0", "at least 1"));
+        }
+        Ok(ConnectionLimits {
+            client_timeout: Duration::from_secs_f64(client),
+            keepalive_timeout: (keepalive > 0.0).then(|| Duration::from_secs_f64(keepalive)),
+            max_clients,
         })
     }
 }
@@ -193,26 +248,43 @@ pub fn new_trans_id() -> String {
 }
 
 /// Serves connections from `listener` until `shutdown` resolves, then stops
-/// accepting and waits up to `grace` for in-flight requests.
+/// accepting and waits up to `grace` for in-flight requests. `limits` bound
+/// what each connection may hold and how many are served at once.
 pub async fn serve<S: Service>(
     service: Arc<S>,
     listener: TcpListener,
+    limits: &ConnectionLimits,
     log_requests: bool,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
-    // Swift's servers speak HTTP/1.1 only; keep-alive is on by default.
-    builder.half_close(false);
+    // hyper enforces the header timeout only when it has a timer. Its timer
+    // starts when a connection opens and again each time one goes idle, so
+    // it bounds both a slow request head and an idle keep-alive connection.
+    builder.timer(hyper_util::rt::TokioTimer::new());
+    builder.header_read_timeout(limits.keepalive_timeout.unwrap_or(limits.client_timeout));
+    builder.keep_alive(limits.keepalive_timeout.is_some());
+    // A client may send its request and then shut down its side (legal in
+    // HTTP/1.1, and what `nc -N` does): it still gets its answer, as from
+    // Swift. (Without this, hyper takes the EOF for an abort.)
+    builder.half_close(true);
     // Swift allows 90 metadata items plus its own headers; hyper's default
     // of 100 headers would refuse such requests before they reach us.
     builder.max_headers(256);
     // Swift (eventlet) writes header names in Title-Case; clients and
     // Swift's own tests compare them case-sensitively.
     builder.title_case_headers(true);
+    // Past max_clients, stop accepting: new connections wait in the kernel's
+    // backlog instead of each taking a task, buffers and a descriptor.
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_clients));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
@@ -226,15 +298,24 @@ pub async fn serve<S: Service>(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // Every write must make progress within client_timeout, or a client
+        // that stops reading a download would hold it forever. Reads get a
+        // backstop a second longer: handlers that read a body time each
+        // chunk themselves and answer 408 first; this catches the rest
+        // (a body hyper drains after a handler ignored it).
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_read_timeout(Some(limits.client_timeout + Duration::from_secs(1)));
+        stream.set_write_timeout(Some(limits.client_timeout));
         let svc = service.clone();
         let handler = service_fn(move |req| {
             let svc = svc.clone();
             async move { Ok::<_, std::convert::Infallible>(dispatch(svc, req, remote, log_requests).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), handler);
+        let conn = builder.serve_connection(TokioIo::new(Box::pin(stream)), handler);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(slot);
         });
     }
     drop(listener);

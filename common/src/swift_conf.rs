@@ -427,28 +427,22 @@ mod tests {
 
     #[test]
     fn fixture_swift_conf_loads() {
-        let path = Path::new("/work/shared/fixtures/rings/swift.conf");
-        if !path.exists() {
-            return;
-        }
-        let conf = SwiftConf::load(path).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ring/tests/fixtures/rings");
+        let conf = SwiftConf::load(&dir.join("swift.conf")).unwrap();
         assert_eq!(conf.hash, HashPathConf::new("fixture-prefix", "fixture-suffix"));
         assert_eq!(conf.policies.len(), 1);
         let gold = conf.default_policy();
         assert_eq!((gold.index, gold.name.as_str()), (0, "gold"));
         assert!(gold.is_default);
         assert_eq!(conf.constraints, Constraints::default());
-        let same = SwiftConf::load_dir(Path::new("/work/shared/fixtures/rings")).unwrap();
+        let same = SwiftConf::load_dir(&dir).unwrap();
         assert_eq!(same, conf);
     }
 
     #[test]
     fn saio_swift_conf_loads() {
-        let path = Path::new("/work/shared/reference/swift-saio-etc/swift.conf");
-        if !path.exists() {
-            return;
-        }
-        let conf = SwiftConf::load(path).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/swift-saio-etc/swift.conf");
+        let conf = SwiftConf::load(&path).unwrap();
         assert_eq!(conf.hash, HashPathConf::new("saio-anchor-prefix", "saio-anchor-suffix"));
         assert_eq!(conf.policies.len(), 2);
         assert_eq!(conf.default_policy().name, "gold");

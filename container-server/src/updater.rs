@@ -211,15 +211,10 @@ impl ContainerUpdater {
         let names = tokio::task::spawn_blocking(move || list_dir(&root)).await.unwrap_or_default();
         let mut found = Vec::new();
         for device in names {
-            let devices = self.devices.clone();
-            let dev = device.clone();
-            let dbs = self
-                .devices
-                .run(&device, move || match devices.check(&dev) {
-                    Ok(path) => Ok(walk_datadir(&path.join(DATADIR))),
-                    Err(e) => Err(e),
-                })
-                .await;
+            let dbs = match self.devices.check_async(&device).await {
+                Ok(path) => Ok(self.devices.run(&device, move || walk_datadir(&path.join(DATADIR))).await),
+                Err(e) => Err(e),
+            };
             match dbs {
                 Ok(dbs) => found.extend(dbs.into_iter().map(|db| (device.clone(), db))),
                 Err(e) => log::warning(&format!("Skipping {e}")),

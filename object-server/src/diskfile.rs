@@ -230,9 +230,18 @@ pub fn classify(names: &[String]) -> OnDisk {
         }
         out.obsolete.push(f.filename.clone());
     }
+    // A sidecar goes with its file. One whose file is absent may belong to
+    // a write committing right now (its sidecar is renamed in first): it is
+    // obsolete only when its file could never define the state, being older
+    // than what does. Removing it any earlier would strip a concurrent,
+    // acknowledged write of its metadata.
+    let newest = out.newest();
     for n in names {
         if let Some(parent) = n.strip_suffix(metadata::SIDECAR_SUFFIX) {
-            if !names.iter().any(|x| x == parent) || out.obsolete.iter().any(|o| o == parent) {
+            let parent_obsolete = out.obsolete.iter().any(|o| o == parent);
+            let superseded_orphan =
+                !names.iter().any(|x| x == parent) && parse_filename(parent).zip(newest).is_some_and(|(f, newest)| f.timestamp < newest);
+            if parent_obsolete || superseded_orphan {
                 out.obsolete.push(n.clone());
             }
         }
@@ -273,18 +282,54 @@ pub fn cleanup(hash_dir: &Path) -> io::Result<OnDisk> {
     Ok(state)
 }
 
-/// Moves a corrupt hash directory to `<dev>/quarantined/objects[-N]/<hash>`
-/// (with a random suffix when that name is taken) so replication restores
-/// a good copy. Returns the new path.
-pub fn quarantine(loc: &ObjectLocation) -> io::Result<PathBuf> {
-    let qdir = loc.device_path.join("quarantined").join(policy_dir("objects", loc.policy));
-    fs::create_dir_all(&qdir)?;
-    let mut target = qdir.join(&loc.hash);
-    if target.exists() {
-        target = qdir.join(format!("{}-{:016x}", loc.hash, rand::random::<u64>()));
+/// Moves one corrupt file of a hash directory, with its metadata sidecar,
+/// to `<dev>/quarantined/objects[-N]/<hash>/` (a random suffix on the
+/// directory when that name is taken), where Swift keeps quarantined
+/// objects, so that replication brings a good copy. Only the bad file goes:
+/// a newer write that landed beside it meanwhile stays where it is.
+/// Returns the new path, or `None` when the file is already gone (a newer
+/// write replaced it: nothing is left to quarantine).
+pub fn quarantine_file(loc: &ObjectLocation, filename: &str) -> io::Result<Option<PathBuf>> {
+    let source = loc.hash_dir().join(filename);
+    if !source.exists() {
+        return Ok(None);
     }
-    fs::rename(loc.hash_dir(), &target)?;
-    Ok(target)
+    let qroot = loc.device_path.join("quarantined").join(policy_dir("objects", loc.policy));
+    fs::create_dir_all(&qroot)?;
+    let mut qdir = qroot.join(&loc.hash);
+    loop {
+        match fs::create_dir(&qdir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                qdir = qroot.join(format!("{}-{:016x}", loc.hash, rand::random::<u64>()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let target = qdir.join(filename);
+    match fs::rename(&source, &target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let _ = fs::remove_dir(&qdir);
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
+    let _ = fs::rename(metadata::sidecar_path(&source), metadata::sidecar_path(&target));
+    // Fails, as it should, when other files remain.
+    let _ = fs::remove_dir(loc.hash_dir());
+    Ok(Some(target))
+}
+
+/// Whether `path` still names the file `file` was opened from: a file that
+/// a concurrent write renamed over or unlinked is not corrupt, only gone.
+fn still_linked(path: &Path, file: Option<&File>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(now) = fs::symlink_metadata(path) else { return false };
+    match file.and_then(|f| f.metadata().ok()) {
+        Some(opened) => opened.dev() == now.dev() && opened.ino() == now.ino(),
+        None => true,
+    }
 }
 
 /// An object opened for reading: its merged metadata and its data file.
@@ -292,6 +337,8 @@ pub fn quarantine(loc: &ObjectLocation) -> io::Result<PathBuf> {
 pub struct OpenObject {
     /// The `.data` file, positioned at its start.
     pub file: File,
+    /// Its name in the hash directory (`<timestamp>.data`).
+    pub data_file: String,
     /// Metadata as a GET shows it: `.meta` over `.data` (Swift's merge).
     pub metadata: Metadata,
     /// The `.data` file's own metadata.
@@ -321,53 +368,96 @@ fn parse_delete_at(m: &Metadata) -> u64 {
     m.get("X-Delete-At").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn read_checked(loc: &ObjectLocation, path: &Path, file: Option<&File>) -> Result<Metadata, OpenError> {
+/// How one look at a hash directory ended.
+enum Attempt {
+    Done(OpenError),
+    /// A file vanished under the reader (a concurrent write replaced it
+    /// and cleaned up): look again.
+    Replaced,
+}
+
+impl From<io::Error> for Attempt {
+    fn from(e: io::Error) -> Self {
+        Attempt::Done(OpenError::Io(e))
+    }
+}
+
+/// Reads the metadata of `filename` in `loc`'s hash directory (through the
+/// open `file` when given). Unreadable metadata of a file that is still in
+/// place quarantines it; of a file that is gone means it was replaced.
+fn read_checked(loc: &ObjectLocation, filename: &str, file: Option<&File>) -> Result<Metadata, Attempt> {
+    let path = loc.hash_dir().join(filename);
     let r = match file {
-        Some(f) => metadata::read_file(f, path),
-        None => metadata::read(path),
+        Some(f) => metadata::read_file(f, &path),
+        None => metadata::read(&path),
     };
     match r {
         Ok(m) => Ok(m),
-        Err(MetadataError::XattrNotSupported) => Err(OpenError::XattrNotSupported),
+        Err(MetadataError::XattrNotSupported) => Err(Attempt::Done(OpenError::XattrNotSupported)),
+        Err(MetadataError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Err(Attempt::Replaced),
         Err(MetadataError::Io(e)) => Err(e.into()),
-        Err(e) => {
-            let to = quarantine(loc)?;
-            common::log::error(&format!("Quarantined {} to {}: {e}", loc.hash_dir().display(), to.display()));
-            Err(OpenError::Quarantined(e.to_string()))
-        }
+        // A reader holding the old .data finds its sidecar unlinked by the
+        // cleanup of the write that replaced it: that is no corruption.
+        Err(_) if !still_linked(&path, file) => Err(Attempt::Replaced),
+        Err(e) => match quarantine_file(loc, filename)? {
+            Some(to) => {
+                common::log::error(&format!("Quarantined {} to {}: {e}", path.display(), to.display()));
+                Err(Attempt::Done(OpenError::Quarantined(e.to_string())))
+            }
+            None => Err(Attempt::Replaced),
+        },
     }
 }
+
+/// Looks this many times at a hash directory whose files keep being
+/// replaced under the reader before answering "not found".
+const OPEN_ATTEMPTS: usize = 10;
 
 /// Opens object `name` (`/a/c/o`) at `loc`. `now` (seconds) decides
 /// whether `X-Delete-At` has passed.
 pub fn open(loc: &ObjectLocation, name: &str, now: f64) -> Result<OpenObject, OpenError> {
+    for _ in 0..OPEN_ATTEMPTS {
+        match open_once(loc, name, now) {
+            Ok(o) => return Ok(o),
+            Err(Attempt::Done(e)) => return Err(e),
+            Err(Attempt::Replaced) => continue,
+        }
+    }
+    Err(OpenError::NotFound)
+}
+
+fn open_once(loc: &ObjectLocation, name: &str, now: f64) -> Result<OpenObject, Attempt> {
     let dir = loc.hash_dir();
     let state = scan(&dir)?;
     if let Some(ts) = &state.ts {
-        return Err(OpenError::Deleted(ts.timestamp));
+        return Err(Attempt::Done(OpenError::Deleted(ts.timestamp)));
     }
-    let Some(data) = &state.data else { return Err(OpenError::NotFound) };
+    let Some(data) = &state.data else { return Err(Attempt::Done(OpenError::NotFound)) };
     let path = dir.join(&data.filename);
     let file = match File::open(&path) {
         Ok(f) => f,
-        // A concurrent write replaced it: as if it were never there.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::NotFound),
+        // A concurrent write replaced it since the scan.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Attempt::Replaced),
         Err(e) => return Err(e.into()),
     };
-    let data_metadata = read_checked(loc, &path, Some(&file))?;
+    let data_metadata = read_checked(loc, &data.filename, Some(&file))?;
     if data_metadata.get("name").is_some_and(|n| n != name) {
-        return Err(OpenError::Collision);
+        return Err(Attempt::Done(OpenError::Collision));
     }
     let size = file.metadata()?.len();
     if data_metadata.get("Content-Length").and_then(|v| v.parse::<u64>().ok()) != Some(size) {
-        quarantine(loc)?;
-        return Err(OpenError::Quarantined("data file size does not match Content-Length".into()));
+        // Checked on the open file: what it holds cannot change under us.
+        if quarantine_file(loc, &data.filename)?.is_none() {
+            return Err(Attempt::Replaced);
+        }
+        common::log::error(&format!("Quarantined {}: data file size {size} does not match Content-Length", path.display()));
+        return Err(Attempt::Done(OpenError::Quarantined("data file size does not match Content-Length".into())));
     }
     let mut metadata = data_metadata.clone();
     let mut content_type_timestamp = data.timestamp;
     let mut meta_metadata = None;
     if let Some(meta) = &state.meta {
-        let mut mm = read_checked(loc, &dir.join(&meta.filename), None)?;
+        let mut mm = read_checked(loc, &meta.filename, None)?;
         mm.remove("name");
         metadata = mm.clone();
         // Data-file system keys survive a POST; user metadata does not.
@@ -393,9 +483,18 @@ pub fn open(loc: &ObjectLocation, name: &str, now: f64) -> Result<OpenObject, Op
     }
     let delete_at = parse_delete_at(&metadata);
     if delete_at != 0 && (delete_at as f64) <= now {
-        return Err(OpenError::Expired(data.timestamp, Box::new(metadata)));
+        return Err(Attempt::Done(OpenError::Expired(data.timestamp, Box::new(metadata))));
     }
-    Ok(OpenObject { file, metadata, data_metadata, meta_metadata, data_timestamp: data.timestamp, content_type_timestamp, size })
+    Ok(OpenObject {
+        file,
+        data_file: data.filename.clone(),
+        metadata,
+        data_metadata,
+        meta_metadata,
+        data_timestamp: data.timestamp,
+        content_type_timestamp,
+        size,
+    })
 }
 
 /// Reads up to `len` bytes at `offset` of `file`.

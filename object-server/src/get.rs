@@ -121,13 +121,30 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-fn stream_body(server: Arc<ObjectServer>, target: Target, file: std::fs::File, plan: Vec<Segment>, verify_etag: Option<String>) -> Body {
+/// Lowercase hex of an MD5 digest.
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Streams `plan` from `file`. With `verify` (a whole-object read: the
+/// stored ETag and the data file's name), the body is hashed as it goes and
+/// its last chunk is held back until the hash matches: on a mismatch the
+/// file is quarantined and the body ends in an error instead, so the reader
+/// sees a broken transfer, never a complete one with rotten bytes.
+fn stream_body(
+    server: Arc<ObjectServer>,
+    target: Target,
+    file: std::fs::File,
+    plan: Vec<Segment>,
+    verify: Option<(String, String)>,
+) -> Body {
     let (tx, rx) = mpsc::channel(2);
     let chunk = server.settings.disk_chunk_size;
     tokio::spawn(async move {
         let dev = target.path.device.clone();
         let mut file = Some(file);
-        let mut md5 = verify_etag.as_ref().map(|_| Md5::new());
+        let mut md5 = verify.as_ref().map(|_| Md5::new());
+        let mut held: Option<Bytes> = None;
         for seg in plan {
             match seg {
                 Segment::Bytes(b) => {
@@ -149,7 +166,7 @@ fn stream_body(server: Arc<ObjectServer>, target: Target, file: std::fs::File, p
                             .await;
                         file = Some(f);
                         let data = match r {
-                            Ok(d) if d.len() == len => d,
+                            Ok(d) if d.len() == len => Bytes::from(d),
                             Ok(_) => {
                                 let _ = tx.send(Err("object file shorter than expected".into())).await;
                                 return;
@@ -160,29 +177,73 @@ fn stream_body(server: Arc<ObjectServer>, target: Target, file: std::fs::File, p
                                 return;
                             }
                         };
-                        if let Some(m) = md5.as_mut() {
-                            m.update(&data);
-                        }
                         off += len as u64;
-                        if tx.send(Ok(Bytes::from(data))).await.is_err() {
-                            return;
+                        let ready = match md5.as_mut() {
+                            Some(m) => {
+                                m.update(&data);
+                                held.replace(data)
+                            }
+                            None => Some(data),
+                        };
+                        if let Some(ready) = ready {
+                            if tx.send(Ok(ready)).await.is_err() {
+                                return;
+                            }
                         }
                     }
                 }
             }
         }
-        // A whole-object read that does not hash to its ETag means the
-        // file rotted: quarantine it so replication brings a good copy.
-        if let (Some(m), Some(expect)) = (md5, verify_etag) {
-            let got: String = m.finalize().iter().map(|b| format!("{b:02x}")).collect();
-            if got != expect {
-                let loc = target.location.clone();
-                let _ = server.devices.run(&dev, move || diskfile::quarantine(&loc)).await;
-                common::log::error(&format!("Quarantined {}: ETag {expect} but body hashes to {got}", target.name));
+        let (Some(m), Some((expect, data_file))) = (md5, verify) else { return };
+        let got = hex(&m.finalize());
+        if got == expect {
+            if let Some(last) = held {
+                let _ = tx.send(Ok(last)).await;
             }
+            return;
         }
+        // The file rotted: quarantine it so replication brings a good copy,
+        // and break the response instead of completing it.
+        common::log::error(&format!("ERROR {}: ETag {expect} but body hashes to {got}", target.name));
+        quarantine(&server, &target, data_file).await;
+        let _ = tx.send(Err(format!("object body does not hash to its ETag {expect}").into())).await;
     });
     ChannelBody { rx }.boxed()
+}
+
+/// Quarantines the data file `data_file` of `target`, logging where it went.
+async fn quarantine(server: &ObjectServer, target: &Target, data_file: String) {
+    let loc = target.location.clone();
+    let name = data_file.clone();
+    match server.devices.run(&target.path.device, move || diskfile::quarantine_file(&loc, &name)).await {
+        Ok(Some(to)) => common::log::error(&format!("Quarantined {} ({data_file}) to {}", target.name, to.display())),
+        Ok(None) => {}
+        Err(e) => common::log::error(&format!("ERROR quarantining {} ({data_file}): {e}", target.name)),
+    }
+}
+
+/// Reads a whole object that fits in one disk read and checks it against
+/// its stored ETag before anything is sent. `Ok(None)`: the bytes do not
+/// match; the file has been quarantined and the replica counts as missing.
+async fn read_verified(
+    server: &ObjectServer,
+    target: &Target,
+    mut file: std::fs::File,
+    size: u64,
+    etag: &str,
+    data_file: &str,
+) -> std::io::Result<Option<Bytes>> {
+    let data = server.devices.run(&target.path.device, move || diskfile::read_chunk(&mut file, 0, size as usize)).await?;
+    if data.len() as u64 != size {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object file shorter than expected"));
+    }
+    let got = hex(&Md5::digest(&data));
+    if got == etag {
+        return Ok(Some(Bytes::from(data)));
+    }
+    common::log::error(&format!("ERROR {}: ETag {etag} but body hashes to {got}", target.name));
+    quarantine(server, target, data_file.to_string()).await;
+    Ok(None)
 }
 
 fn not_found(ts: Option<common::timestamp::Timestamp>, headers: &HeaderMap) -> Response<Body> {
@@ -303,7 +364,9 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     let ranges = h::header_str(&headers, "range").and_then(parse_range).filter(|r| !r.is_empty() && !ignore_range);
     let mut status = StatusCode::OK;
     let mut plan = vec![Segment::File { start: 0, stop: size }];
-    let mut verify = Some(etag.clone());
+    // Whole-object reads are checked against the stored ETag (an MD5 of
+    // the bytes as they were written), as Swift's DiskFileReader does.
+    let mut verify = (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())).then(|| etag.to_ascii_lowercase());
     if let Some(ranges) = ranges {
         let spans = ranges_for_length(&ranges, size);
         if spans.is_empty() {
@@ -356,6 +419,23 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
             }
         }
     }
+    // A whole object that fits in one disk read is checked before anything
+    // goes out: rotten bytes become a missing replica, and the proxy reads
+    // the next one.
+    if let Some(etag) = verify.as_ref().filter(|_| size <= server.settings.disk_chunk_size as u64) {
+        let body = match read_verified(&server, &target, obj.file, size, etag, &obj.data_file).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return not_found(None, &headers),
+            Err(e) => {
+                common::log::error(&format!("ERROR reading {}: {e}", target.name));
+                return h::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error reading object");
+            }
+        };
+        let mut r = Response::new(h::full(body));
+        *r.headers_mut() = resp_headers;
+        return r;
+    }
+    let verify = verify.map(|etag| (etag, obj.data_file.clone()));
     let body = stream_body(server.clone(), target, obj.file, plan, verify);
     let mut r = Response::new(body);
     *r.status_mut() = status;

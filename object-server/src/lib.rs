@@ -105,12 +105,7 @@ impl ObjectServer {
 
     /// The device's directory, or Swift's 507.
     async fn check_device(&self, device: &str) -> Result<PathBuf, Response<Body>> {
-        let devices = self.devices.clone();
-        let dev = device.to_string();
-        match self.devices.run(device, move || devices.check(&dev)).await {
-            Ok(p) => Ok(p),
-            Err(_) => Err(h::insufficient_storage(device)),
-        }
+        self.devices.check_async(device).await.map_err(|_| h::insufficient_storage(device))
     }
 
     /// Bytes `fallocate_reserve` keeps free on `device_path`.

@@ -169,7 +169,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
         if Instant::now() > deadline {
             break Some(h::status(StatusCode::REQUEST_TIMEOUT));
         }
-        let frame = match tokio::time::timeout(st.server.client_timeout, body.frame()).await {
+        let frame = match tokio::time::timeout(st.server.connections.client_timeout, body.frame()).await {
             Err(_) => break Some(h::status(StatusCode::REQUEST_TIMEOUT)),
             Ok(None) => None,
             Ok(Some(Err(_))) => break Some(client_disconnect()),
@@ -235,7 +235,9 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
                 return Err(client_disconnect());
             }
             let etag = writer.etag();
-            if sent_etag.as_ref().is_some_and(|sent| *sent != etag) {
+            // Swift lowercases the client's ETag before comparing: hex case
+            // is no mismatch.
+            if sent_etag.as_ref().is_some_and(|sent| !sent.eq_ignore_ascii_case(&etag)) {
                 return Err(h::text(StatusCode::UNPROCESSABLE_ENTITY, "Etag of the body does not match the ETag header"));
             }
             metadata.insert("Content-Length".into(), writer.written().to_string());

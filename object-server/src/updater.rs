@@ -221,15 +221,17 @@ impl ObjectUpdater {
         .unwrap_or_default();
         let (mut found, mut unlinks, mut errors) = (Vec::new(), 0, 0);
         for device in names {
-            let devices = self.devices.clone();
             let dev = device.clone();
-            let scan = self
-                .devices
-                .run(&device, move || {
-                    let path = devices.check(&dev).map_err(|e| format!("Skipping {e}"))?;
-                    diskfile::list_async_pendings(&path).map_err(|e| format!("ERROR listing async pendings on {dev}: {e}"))
-                })
-                .await;
+            let scan = match self.devices.check_async(&device).await {
+                Err(e) => Err(format!("Skipping {e}")),
+                Ok(path) => {
+                    self.devices
+                        .run(&device, move || {
+                            diskfile::list_async_pendings(&path).map_err(|e| format!("ERROR listing async pendings on {dev}: {e}"))
+                        })
+                        .await
+                }
+            };
             match scan {
                 Ok(scan) => {
                     unlinks += scan.unlinked;

@@ -210,6 +210,7 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring
                     nodes: nodes[tried + 1..].to_vec(),
                     path: format!("/{part}{path}"),
                     headers: headers.clone(),
+                    whole_object: parts.status == StatusCode::OK,
                 },
             ),
             _ => body,
@@ -274,8 +275,10 @@ fn delete_at(headers: &HeaderMap, now: &Timestamp) -> Result<Option<u64>, String
         return Ok(Some((now.secs() + secs as u64).min(MAX_DELETE_AT)));
     }
     if let Some(at) = h::header_str(headers, "x-delete-at") {
-        let at: f64 = at.trim().parse().map_err(|_| "Non-integer X-Delete-At".to_string())?;
-        if !at.is_finite() || at < now.as_secs_f64() {
+        // An integer, as Swift's `int()` insists: "1.5e9" or "nan" is 400,
+        // not a float rounded into some date.
+        let at: i64 = at.trim().parse().map_err(|_| "Non-integer X-Delete-At".to_string())?;
+        if at as f64 <= now.as_secs_f64() {
             return Err("X-Delete-At in past".into());
         }
         return Ok(Some((at as u64).min(MAX_DELETE_AT)));
@@ -453,7 +456,7 @@ async fn upload(
     let mut sent: u64 = 0;
     let mut live: Vec<Option<Putter>> = putters.into_iter().map(Some).collect();
     loop {
-        let frame = match tokio::time::timeout(p.settings.client_timeout, body.frame()).await {
+        let frame = match tokio::time::timeout(p.settings.connections.client_timeout, body.frame()).await {
             Err(_) => return h::text(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
             Ok(None) => break,
             Ok(Some(Err(_))) => return h::text(StatusCode::from_u16(499).expect("499 is a valid code"), "Client Disconnect"),
@@ -750,4 +753,28 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn delete_at_must_be_a_future_integer() {
+        let now = Timestamp::parse("1700000000.00000").unwrap();
+        assert_eq!(delete_at(&with("x-delete-at", " 1800000000 "), &now), Ok(Some(1_800_000_000)));
+        assert_eq!(delete_at(&with("x-delete-at", "99999999999"), &now), Ok(Some(MAX_DELETE_AT)));
+        for not_integer in ["1800000000.5", "1.8e9", "inf", "nan", "", "12abc"] {
+            assert_eq!(delete_at(&with("x-delete-at", not_integer), &now), Err("Non-integer X-Delete-At".into()), "{not_integer}");
+        }
+        assert_eq!(delete_at(&with("x-delete-at", "1700000000"), &now), Err("X-Delete-At in past".into()));
+        assert_eq!(delete_at(&with("x-delete-after", "60"), &now), Ok(Some(1_700_000_060)));
+        assert_eq!(delete_at(&with("x-delete-after", "1.5"), &now), Err("Non-integer X-Delete-After".into()));
+    }
 }

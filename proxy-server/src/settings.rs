@@ -20,7 +20,8 @@ pub struct ProxySettings {
     pub allow_account_management: bool,
     pub conn_timeout: Duration,
     pub node_timeout: Duration,
-    pub client_timeout: Duration,
+    /// Client socket deadlines and the connection cap.
+    pub connections: common::server::ConnectionLimits,
     pub post_quorum_timeout: Duration,
     /// Errors before a node is skipped, and for how long.
     pub error_suppression_limit: u32,
@@ -77,7 +78,7 @@ impl ProxySettings {
             allow_account_management: s.get_bool("allow_account_management", false)?,
             conn_timeout: secs("conn_timeout", 0.5)?,
             node_timeout: secs("node_timeout", 10.0)?,
-            client_timeout: secs("client_timeout", 60.0)?,
+            connections: common::server::ConnectionLimits::from_section(s)?,
             post_quorum_timeout: secs("post_quorum_timeout", 0.5)?,
             error_suppression_limit: s.get_u64("error_suppression_limit", 10)? as u32,
             error_suppression_interval: secs("error_suppression_interval", 60.0)?,

@@ -366,7 +366,7 @@ mod tests {
     use serde_json::Value;
 
     fn fixtures() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/rings")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rings")
     }
 
     /// Every probe of every fixture, from the v1 and the v2 file, must land

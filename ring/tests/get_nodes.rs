@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/rings")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rings")
 }
 
 fn get_nodes(args: &[&str]) -> (i32, String, String) {

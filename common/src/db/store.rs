@@ -31,9 +31,8 @@ impl<K: BrokerKind> DatabaseStore<K> {
         F: FnOnce(PathBuf) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let devices = self.devices.clone();
-        let dev = device.to_string();
-        self.devices.run(device, move || devices.check(&dev).map(work)).await
+        let path = self.devices.check_async(device).await?;
+        Ok(self.devices.run(device, move || work(path)).await)
     }
 }
 

@@ -66,9 +66,9 @@ pub fn run_server<T, S: Service>(
     runtime.block_on(async move {
         let server = server_settings(&settings);
         let listener = bind_or_exit(server).await;
-        let (log_requests, grace) = (server.log_requests, server.graceful_shutdown_timeout);
+        let (log_requests, grace, limits) = (server.log_requests, server.graceful_shutdown_timeout, server.connections.clone());
         let service = Arc::new(new_server(settings, swift));
-        serve(service, listener, log_requests, shutdown_signal(), grace).await;
+        serve(service, listener, &limits, log_requests, shutdown_signal(), grace).await;
         // In-flight requests had their grace period; blocking disk work still
         // running must not hold the exit (a write never published is safe).
         std::process::exit(0);

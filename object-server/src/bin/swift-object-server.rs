@@ -31,8 +31,9 @@ async fn main() {
     let listener = bind_or_exit(&settings.server).await;
     let log_requests = settings.server.log_requests;
     let grace = settings.server.graceful_shutdown_timeout;
+    let limits = settings.server.connections.clone();
     let server = Arc::new(ObjectServer::new(settings, swift));
-    serve(server, listener, log_requests, shutdown_signal(), grace).await;
+    serve(server, listener, &limits, log_requests, shutdown_signal(), grace).await;
     // In-flight requests had their grace period; blocking disk work still
     // running must not hold the exit (a write never published is safe).
     std::process::exit(0);

@@ -38,6 +38,7 @@ fn main() {
         common::server::serve(
             Arc::new(proxy),
             listener,
+            &settings.connections,
             settings.log_requests,
             common::server::shutdown_signal(),
             settings.graceful_shutdown_timeout,
