@@ -28,6 +28,9 @@ pub struct BackendClient {
     node_timeout: Duration,
 }
 
+/// How long an idle pooled backend connection is kept.
+pub const BACKEND_POOL_IDLE: Duration = Duration::from_secs(20);
+
 impl BackendClient {
     /// `conn_timeout` bounds connecting; `node_timeout` bounds waiting for
     /// the response headers (callers bound body reads themselves).
@@ -36,7 +39,10 @@ impl BackendClient {
         connector.set_connect_timeout(Some(conn_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Well inside the servers' keep-alive timeout (client_timeout,
+            // 60 s by default), so an idle connection is dropped here before
+            // the server closes it under a request just sent on it.
+            .pool_idle_timeout(BACKEND_POOL_IDLE)
             .pool_max_idle_per_host(64)
             // 90 metadata items plus Swift's own headers exceed hyper's
             // default of 100.

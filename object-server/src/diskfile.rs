@@ -911,6 +911,50 @@ mod tests {
     }
 
     #[test]
+    fn a_sidecar_waiting_for_its_file_is_kept() {
+        // A commit in flight renames its sidecar in before its file: a
+        // cleanup that sees only the sidecar must leave it.
+        let s = classify(&names(&["0000000001.00000.data", "0000000001.00000.data.meta-blob", "0000000002.00000.data.meta-blob"]));
+        assert!(s.obsolete.is_empty(), "{:?}", s.obsolete);
+        let s = classify(&names(&["0000000002.00000.ts.meta-blob"]));
+        assert!(s.obsolete.is_empty());
+        // One older than the current state can never define it.
+        let s = classify(&names(&["0000000003.00000.data", "0000000002.00000.data.meta-blob"]));
+        assert_eq!(s.obsolete, names(&["0000000002.00000.data.meta-blob"]));
+    }
+
+    #[test]
+    fn metadata_that_left_with_a_replaced_file_is_not_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = ObjectLocation {
+            device_path: dir.path().join("sda"),
+            policy: 0,
+            partition: 1,
+            hash: "0123456789abcdef0123456789abcdef".into(),
+        };
+        fs::create_dir_all(loc.hash_dir()).unwrap();
+        let name = "0000000001.00000.data";
+        let path = loc.hash_dir().join(name);
+        // A file without metadata, as a reader finds an old .data whose
+        // sidecar the cleanup of a newer write has unlinked.
+        fs::write(&path, b"x").unwrap();
+        let held = File::open(&path).unwrap();
+        fs::remove_file(&path).unwrap();
+        assert!(matches!(read_checked(&loc, name, Some(&held)), Err(Attempt::Replaced)));
+        assert!(!loc.device_path.join("quarantined").exists());
+        // A file in place without readable metadata is corrupt: it alone is
+        // quarantined, a newer file beside it stays.
+        fs::write(&path, b"x").unwrap();
+        fs::write(loc.hash_dir().join("0000000002.00000.ts"), b"").unwrap();
+        let held = File::open(&path).unwrap();
+        assert!(matches!(read_checked(&loc, name, Some(&held)), Err(Attempt::Done(OpenError::Quarantined(_)))));
+        assert!(loc.device_path.join("quarantined/objects").join(&loc.hash).join(name).is_file());
+        assert_eq!(list_dir(&loc.hash_dir()).unwrap(), names(&["0000000002.00000.ts"]));
+        // The newer tombstone now defines the object.
+        assert!(matches!(open(&loc, "/a/c/o", 0.0), Err(OpenError::Deleted(_))));
+    }
+
+    #[test]
     fn commit_is_atomic_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         let loc = ObjectLocation {

@@ -25,6 +25,10 @@ pub struct Options {
     pub bin_dir: Option<PathBuf>,
     /// Let the servers' logs through to our stderr.
     pub show_logs: bool,
+    /// Lines added to the `[DEFAULT]` section of every server's config
+    /// (proxy included) when the layout is created, e.g.
+    /// `client_timeout = 2\n`.
+    pub extra_conf: String,
 }
 
 impl Default for Options {
@@ -38,6 +42,7 @@ impl Default for Options {
             part_power: 10,
             bin_dir: None,
             show_logs: false,
+            extra_conf: String::new(),
         }
     }
 }
@@ -361,7 +366,7 @@ fn create_layout(opts: &Options) -> Result<()> {
              swift_dir = {etc}\n\
              log_name = {kind}-server-{i}\n\
              recon_cache_path = {recon}\n\
-             \n\
+             {extra}\n\
              [pipeline:main]\n\
              pipeline = recon {kind}-server\n\
              \n\
@@ -374,6 +379,7 @@ fn create_layout(opts: &Options) -> Result<()> {
             devices = devices.display(),
             etc = etc.display(),
             recon = recon.display(),
+            extra = opts.extra_conf,
         );
         std::fs::write(etc.join(format!("{kind}-server")).join(format!("{i}.conf")), text)?;
     }
@@ -389,7 +395,7 @@ fn create_layout(opts: &Options) -> Result<()> {
          workers = 1\n\
          swift_dir = {etc}\n\
          log_name = proxy-server\n\
-         \n\
+         {extra}\n\
          [pipeline:main]\n\
          pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats tempauth copy proxy-logging proxy-server\n\
          \n\
@@ -411,6 +417,7 @@ fn create_layout(opts: &Options) -> Result<()> {
          [filter:listing_formats]\nuse = egg:swift#listing_formats\n\n\
          [filter:copy]\nuse = egg:swift#copy\n",
         etc = etc.display(),
+        extra = opts.extra_conf,
     );
     std::fs::write(etc.join("proxy-server.conf"), proxy)?;
     // Rings: one device per server, each in its own zone.
@@ -470,6 +477,45 @@ pub mod client {
 
         pub fn text(&self) -> String {
             String::from_utf8_lossy(&self.body).into_owned()
+        }
+
+        /// Whether the whole body arrived: as long as its `Content-Length`
+        /// says (a connection closed early makes a shorter one).
+        pub fn is_complete(&self) -> bool {
+            match self.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+                Some(len) => self.body.len() == len,
+                None => true,
+            }
+        }
+    }
+
+    /// A tempauth login: the storage URL and token to use.
+    pub struct Session {
+        pub url: String,
+        pub token: String,
+    }
+
+    /// Logs `user` in at `auth_url` (tempauth v1). Panics unless it works.
+    pub fn login(auth_url: &str, user: &str, key: &str) -> Session {
+        let r = request("GET", auth_url, &[("X-Auth-User", user), ("X-Auth-Key", key)], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        Session {
+            url: r.header("x-storage-url").expect("storage URL").to_string(),
+            token: r.header("x-auth-token").expect("token").to_string(),
+        }
+    }
+
+    impl Session {
+        /// `method` on the storage URL plus `path`, with the token.
+        pub fn req(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+            self.try_req(method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        }
+
+        /// Like `req`, but returns connection errors.
+        pub fn try_req(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Resp> {
+            let mut h = vec![("X-Auth-Token", self.token.as_str())];
+            h.extend_from_slice(headers);
+            try_request(method, &format!("{}{}", self.url, path), &h, body)
         }
     }
 

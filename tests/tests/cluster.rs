@@ -1,7 +1,7 @@
 //! The whole cluster, started from the real binaries: the Swift API end to
 //! end through the proxy, and faults made by killing real servers.
 
-use cluster::client::request;
+use cluster::client::{request, Session};
 use cluster::{Cluster, Options};
 
 fn start(dir: &std::path::Path) -> Cluster {
@@ -15,23 +15,8 @@ fn start(dir: &std::path::Path) -> Cluster {
     .expect("cluster starts")
 }
 
-struct Session {
-    url: String,
-    token: String,
-}
-
 fn login(c: &Cluster, user: &str, key: &str) -> Session {
-    let r = request("GET", &c.auth_url(), &[("X-Auth-User", user), ("X-Auth-Key", key)], b"");
-    assert_eq!(r.status, 200, "{}", r.text());
-    Session { url: r.header("x-storage-url").unwrap().to_string(), token: r.header("x-auth-token").unwrap().to_string() }
-}
-
-impl Session {
-    fn req(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> cluster::client::Resp {
-        let mut h = vec![("X-Auth-Token", self.token.as_str())];
-        h.extend_from_slice(headers);
-        request(method, &format!("{}{}", self.url, path), &h, body)
-    }
+    cluster::client::login(&c.auth_url(), user, key)
 }
 
 #[test]
