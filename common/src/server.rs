@@ -116,12 +116,6 @@ pub struct ConnectionLimits {
     pub max_clients: usize,
 }
 
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        ConnectionLimits { client_timeout: Duration::from_secs(60), keepalive_timeout: Some(Duration::from_secs(60)), max_clients: 1024 }
-    }
-}
-
 impl ConnectionLimits {
     /// Reads `client_timeout`, `keepalive_timeout` and `max_clients`.
     pub fn from_section(s: &Section) -> Result<ConnectionLimits, ConfigError> {
@@ -300,11 +294,13 @@ pub async fn serve<S: Service>(
         let _ = stream.set_nodelay(true);
         // Every write must make progress within client_timeout, or a client
         // that stops reading a download would hold it forever. Reads get a
-        // backstop a second longer: handlers that read a body time each
-        // chunk themselves and answer 408 first; this catches the rest
-        // (a body hyper drains after a handler ignored it).
+        // backstop a second longer than any read deadline above it (handlers
+        // time each body chunk themselves and answer 408; hyper times the
+        // head): it catches the rest, such as a body hyper drains after a
+        // handler ignored it.
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
-        stream.set_read_timeout(Some(limits.client_timeout + Duration::from_secs(1)));
+        let longest_read = limits.client_timeout.max(limits.keepalive_timeout.unwrap_or_default());
+        stream.set_read_timeout(Some(longest_read + Duration::from_secs(1)));
         stream.set_write_timeout(Some(limits.client_timeout));
         let svc = service.clone();
         let handler = service_fn(move |req| {
@@ -356,6 +352,30 @@ pub async fn bind_or_exit(settings: &ServerSettings) -> TcpListener {
         Err(e) => {
             eprintln!("Error binding to {addr}: {e}");
             std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(text: &str) -> Result<ConnectionLimits, ConfigError> {
+        let conf = ConfigFile::parse(&format!("[DEFAULT]\n{text}"), "test.conf").unwrap();
+        ConnectionLimits::from_section(&conf.defaults())
+    }
+
+    #[test]
+    fn connection_limits_use_swift_names_and_defaults() {
+        let d = limits("").unwrap();
+        assert_eq!((d.client_timeout, d.keepalive_timeout, d.max_clients), (Duration::from_secs(60), Some(Duration::from_secs(60)), 1024));
+        // keepalive_timeout follows client_timeout unless set; 0 turns it off.
+        let l = limits("client_timeout = 5\nmax_clients = 3\n").unwrap();
+        assert_eq!((l.client_timeout, l.keepalive_timeout, l.max_clients), (Duration::from_secs(5), Some(Duration::from_secs(5)), 3));
+        assert_eq!(limits("keepalive_timeout = 0\n").unwrap().keepalive_timeout, None);
+        assert_eq!(limits("keepalive_timeout = 2.5\n").unwrap().keepalive_timeout, Some(Duration::from_millis(2500)));
+        for bad in ["client_timeout = 0", "client_timeout = -1", "client_timeout = soon", "keepalive_timeout = -2", "max_clients = 0"] {
+            assert!(limits(bad).is_err(), "{bad}");
         }
     }
 }

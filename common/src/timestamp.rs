@@ -630,8 +630,50 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// The latest `X-Delete-At` Swift stores (`normalize_delete_at_timestamp`
+/// clamps to ten digits).
+pub const MAX_DELETE_AT: i64 = 9_999_999_999;
+
+/// An `X-Delete-At` or `X-Delete-After` value read as Python's `int()`
+/// reads it (surrounding whitespace, a sign, digits with single `_`
+/// between them, any number of them), saturated to the `i64` range so
+/// `"1" * 100` is a (far-future) integer as in Swift. `None` for anything
+/// else: a fraction, an exponent, `inf`, an empty string.
+pub fn parse_int_header(value: &str) -> Option<i64> {
+    let v = value.trim();
+    let (negative, digits) = match v.as_bytes().first()? {
+        b'-' => (true, &v[1..]),
+        b'+' => (false, &v[1..]),
+        _ => (false, v),
+    };
+    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for b in digits.bytes().filter(|b| *b != b'_') {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(b - b'0');
+        n = n.saturating_mul(10).saturating_add(d);
+    }
+    Some(if negative { -n } else { n })
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn int_headers_read_like_python_int() {
+        assert_eq!(parse_int_header(" 1700000000 "), Some(1_700_000_000));
+        assert_eq!(parse_int_header("+5"), Some(5));
+        assert_eq!(parse_int_header("-5"), Some(-5));
+        assert_eq!(parse_int_header("1_000"), Some(1000));
+        assert_eq!(parse_int_header(&"1".repeat(100)), Some(i64::MAX));
+        for bad in ["", " ", "1.5", "1e9", "inf", "nan", "_1", "1_", "1__0", "0x10", "12abc", "+", "--1"] {
+            assert_eq!(parse_int_header(bad), None, "{bad:?}");
+        }
+    }
     use super::*;
 
     fn ts(s: &str) -> Timestamp {

@@ -4,7 +4,7 @@
 use crate::metadata::Metadata;
 use common::http::{self as h, Body};
 use common::swift_conf::Constraints;
-use common::timestamp::Timestamp;
+use common::timestamp::{parse_int_header, Timestamp, MAX_DELETE_AT};
 use http::{HeaderMap, Response, StatusCode};
 use std::collections::BTreeSet;
 
@@ -72,19 +72,19 @@ pub fn check_delete_headers(headers: &HeaderMap, now: Timestamp) -> Result<Optio
     let now_f = now.as_secs_f64();
     let replication = h::header_str(headers, "x-backend-replication").and_then(common::config::parse_bool).unwrap_or(false);
     if let Some(v) = headers.get("x-delete-after") {
-        let after: i64 = v.to_str().ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| bad("Non-integer X-Delete-After"))?;
-        let at = (now_f + after as f64).floor();
+        let after = v.to_str().ok().and_then(parse_int_header).ok_or_else(|| bad("Non-integer X-Delete-After"))?;
+        let at = (now_f + after as f64).floor().min(MAX_DELETE_AT as f64);
         if at <= now_f {
             return Err(bad("X-Delete-After in past"));
         }
         return Ok(Some(at as u64));
     }
     if let Some(v) = headers.get("x-delete-at") {
-        let at: i64 = v.to_str().ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| bad("Non-integer X-Delete-At"))?;
+        let at = v.to_str().ok().and_then(parse_int_header).ok_or_else(|| bad("Non-integer X-Delete-At"))?;
         if (at as f64) <= now_f && !replication {
             return Err(bad("X-Delete-At in past"));
         }
-        return Ok(Some(at.clamp(0, 9_999_999_999) as u64));
+        return Ok(Some(at.clamp(0, MAX_DELETE_AT) as u64));
     }
     Ok(None)
 }

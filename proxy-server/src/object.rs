@@ -10,7 +10,7 @@ use crate::proxy::{answer_response, client_headers, Ctx, Proxy};
 use crate::putter::{PutAnswer, PutError, Putter};
 use bytes::Bytes;
 use common::http::{self as h, Body, BoxError};
-use common::timestamp::Timestamp;
+use common::timestamp::{parse_int_header, Timestamp, MAX_DELETE_AT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -262,26 +262,25 @@ fn add_container_headers(hm: &mut HeaderMap, p: &Proxy, t: &Target<'_>, nodes: &
     }
 }
 
-/// The latest `X-Delete-At` Swift stores (`normalize_delete_at_timestamp`).
-const MAX_DELETE_AT: u64 = 9_999_999_999;
-
-/// Validates and normalises `X-Delete-At` / `X-Delete-After`.
+/// Validates and normalises `X-Delete-At` / `X-Delete-After` (Swift's
+/// `check_delete_headers`): integers as Python reads them, in the future,
+/// clamped to Swift's ten digits.
 fn delete_at(headers: &HeaderMap, now: &Timestamp) -> Result<Option<u64>, String> {
     if let Some(after) = h::header_str(headers, "x-delete-after") {
-        let secs: i64 = after.trim().parse().map_err(|_| "Non-integer X-Delete-After".to_string())?;
-        if secs < 0 {
+        let secs = parse_int_header(after).ok_or_else(|| "Non-integer X-Delete-After".to_string())?;
+        let at = (now.secs() as i64).saturating_add(secs).min(MAX_DELETE_AT);
+        if at as f64 <= now.as_secs_f64() {
             return Err("X-Delete-After in past".into());
         }
-        return Ok(Some((now.secs() + secs as u64).min(MAX_DELETE_AT)));
+        return Ok(Some(at as u64));
     }
     if let Some(at) = h::header_str(headers, "x-delete-at") {
-        // An integer, as Swift's `int()` insists: "1.5e9" or "nan" is 400,
-        // not a float rounded into some date.
-        let at: i64 = at.trim().parse().map_err(|_| "Non-integer X-Delete-At".to_string())?;
+        // "1.5e9" or "nan" is 400, not a float rounded into some date.
+        let at = parse_int_header(at).ok_or_else(|| "Non-integer X-Delete-At".to_string())?.min(MAX_DELETE_AT);
         if at as f64 <= now.as_secs_f64() {
             return Err("X-Delete-At in past".into());
         }
-        return Ok(Some((at as u64).min(MAX_DELETE_AT)));
+        return Ok(Some(at as u64));
     }
     Ok(None)
 }
@@ -769,12 +768,14 @@ mod tests {
     fn delete_at_must_be_a_future_integer() {
         let now = Timestamp::parse("1700000000.00000").unwrap();
         assert_eq!(delete_at(&with("x-delete-at", " 1800000000 "), &now), Ok(Some(1_800_000_000)));
-        assert_eq!(delete_at(&with("x-delete-at", "99999999999"), &now), Ok(Some(MAX_DELETE_AT)));
+        assert_eq!(delete_at(&with("x-delete-at", &"1".repeat(100)), &now), Ok(Some(9_999_999_999)));
         for not_integer in ["1800000000.5", "1.8e9", "inf", "nan", "", "12abc"] {
             assert_eq!(delete_at(&with("x-delete-at", not_integer), &now), Err("Non-integer X-Delete-At".into()), "{not_integer}");
         }
         assert_eq!(delete_at(&with("x-delete-at", "1700000000"), &now), Err("X-Delete-At in past".into()));
         assert_eq!(delete_at(&with("x-delete-after", "60"), &now), Ok(Some(1_700_000_060)));
         assert_eq!(delete_at(&with("x-delete-after", "1.5"), &now), Err("Non-integer X-Delete-After".into()));
+        assert_eq!(delete_at(&with("x-delete-after", "0"), &now), Err("X-Delete-After in past".into()));
+        assert_eq!(delete_at(&with("x-delete-after", "-1"), &now), Err("X-Delete-After in past".into()));
     }
 }

@@ -88,10 +88,15 @@ fn object_server_port(c: &mut Cluster) -> u16 {
 fn silent_partial_and_idle_connections_are_closed_while_others_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = start(dir.path(), &format!("client_timeout = {}\n", CLIENT_TIMEOUT.as_secs()));
-    let targets = [("proxy", c.proxy_port, "GET /healthcheck"), ("object server", object_server_port(&mut c), "OPTIONS /")];
+    let targets = [
+        ("proxy", c.proxy_port, "GET /healthcheck"),
+        ("object server", object_server_port(&mut c), "OPTIONS /"),
+        ("container server", c.servers("container")[0].port, "OPTIONS /"),
+        ("account server", c.servers("account")[0].port, "OPTIONS /"),
+    ];
     for (server, port, request_line) in targets {
         let mut held: Vec<(&str, TcpStream)> = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..10 {
             held.push(("silent", connect(port)));
             let mut partial = connect(port);
             write!(partial, "{request_line} HTTP/1.1\r\nHost: x\r\nX-Half-A-Head").unwrap();
@@ -101,7 +106,7 @@ fn silent_partial_and_idle_connections_are_closed_while_others_are_served() {
             assert_eq!(read_one_response(&mut idle), 200, "{server}: the keep-alive request is answered");
             held.push(("idle keep-alive", idle));
         }
-        // Sixty connections that send nothing useful do not stop the server
+        // Thirty connections that send nothing useful do not stop the server
         // from answering others.
         let url = format!("http://127.0.0.1:{port}/{}", if server == "proxy" { "healthcheck" } else { "" });
         let method = if server == "proxy" { "GET" } else { "OPTIONS" };
