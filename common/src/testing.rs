@@ -2,7 +2,7 @@
 //! child-process guard that kills on drop, and polling with deadlines.
 
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,22 @@ pub fn answers_http(ip: &str, port: u16) -> bool {
     }
     let mut head = [0u8; 9];
     s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
+/// Every file below `dir`, recursively (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// Polls `check` until it returns `Some` or `deadline` passes.

@@ -5,6 +5,7 @@
 
 use cluster::client::{login, request, try_request, Session};
 use cluster::{Cluster, Options};
+use common::testing::files_under;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
@@ -205,21 +206,6 @@ fn placement(c: &Cluster, container: &str, object: &str) -> (String, Vec<ring::D
 fn direct_url(d: &ring::Device, hash_dir: &str, container: &str, object: &str) -> String {
     let part = hash_dir.split('/').nth(1).unwrap();
     format!("http://{}:{}/{}/{part}/AUTH_test/{container}/{object}", d.ip, d.port, d.device)
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn quarantined(root: &Path) -> Vec<PathBuf> {

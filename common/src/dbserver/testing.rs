@@ -97,18 +97,4 @@ pub fn timestamp(n: u32) -> String {
     format!("{}.00000", 1_700_000_000 + n)
 }
 
-/// Every file below `dir`, recursively (none when it does not exist).
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
+pub use crate::testing::files_under;
