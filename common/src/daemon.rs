@@ -2,8 +2,11 @@
 //! auditors) share, as `swift/common/daemon.py` does: the command line,
 //! the sweep loop, and the recon cache they report into.
 
+use crate::config::ConfigFile;
+use crate::server::ServerSettings;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The options every sweeping daemon reads from its section: `interval`,
@@ -57,20 +60,199 @@ pub fn non_negative(section: &crate::config::Section, key: &str, default: f64) -
     }
 }
 
-/// A daemon's command line: `swift-<name> CONFIG [once|--once|-o]`.
+/// Which devices and partitions one pass covers: Swift's `--devices` and
+/// `--partitions` (comma-separated; empty means all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub devices: Vec<String>,
+    pub partitions: Vec<u32>,
+}
+
+impl Scope {
+    /// Whether the pass covers `device`.
+    pub fn has_device(&self, device: &str) -> bool {
+        self.devices.is_empty() || self.devices.iter().any(|d| d == device)
+    }
+
+    /// Whether the pass covers `partition`.
+    pub fn has_partition(&self, partition: u32) -> bool {
+        self.partitions.is_empty() || self.partitions.contains(&partition)
+    }
+
+    /// Whether the pass covers everything (only a full pass reports its
+    /// figures to recon, as in Swift).
+    pub fn is_all(&self) -> bool {
+        self.devices.is_empty() && self.partitions.is_empty()
+    }
+}
+
+/// A daemon's command line: `swift-<name> CONFIG [once|--once|-o]
+/// [-v|--verbose]`, plus `[-d|--devices d1,d2] [-p|--partitions p1,p2]`
+/// for the daemons that take them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonArgs {
     pub config: PathBuf,
     /// One sweep, then exit (Swift's `once` run mode).
     pub once: bool,
+    /// Swift's `-v`: log to the console too. Ours always logs to stderr.
+    pub verbose: bool,
+    pub scope: Scope,
 }
 
-/// Parses a daemon's arguments (without the program name); `Err` is the
-/// usage line.
-pub fn parse_args(name: &str, args: &[String]) -> Result<DaemonArgs, String> {
-    let once = args.iter().any(|a| a == "once" || a == "--once" || a == "-o");
-    let config = args.iter().find(|a| !a.starts_with('-') && *a != "once").map(PathBuf::from);
-    config.map(|config| DaemonArgs { config, once }).ok_or_else(|| format!("Usage: {name} CONFIG [once|--once]"))
+/// Parses a daemon's arguments (without the program name); `scoped`
+/// daemons take `--devices` and `--partitions`. `Err` is the message and
+/// the usage line.
+pub fn parse_args(name: &str, scoped: bool, args: &[String]) -> Result<DaemonArgs, String> {
+    let usage = if scoped {
+        format!("Usage: {name} CONFIG [once|--once|-o] [-v|--verbose] [-d|--devices DEV1,DEV2] [-p|--partitions P1,P2]")
+    } else {
+        format!("Usage: {name} CONFIG [once|--once|-o] [-v|--verbose]")
+    };
+    let mut out = DaemonArgs { config: PathBuf::new(), once: false, verbose: false, scope: Scope::default() };
+    let mut config = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{flag} needs {what}\n{usage}"))
+        };
+        match flag {
+            "once" | "--once" | "-o" => out.once = true,
+            "-v" | "--verbose" => out.verbose = true,
+            "-d" | "--devices" if scoped => {
+                out.scope.devices =
+                    value("a list of devices")?.split(',').map(str::trim).filter(|d| !d.is_empty()).map(String::from).collect()
+            }
+            "-p" | "--partitions" if scoped => {
+                let list = value("a list of partitions")?;
+                for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    out.scope.partitions.push(p.parse().map_err(|_| format!("{p:?} is not a partition number\n{usage}"))?);
+                }
+            }
+            f if f.starts_with('-') => return Err(format!("no such option: {f}\n{usage}")),
+            _ if config.is_none() => config = Some(PathBuf::from(a)),
+            _ => return Err(format!("unexpected argument {a:?}\n{usage}")),
+        }
+    }
+    out.config = config.ok_or(usage)?;
+    Ok(out)
+}
+
+/// A background job on Swift's daemon frame (`swift/common/daemon.py`):
+/// it knows how to build itself from its config file and how to make one
+/// pass; the command line, the run modes, signals and the recon report
+/// come from [`main`].
+pub trait Daemon: Sized + Send + Sync + 'static {
+    /// Swift's name: `object-updater` runs as `swift-object-updater` and
+    /// reads `[object-updater]`.
+    const NAME: &'static str;
+    /// Whether the command line takes `--devices` and `--partitions`.
+    const SCOPED: bool = false;
+    /// The recon cache file its figures go to (`object.recon`, ...).
+    const RECON_FILE: &'static str;
+
+    /// Builds the daemon from its config file (its section over
+    /// `[DEFAULT]`); the error is printed and the process exits 1.
+    fn from_config(conf: &ConfigFile) -> Result<Self, String>;
+
+    /// The storage settings it runs with: log name and level, devices,
+    /// recon cache path.
+    fn server(&self) -> &ServerSettings;
+
+    /// From the start of one pass to the start of the next.
+    fn interval(&self) -> Duration;
+
+    /// One pass over `scope`; returns the figures for the recon cache.
+    fn run_once(self: Arc<Self>, scope: Scope) -> impl Future<Output = Vec<(&'static str, serde_json::Value)>> + Send;
+}
+
+/// One pass, then its figures into the recon cache (full passes only).
+async fn pass<D: Daemon>(daemon: Arc<D>, scope: Scope) {
+    let cache = daemon.server().recon_cache_path.join(D::RECON_FILE);
+    let all = scope.is_all();
+    let values = daemon.run_once(scope).await;
+    if all && !values.is_empty() {
+        let _ = tokio::task::spawn_blocking(move || dump_recon_cache(&cache, &values)).await;
+    }
+}
+
+/// The `main` of every daemon binary: parses Swift's command line, reads
+/// the config file, then runs one pass (`once`) or a pass every
+/// `interval` until SIGTERM/SIGINT. Start-up errors exit 1 (usage: 2).
+pub fn main<D: Daemon>() -> ! {
+    let name = format!("swift-{}", D::NAME);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = parse_args(&name, D::SCOPED, &args).unwrap_or_else(|usage| {
+        eprintln!("{usage}");
+        std::process::exit(2)
+    });
+    let conf = crate::server::load_config_or_exit(&args.config);
+    let daemon = D::from_config(&conf).unwrap_or_else(|e| {
+        eprintln!("Error in {}: {e}", args.config.display());
+        std::process::exit(1)
+    });
+    crate::log::init(&daemon.server().log_name, daemon.server().log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| {
+        eprintln!("Error starting the runtime: {e}");
+        std::process::exit(1)
+    });
+    let daemon = Arc::new(daemon);
+    runtime.block_on(async move {
+        if args.once {
+            pass(daemon, args.scope).await;
+        } else {
+            let interval = daemon.interval();
+            run_forever(interval, crate::server::shutdown_signal(), || pass(daemon.clone(), args.scope.clone())).await;
+        }
+    });
+    // Blocking work still queued must not hold the exit.
+    std::process::exit(0)
+}
+
+/// Runs `work` on every item: at most `concurrency` at once, and, with
+/// `per_second` above 0, starting no more than that many a second (Swift's
+/// `RateLimitedIterator`). Returns the results in completion order.
+pub async fn sweep<I, F, Fut, T>(items: I, concurrency: usize, per_second: f64, work: F) -> Vec<T>
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut pace = (per_second > 0.0).then(|| {
+        let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut out = Vec::new();
+    for item in items {
+        if let Some(pace) = pace.as_mut() {
+            pace.tick().await;
+        }
+        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+        let fut = work(item);
+        tasks.spawn(async move {
+            let r = fut.await;
+            drop(permit);
+            r
+        });
+        while let Some(done) = tasks.try_join_next() {
+            if let Ok(r) = done {
+                out.push(r);
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(r) = done {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// Runs `sweep` every `interval` until `stop` resolves: first after a
@@ -124,11 +306,46 @@ mod tests {
 
     #[test]
     fn command_line() {
-        let a = |v: &[&str]| parse_args("swift-x", &v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(a(&["x.conf"]).unwrap(), DaemonArgs { config: "x.conf".into(), once: false });
-        assert!(a(&["x.conf", "once"]).unwrap().once);
-        assert!(a(&["-o", "x.conf"]).unwrap().once);
-        assert!(a(&[]).is_err());
+        let a = |scoped: bool, v: &[&str]| parse_args("swift-x", scoped, &v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            a(false, &["x.conf"]).unwrap(),
+            DaemonArgs { config: "x.conf".into(), once: false, verbose: false, scope: Scope::default() }
+        );
+        assert!(a(false, &["x.conf", "once"]).unwrap().once);
+        assert!(a(false, &["-o", "x.conf"]).unwrap().once);
+        assert!(a(false, &["x.conf", "--once", "-v"]).unwrap().verbose);
+        assert!(a(false, &[]).is_err());
+        assert!(a(false, &["x.conf", "--devices", "sda"]).is_err(), "only scoped daemons take --devices");
+        assert!(a(false, &["x.conf", "--bogus"]).is_err());
+        assert!(a(false, &["x.conf", "y.conf"]).is_err());
+        let s = a(true, &["x.conf", "once", "--devices", "sda,sdb", "-p", "3, 7"]).unwrap();
+        assert_eq!(s.scope, Scope { devices: vec!["sda".into(), "sdb".into()], partitions: vec![3, 7] });
+        assert!(s.scope.has_device("sdb") && !s.scope.has_device("sdc") && s.scope.has_partition(7) && !s.scope.has_partition(4));
+        assert_eq!(a(true, &["--devices=sdc", "x.conf"]).unwrap().scope.devices, vec!["sdc".to_string()]);
+        assert!(a(true, &["x.conf", "--partitions", "x"]).is_err());
+        assert!(a(true, &["x.conf", "--devices"]).is_err());
+        assert!(Scope::default().is_all() && Scope::default().has_device("any"));
+    }
+
+    #[tokio::test]
+    async fn sweeps_are_bounded_and_return_every_result() {
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (r, m) = (running.clone(), most.clone());
+        let mut out = sweep(0..20, 3, 0.0, move |i| {
+            let (r, m) = (r.clone(), m.clone());
+            async move {
+                let now = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                m.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                r.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                i * 2
+            }
+        })
+        .await;
+        out.sort();
+        assert_eq!(out, (0..20).map(|i| i * 2).collect::<Vec<_>>());
+        assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 3);
     }
 
     #[test]

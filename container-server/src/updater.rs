@@ -25,7 +25,6 @@ use rand::seq::SliceRandom;
 use ring::{Device, Ring};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -112,10 +111,39 @@ pub struct ContainerUpdater {
 }
 
 /// One container's outcome within a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Success,
     Failure,
     NoChange,
+}
+
+impl common::daemon::Daemon for ContainerUpdater {
+    const NAME: &'static str = "container-updater";
+    const RECON_FILE: &'static str = common::recon::RECON_CONTAINER_FILE;
+
+    fn from_config(conf: &ConfigFile) -> Result<Self, String> {
+        let settings = UpdaterSettings::from_config(conf).map_err(|e| e.to_string())?;
+        let swift = common::swift_conf::SwiftConf::load_dir(&settings.server.swift_dir).map_err(|e| format!("loading swift.conf: {e}"))?;
+        let ring = Ring::load_named(&settings.server.swift_dir, "account", swift.hash.clone())
+            .map_err(|e| format!("loading the account ring from {}: {e}", settings.server.swift_dir.display()))?;
+        Ok(ContainerUpdater::new(settings, ring))
+    }
+
+    fn server(&self) -> &ServerSettings {
+        &self.settings.server
+    }
+
+    fn interval(&self) -> Duration {
+        self.settings.interval
+    }
+
+    /// `container_updater_sweep`: the seconds the sweep took, as Swift.
+    async fn run_once(self: Arc<Self>, _scope: common::daemon::Scope) -> Vec<(&'static str, serde_json::Value)> {
+        let begin = Instant::now();
+        self.sweep().await;
+        vec![("container_updater_sweep", serde_json::json!(begin.elapsed().as_secs_f64()))]
+    }
 }
 
 impl ContainerUpdater {
@@ -139,9 +167,8 @@ impl ContainerUpdater {
         &self.settings
     }
 
-    /// Sweeps every device once and returns the counts; logs one line and
-    /// writes `container_updater_sweep` (seconds) to the recon cache.
-    pub async fn run_once(self: &Arc<Self>) -> SweepStats {
+    /// Sweeps every device once and returns the counts; logs one line.
+    pub async fn sweep(self: &Arc<Self>) -> SweepStats {
         log::info("Begin container update sweep");
         let begin = Instant::now();
         self.suppressions.lock().expect("suppression lock poisoned").retain(|_, until| *until > begin);
@@ -149,59 +176,22 @@ impl ContainerUpdater {
         // Swift shuffles the partitions so that several nodes' updaters do
         // not all start on the same accounts.
         dbs.shuffle(&mut rand::thread_rng());
-        let stats = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.settings.concurrency));
-        let mut pace = (self.settings.containers_per_second > 0.0)
-            .then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / self.settings.containers_per_second)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (device, db) in dbs {
-            if let Some(pace) = pace.as_mut() {
-                pace.tick().await;
-            }
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
-            let (me, stats) = (self.clone(), stats.clone());
-            tasks.spawn(async move {
-                let outcome = me.process_container(device, db).await;
-                let i = match outcome {
-                    Outcome::Success => 0,
-                    Outcome::Failure => 1,
-                    Outcome::NoChange => 2,
-                };
-                stats[i].fetch_add(1, Ordering::Relaxed);
-                drop(permit);
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-        let stats = SweepStats {
-            successes: stats[0].load(Ordering::Relaxed),
-            failures: stats[1].load(Ordering::Relaxed),
-            no_changes: stats[2].load(Ordering::Relaxed),
-        };
-        let elapsed = begin.elapsed().as_secs_f64();
-        log::info(&format!(
-            "Container update sweep completed: {elapsed:.02}s, {} successes, {} failures, {} with no changes",
-            stats.successes, stats.failures, stats.no_changes
-        ));
-        let cache = self.settings.server.recon_cache_path.join(common::recon::RECON_CONTAINER_FILE);
-        let _ = tokio::task::spawn_blocking(move || {
-            common::daemon::dump_recon_cache(&cache, &[("container_updater_sweep", serde_json::json!(elapsed))])
-        })
-        .await;
-        stats
-    }
-
-    /// Sweeps, then sleeps out the rest of `interval`, until `stop`
-    /// completes. The first sweep starts after a random part of the
-    /// interval, as Swift's, so restarted nodes spread out.
-    pub async fn run_forever(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
-        let interval = self.settings.interval;
-        common::daemon::run_forever(interval, stop, || {
+        let outcomes = common::daemon::sweep(dbs, self.settings.concurrency, self.settings.containers_per_second, |(device, db)| {
             let me = self.clone();
-            async move {
-                me.run_once().await;
-            }
+            async move { me.process_container(device, db).await }
         })
         .await;
+        let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count() as u64;
+        let stats =
+            SweepStats { successes: count(Outcome::Success), failures: count(Outcome::Failure), no_changes: count(Outcome::NoChange) };
+        log::info(&format!(
+            "Container update sweep completed: {:.02}s, {} successes, {} failures, {} with no changes",
+            begin.elapsed().as_secs_f64(),
+            stats.successes,
+            stats.failures,
+            stats.no_changes
+        ));
+        stats
     }
 
     /// Every `(device, db path)` below usable devices: devices that fail

@@ -25,7 +25,6 @@ use rand::seq::SliceRandom;
 use ring::{Device, Ring};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +97,7 @@ pub struct SweepStats {
 }
 
 /// One pending's outcome within a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Success,
     Failure,
@@ -116,6 +116,41 @@ pub struct ObjectUpdater {
     user_agent: String,
 }
 
+impl common::daemon::Daemon for ObjectUpdater {
+    const NAME: &'static str = "object-updater";
+    const RECON_FILE: &'static str = common::recon::RECON_OBJECT_FILE;
+
+    fn from_config(conf: &ConfigFile) -> Result<Self, String> {
+        let settings = UpdaterSettings::from_config(conf).map_err(|e| e.to_string())?;
+        let swift = common::swift_conf::SwiftConf::load_dir(&settings.server.swift_dir).map_err(|e| format!("loading swift.conf: {e}"))?;
+        let ring = Ring::load_named(&settings.server.swift_dir, "container", swift.hash.clone())
+            .map_err(|e| format!("loading the container ring from {}: {e}", settings.server.swift_dir.display()))?;
+        Ok(ObjectUpdater::new(settings, ring))
+    }
+
+    fn server(&self) -> &ServerSettings {
+        &self.settings.server
+    }
+
+    fn interval(&self) -> Duration {
+        self.settings.interval
+    }
+
+    /// Figures as Swift's updater reports them: `object_updater_sweep`
+    /// (seconds) and `async_pending`, the pendings left for the next sweep
+    /// (those written meanwhile count in the next one).
+    async fn run_once(self: Arc<Self>, _scope: common::daemon::Scope) -> Vec<(&'static str, serde_json::Value)> {
+        let begin = Instant::now();
+        let stats = self.sweep().await;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        vec![
+            ("object_updater_sweep", serde_json::json!(begin.elapsed().as_secs_f64())),
+            ("async_pending", serde_json::json!(stats.failures)),
+            ("async_pending_last", serde_json::json!(now)),
+        ]
+    }
+}
+
 impl ObjectUpdater {
     /// Builds the updater around an already loaded container ring.
     pub fn new(settings: UpdaterSettings, ring: Ring) -> ObjectUpdater {
@@ -130,78 +165,37 @@ impl ObjectUpdater {
         &self.settings
     }
 
-    /// Sweeps every device once and returns the counts; logs one line and
-    /// writes `object_updater_sweep` (seconds) and `async_pending` (the
-    /// pendings left for the next sweep) to the recon cache.
-    pub async fn run_once(self: &Arc<Self>) -> SweepStats {
+    /// Sweeps every device once and returns the counts; logs one line.
+    pub async fn sweep(self: &Arc<Self>) -> SweepStats {
         log::info("Begin object update sweep");
         let begin = Instant::now();
         let (mut pendings, unlinks, scan_errors) = self.find_pendings().await;
         // Spread the load: several nodes' updaters should not all start on
         // the same containers.
         pendings.shuffle(&mut rand::thread_rng());
-        let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.settings.concurrency));
-        let mut pace = (self.settings.objects_per_second > 0.0)
-            .then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / self.settings.objects_per_second)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (device, pending) in pendings {
-            if let Some(pace) = pace.as_mut() {
-                pace.tick().await;
-            }
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
-            let (me, counts) = (self.clone(), counts.clone());
-            tasks.spawn(async move {
-                let i = match me.process_pending(device, pending).await {
-                    Outcome::Success => 0,
-                    Outcome::Failure => 1,
-                    Outcome::Quarantined => 2,
-                    Outcome::Error => 3,
-                    Outcome::Skipped => return,
-                };
-                counts[i].fetch_add(1, Ordering::Relaxed);
-                drop(permit);
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-        let stats = SweepStats {
-            successes: counts[0].load(Ordering::Relaxed),
-            failures: counts[1].load(Ordering::Relaxed),
-            quarantines: counts[2].load(Ordering::Relaxed),
-            unlinks,
-            errors: counts[3].load(Ordering::Relaxed) + scan_errors,
-        };
-        let elapsed = begin.elapsed().as_secs_f64();
-        log::info(&format!(
-            "Object update sweep completed: {elapsed:.02}s, {} successes, {} failures, {} quarantines, {} unlinks, {} errors",
-            stats.successes, stats.failures, stats.quarantines, stats.unlinks, stats.errors
-        ));
-        let cache = self.settings.server.recon_cache_path.join(common::recon::RECON_OBJECT_FILE);
-        // What is left on disk after this sweep: the ones some replica has
-        // not taken (pendings written meanwhile count in the next sweep).
-        let left = stats.failures;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let values = vec![
-            ("object_updater_sweep", serde_json::json!(elapsed)),
-            ("async_pending", serde_json::json!(left)),
-            ("async_pending_last", serde_json::json!(now)),
-        ];
-        let _ = tokio::task::spawn_blocking(move || common::daemon::dump_recon_cache(&cache, &values)).await;
-        stats
-    }
-
-    /// Sweeps, then sleeps out the rest of `interval`, until `stop`
-    /// completes. The first sweep starts after a random part of the
-    /// interval, as Swift's, so restarted nodes spread out.
-    pub async fn run_forever(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
-        let interval = self.settings.interval;
-        common::daemon::run_forever(interval, stop, || {
+        let outcomes = common::daemon::sweep(pendings, self.settings.concurrency, self.settings.objects_per_second, |(device, pending)| {
             let me = self.clone();
-            async move {
-                me.run_once().await;
-            }
+            async move { me.process_pending(device, pending).await }
         })
         .await;
+        let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count() as u64;
+        let stats = SweepStats {
+            successes: count(Outcome::Success),
+            failures: count(Outcome::Failure),
+            quarantines: count(Outcome::Quarantined),
+            unlinks,
+            errors: count(Outcome::Error) + scan_errors,
+        };
+        log::info(&format!(
+            "Object update sweep completed: {:.02}s, {} successes, {} failures, {} quarantines, {} unlinks, {} errors",
+            begin.elapsed().as_secs_f64(),
+            stats.successes,
+            stats.failures,
+            stats.quarantines,
+            stats.unlinks,
+            stats.errors
+        ));
+        stats
     }
 
     /// The newest pending per object on every usable device, with the
