@@ -276,6 +276,33 @@ impl Cluster {
         self.procs.iter_mut().filter(|p| p.name.starts_with(&prefix)).collect()
     }
 
+    /// Runs `swift-<daemon> <config> once` (e.g. `object-replicator` with
+    /// object server `i`'s config, as an operator does) plus `args`, and
+    /// waits for it; fails unless it exits 0. Its log goes to our stderr
+    /// when the servers' logs do.
+    pub fn run_once(&self, daemon: &str, server: &str, i: usize, args: &[&str]) -> Result<()> {
+        let bin_dir = match &self.opts.bin_dir {
+            Some(d) => d.clone(),
+            None => default_bin_dir()?,
+        };
+        let binary = bin_dir.join(format!("swift-{daemon}"));
+        let config = self.etc.join(format!("{server}-server")).join(format!("{i}.conf"));
+        let quiet = || if self.opts.show_logs { Stdio::inherit() } else { Stdio::null() };
+        let status = Command::new(&binary)
+            .arg(&config)
+            .arg("once")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(quiet())
+            .stderr(quiet())
+            .status()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        if !status.success() {
+            bail!("{} {} once exited with {status}", binary.display(), config.display());
+        }
+        Ok(())
+    }
+
     /// Stops every server (SIGTERM, then SIGKILL after a grace period).
     pub fn stop(&mut self) {
         for p in self.procs.iter_mut().rev() {
