@@ -399,6 +399,12 @@ fn read_checked(loc: &ObjectLocation, filename: &str, file: Option<&File>) -> Re
         // A reader holding the old .data finds its sidecar unlinked by the
         // cleanup of the write that replaced it: that is no corruption.
         Err(_) if !still_linked(&path, file) => Err(Attempt::Replaced),
+        // A blob in no format we know is not proof of corruption (another
+        // writer, a newer format): refuse to serve it, keep the file.
+        Err(MetadataError::UnknownFormat(why)) => {
+            common::log::error(&format!("ERROR reading metadata of {}: {why}", path.display()));
+            Err(Attempt::Done(OpenError::Io(io::Error::other(format!("unknown metadata format in {}", path.display())))))
+        }
         Err(e) => match quarantine_file(loc, filename)? {
             Some(to) => {
                 common::log::error(&format!("Quarantined {} to {}: {e}", path.display(), to.display()));

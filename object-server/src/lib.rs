@@ -21,6 +21,7 @@ pub mod delete;
 pub mod diskfile;
 pub mod get;
 pub mod metadata;
+pub mod pickle;
 pub mod post;
 pub mod put;
 pub mod replicate;

@@ -4,14 +4,40 @@
 //!
 //! Every `.data`, `.ts` and `.meta` file carries a map of string keys to
 //! string values (`name`, `X-Timestamp`, `Content-Type`, `ETag`,
-//! `X-Object-Meta-*`, ...). The map is serialised by a [`Codec`]; today the
-//! only codec is [`Codec::Json`]: one JSON object whose values are all
-//! strings, keys in sorted order, e.g.
-//! `{"Content-Length":"5","ETag":"...","X-Timestamp":"1700000000.00000","name":"/a/c/o"}`.
-//! Swift writes a Python pickle (protocol 2) instead; a `Codec::Pickle`
-//! variant can be added beside `Json` without touching the callers, and
-//! [`Codec::detect`] already tells the two apart by the first byte
-//! (`{` for JSON, `0x80` for pickle).
+//! `X-Object-Meta-*`, ...). We write it as Swift does (swift/obj/diskfile.py
+//! `write_metadata`): a Python pickle, protocol 2, of a dict of `bytes` to
+//! `bytes` ([`Codec::Pickle`]), byte for byte what Python 3 Swift writes for
+//! the same dict in the same (sorted) key order. Swift's `read_metadata`
+//! reads it, and we read what Swift wrote:
+//!
+//! * **Python 3 Swift** (the blob's first 32 bytes contain `_codecs\nencode`,
+//!   Swift's own test): keys and values are `bytes`. `name` is the UTF-8 of
+//!   the object's path. Every other key and value holds a *WSGI string*,
+//!   Swift's in-memory form of a header (one character per byte of the
+//!   header as it came off the wire), encoded as UTF-8; so a header value
+//!   `café` (bytes `63 61 66 c3 a9`) is stored as `63 61 66 c3 83 c2 a9`.
+//! * **Python 2 Swift**: keys and values are `str` (raw bytes, usually
+//!   UTF-8) or, from old versions, `unicode`. Swift decodes non-`name` bytes
+//!   as Latin-1, which gives the same WSGI string.
+//!
+//! Our [`Metadata`] holds the text the client sent: the header bytes
+//! decoded as UTF-8 (what `constraints::request_metadata` does). So a WSGI
+//! string read from disk becomes its bytes decoded as UTF-8, exactly what
+//! `swift-object-info` prints; that is lossless for every header that is
+//! UTF-8. Bytes that are not UTF-8 keep the Latin-1 reading (one
+//! character per byte), as `request_metadata` does for such headers. Where
+//! Swift expects UTF-8 itself (`name`, and the UTF-8 layer of Python 3
+//! blobs) but finds other bytes, which only a broken writer produces, they
+//! become U+FFFD. Integers (older Swift tests wrote `Content-Length` as an
+//! int) read as their decimal text, `None` as the empty string.
+//!
+//! We keep reading the JSON objects that we wrote before we wrote pickles
+//! ([`Codec::Json`], e.g. `{"Content-Length":"5","name":"/a/c/o"}`);
+//! [`Codec::detect`] tells them apart by the first byte (`{` JSON, `0x80`
+//! pickle). A blob of neither kind is [`MetadataError::UnknownFormat`]: the
+//! object cannot be served, but the file is not quarantined, because an
+//! unknown format is not proof of corruption. A checksum mismatch, or a
+//! blob of a known format that does not decode, is [`MetadataError::Corrupt`].
 //!
 //! # Where the bytes live
 //!
@@ -22,16 +48,19 @@
 //!
 //! ext4 keeps only about 4 KiB of xattrs per inode, so an object with the
 //! metadata Swift's constraints allow (90 items, 4096 bytes) does not fit.
-//! When setting the xattrs fails with `ENOSPC`, `E2BIG` or `ERANGE` the
-//! partial xattrs are removed and the blob goes to a **sidecar file** instead:
+//! Swift answers 507 there (`DiskFileNoSpace`). We do not: when setting the
+//! xattrs fails with `ENOSPC`, `E2BIG` or `ERANGE` the partial xattrs are
+//! removed and the same blob goes to a **sidecar file** instead:
 //! `<file>.meta-blob` (e.g. `1700000000.00000.data.meta-blob`) next to the
 //! temp file, holding one line with the hex MD5 of the blob, then the blob.
-//! The sidecar is fsynced and renamed into the hash directory *before* the
-//! file it describes, so whenever the `.data`/`.ts`/`.meta` is visible its
-//! metadata is readable. Readers look at the xattrs first and at the sidecar
-//! when there is no `user.swift.metadata` xattr. Sidecars are not object
-//! state: the directory scan in `diskfile` ignores them for replication
-//! hashes and deletes them together with (or after) their file.
+//! Swift does not know sidecars: a Swift object server on the same disk
+//! would not find such an object's metadata. The sidecar is fsynced and
+//! renamed into the hash directory *before* the file it describes, so
+//! whenever the `.data`/`.ts`/`.meta` is visible its metadata is readable.
+//! Readers look at the xattrs first and at the sidecar when there is no
+//! `user.swift.metadata` xattr. Sidecars are not object state: the
+//! directory scan in `diskfile` ignores them for replication hashes and
+//! deletes them together with (or after) their file.
 
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
@@ -58,10 +87,14 @@ pub enum MetadataError {
     /// The file has no metadata at all.
     #[error("no metadata")]
     Missing,
-    /// The stored checksum does not match, or the blob does not decode: the
-    /// file must be quarantined.
+    /// The stored checksum does not match, or a blob of a known format does
+    /// not decode: the file must be quarantined.
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+    /// The blob is in no format we know. Not proof of corruption (another
+    /// writer, a newer format): the object is unreadable, the file stays.
+    #[error("unknown metadata format: {0}")]
+    UnknownFormat(String),
     /// The disk is full (507).
     #[error("no space left for metadata")]
     NoSpace,
@@ -75,8 +108,11 @@ pub enum MetadataError {
 /// The serialisation of a [`Metadata`] map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
-    /// A JSON object of string values (see the module docs).
+    /// A JSON object of string values: what we wrote before pickles. Read,
+    /// never written.
     Json,
+    /// Swift's protocol-2 pickle (see the module docs).
+    Pickle,
 }
 
 impl Codec {
@@ -84,6 +120,7 @@ impl Codec {
     pub fn detect(blob: &[u8]) -> Option<Codec> {
         match blob.first() {
             Some(b'{') => Some(Codec::Json),
+            Some(0x80) => Some(Codec::Pickle),
             _ => None,
         }
     }
@@ -92,6 +129,7 @@ impl Codec {
     pub fn encode(self, meta: &Metadata) -> Vec<u8> {
         match self {
             Codec::Json => serde_json::to_vec(meta).unwrap_or_else(|_| b"{}".to_vec()),
+            Codec::Pickle => encode_pickle(meta),
         }
     }
 
@@ -99,8 +137,74 @@ impl Codec {
     pub fn decode(self, blob: &[u8]) -> Result<Metadata, MetadataError> {
         match self {
             Codec::Json => serde_json::from_slice(blob).map_err(|e| MetadataError::Corrupt(e.to_string())),
+            Codec::Pickle => decode_pickle(blob),
         }
     }
+}
+
+/// The key whose value Swift keeps as a native string, not a WSGI string.
+const NAME_KEY: &str = "name";
+
+/// Swift's in-memory (WSGI) form of a header: one char per UTF-8 byte.
+fn to_wsgi(text: &str) -> String {
+    text.bytes().map(|b| b as char).collect()
+}
+
+/// The text a WSGI string stands for: its bytes decoded as UTF-8, else the
+/// string as it is (Latin-1 reading, or already text).
+fn from_wsgi(wsgi: String) -> String {
+    if !wsgi.chars().all(|c| (c as u32) < 256) {
+        return wsgi;
+    }
+    String::from_utf8(wsgi.chars().map(|c| c as u8).collect()).unwrap_or(wsgi)
+}
+
+fn encode_pickle(meta: &Metadata) -> Vec<u8> {
+    use crate::pickle::{Obj, Pickler};
+    let mut items: Vec<(Obj, Obj)> = meta
+        .iter()
+        .map(|(k, v)| {
+            let value = if k == NAME_KEY { v.as_bytes().to_vec() } else { to_wsgi(v).into_bytes() };
+            (Obj::Bytes(to_wsgi(k).into_bytes()), Obj::Bytes(value))
+        })
+        .collect();
+    // Swift recognises Python 3 blobs by `_codecs\nencode` in their first
+    // 32 bytes: the first key must be a non-empty bytes (an empty one is
+    // written as `bytes()`), so an empty key, if any, goes last.
+    items.sort_by_key(|(k, _)| matches!(k, Obj::Bytes(b) if b.is_empty()));
+    Pickler::dumps(&Obj::Dict(items), 2)
+}
+
+fn decode_pickle(blob: &[u8]) -> Result<Metadata, MetadataError> {
+    use crate::pickle::{self, Globals, Obj};
+    let written_by_py3 = blob[..blob.len().min(32)].windows(14).any(|w| w == b"_codecs\nencode");
+    let items = match pickle::load(blob, Globals::Plain).map_err(MetadataError::Corrupt)? {
+        Obj::Dict(items) => items,
+        other => return Err(MetadataError::Corrupt(format!("metadata is not a dict: {other:?}"))),
+    };
+    // As Swift's `_decode_metadata`: Python 2's byte strings other than the
+    // name are Latin-1, everything else UTF-8.
+    let swift_str = |o: Obj, is_name: bool| -> Result<String, MetadataError> {
+        Ok(match o {
+            Obj::Bytes(b) if !written_by_py3 && !is_name => b.iter().map(|&c| c as char).collect(),
+            Obj::Bytes(b) => String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Obj::Str(s) => s,
+            // Python 3 pickles b'' as `bytes()`, which decodes as None.
+            Obj::None => String::new(),
+            Obj::Int(i) => i.to_string(),
+            Obj::Bool(b) => if b { "True" } else { "False" }.to_string(),
+            Obj::Float(f) => format!("{f:?}"),
+            other => return Err(MetadataError::Corrupt(format!("metadata item is not a string: {other:?}"))),
+        })
+    };
+    let mut meta = Metadata::new();
+    for (k, v) in items {
+        let is_name = matches!(&k, Obj::Bytes(b) if b == NAME_KEY.as_bytes());
+        let key = from_wsgi(swift_str(k, false)?);
+        let value = swift_str(v, is_name)?;
+        meta.insert(key, if is_name { value } else { from_wsgi(value) });
+    }
+    Ok(meta)
 }
 
 /// Lowercase hex MD5 of `data`.
@@ -137,7 +241,7 @@ fn is_unsupported(e: &io::Error) -> bool {
 /// (written and fsynced here; the caller renames it along with the file).
 /// Returns the sidecar's path when one was written.
 pub fn write(file: &File, path: &Path, meta: &Metadata) -> Result<Option<PathBuf>, MetadataError> {
-    let blob = Codec::Json.encode(meta);
+    let blob = Codec::Pickle.encode(meta);
     let checksum = md5_hex(&blob);
     let mut written = 0;
     let mut failure = None;
@@ -224,7 +328,10 @@ pub fn read_file(file: &File, path: &Path) -> Result<Metadata, MetadataError> {
             return Err(MetadataError::Corrupt("metadata checksum mismatch".into()));
         }
     }
-    let codec = Codec::detect(&blob).ok_or_else(|| MetadataError::Corrupt("unknown metadata format".into()))?;
+    let codec = Codec::detect(&blob).ok_or_else(|| {
+        let head: String = blob.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        MetadataError::UnknownFormat(format!("{} bytes starting {head}", blob.len()))
+    })?;
     codec.decode(&blob)
 }
 
@@ -281,6 +388,112 @@ mod tests {
         if st.f_type == 0xEF53 {
             assert_eq!(side, Some(sidecar_path(&p)));
         }
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/swift").join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn fixture_json(name: &str) -> Metadata {
+        serde_json::from_slice(&fixture(name)).unwrap()
+    }
+
+    /// Blobs written by Swift's own `write_metadata` (Python 3: through the
+    /// object server's PUT, POST and DELETE, a dict in sorted order, one
+    /// spanning two xattrs; Python 2: captured from Swift 2.13 and 2.23).
+    const SWIFT_BLOBS: [&str; 7] = ["data", "meta", "ts", "sorted", "big", "py2_swift_2.13", "py2_swift_2.23"];
+
+    #[test]
+    fn reads_what_swift_wrote() {
+        for name in SWIFT_BLOBS {
+            let blob = fixture(&format!("{name}.metadata.pickle"));
+            assert_eq!(Codec::detect(&blob), Some(Codec::Pickle), "{name}");
+            let got = Codec::Pickle.decode(&blob).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(got, fixture_json(&format!("{name}.metadata.json")), "{name}");
+        }
+        // The non-ASCII values came through as the client's text.
+        let data = fixture_json("data.metadata.json");
+        assert_eq!(data["X-Object-Meta-Color"], "na\u{ef}ve \u{2603} caf\u{e9}");
+        assert_eq!(fixture_json("py2_swift_2.13.metadata.json")["name"], "/AUTH_test/\u{2603}/\u{2603}");
+    }
+
+    #[test]
+    fn writes_what_swift_writes() {
+        // Byte for byte what Python 3 Swift writes for the same dict in the
+        // same order (Swift keeps insertion order, we write sorted keys).
+        for name in ["sorted", "big"] {
+            let meta = fixture_json(&format!("{name}.metadata.json"));
+            assert_eq!(Codec::Pickle.encode(&meta), fixture(&format!("{name}.metadata.pickle")), "{name}");
+        }
+        // Other dicts at least read back the same.
+        for name in SWIFT_BLOBS {
+            let meta = fixture_json(&format!("{name}.metadata.json"));
+            assert_eq!(Codec::Pickle.decode(&Codec::Pickle.encode(&meta)).unwrap(), meta, "{name}");
+        }
+    }
+
+    #[test]
+    fn xattrs_hold_the_pickle_in_65536_byte_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.data");
+        let f = File::create(&p).unwrap();
+        let meta = fixture_json("big.metadata.json");
+        let side = write(&f, &p, &meta).unwrap();
+        let blob = fixture("big.metadata.pickle");
+        if side.is_none() {
+            // The filesystem took the xattrs: Swift's layout, Swift's bytes.
+            let first = f.get_xattr(XATTR_KEY).unwrap().unwrap();
+            let second = f.get_xattr(format!("{XATTR_KEY}1")).unwrap().unwrap();
+            assert_eq!(first.len(), XATTR_PIECE_SIZE);
+            assert_eq!([first, second].concat(), blob);
+            assert_eq!(f.get_xattr(XATTR_CHECKSUM_KEY).unwrap().unwrap(), md5_hex(&blob).into_bytes());
+        } else {
+            // ext4: the sidecar holds the same pickle.
+            let all = std::fs::read(sidecar_path(&p)).unwrap();
+            assert_eq!(&all[33..], &blob[..]);
+        }
+        assert_eq!(read(&p).unwrap(), meta);
+    }
+
+    #[test]
+    fn old_json_blobs_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.data");
+        let f = File::create(&p).unwrap();
+        let blob = br#"{"Content-Length":"5","name":"/a/c/o"}"#;
+        f.set_xattr(XATTR_KEY, blob).unwrap();
+        f.set_xattr(XATTR_CHECKSUM_KEY, md5_hex(blob).as_bytes()).unwrap();
+        assert_eq!(read(&p).unwrap()["Content-Length"], "5");
+    }
+
+    #[test]
+    fn unknown_formats_are_not_corruption_but_bad_pickles_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.data");
+        let f = File::create(&p).unwrap();
+        for blob in [&b"\x00\x01 something else"[..], b"<xml/>"] {
+            f.set_xattr(XATTR_KEY, blob).unwrap();
+            f.set_xattr(XATTR_CHECKSUM_KEY, md5_hex(blob).as_bytes()).unwrap();
+            assert!(matches!(read(&p), Err(MetadataError::UnknownFormat(_))));
+        }
+        let mut broken = fixture("sorted.metadata.pickle");
+        broken.truncate(broken.len() / 2);
+        f.set_xattr(XATTR_KEY, &broken).unwrap();
+        f.set_xattr(XATTR_CHECKSUM_KEY, md5_hex(&broken).as_bytes()).unwrap();
+        assert!(matches!(read(&p), Err(MetadataError::Corrupt(_))));
+        // A pickle of something other than a dict of strings.
+        let list = crate::pickle::Pickler::dumps(&crate::pickle::Obj::List(vec![]), 2);
+        assert!(matches!(Codec::Pickle.decode(&list), Err(MetadataError::Corrupt(_))));
+    }
+
+    #[test]
+    fn latin1_headers_keep_their_reading() {
+        // A value that is not UTF-8 on the wire (request_metadata keeps it
+        // as Latin-1 text) survives a write and a read.
+        let mut m = sample(0);
+        m.insert("X-Object-Meta-L1".into(), "caf\u{e9}".into());
+        assert_eq!(Codec::Pickle.decode(&Codec::Pickle.encode(&m)).unwrap(), m);
     }
 
     #[test]
