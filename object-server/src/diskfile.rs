@@ -22,7 +22,6 @@
 use crate::metadata::{self, Metadata, MetadataError};
 use common::timestamp::{decode_timestamps_explicit, encode_timestamps_explicit, Timestamp};
 use md5::{Digest, Md5};
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -137,7 +136,8 @@ pub enum Ext {
 }
 
 impl Ext {
-    fn as_str(self) -> &'static str {
+    /// The file name extension, with its dot.
+    pub fn as_str(self) -> &'static str {
         match self {
             Ext::Data => ".data",
             Ext::Meta => ".meta",
@@ -179,13 +179,21 @@ pub fn parse_filename(name: &str) -> Option<FileInfo> {
 
 /// The files of a hash directory that define the object's state, and those
 /// that a newer file has made obsolete (Swift's `get_ondisk_files` for
-/// replication policies, keeping only the newest `.meta`; a POST carries the
-/// content type forward, so older `.meta` files add nothing).
+/// replication policies, rule for rule, so that our replication hashes and
+/// cleanups agree with Swift's on the same directory).
 #[derive(Debug, Default, Clone)]
 pub struct OnDisk {
     pub data: Option<FileInfo>,
+    /// The newest `.meta` newer than the `.data` (only with a `.data`).
     pub meta: Option<FileInfo>,
+    /// The `.meta` that carries the newest content type, when that is newer
+    /// than the `.data` (often the same file as `meta`; an older `.meta`
+    /// when a later POST did not set the content type).
+    pub ctype: Option<FileInfo>,
     pub ts: Option<FileInfo>,
+    /// `.meta` files without a `.data`: kept until they are older than the
+    /// reclaim age.
+    pub possible_reclaim: Vec<FileInfo>,
     /// Obsolete object files, and sidecars whose file is gone.
     pub obsolete: Vec<String>,
 }
@@ -197,38 +205,56 @@ impl OnDisk {
     }
 }
 
+/// Moves the items of `list` (newest first) that fail `keep` to `obsolete`.
+fn split_off_obsolete(list: &mut Vec<FileInfo>, obsolete: &mut Vec<String>, keep: impl Fn(&FileInfo) -> bool) {
+    let at = list.iter().position(|f| !keep(f)).unwrap_or(list.len());
+    obsolete.extend(list.drain(at..).map(|f| f.filename));
+}
+
 /// Classifies the file names of one hash directory.
 pub fn classify(names: &[String]) -> OnDisk {
     let mut files: Vec<FileInfo> = names.iter().filter_map(|n| parse_filename(n)).collect();
-    files.sort_by_key(|f| std::cmp::Reverse(f.timestamp));
-    let newest_of = |ext: Ext| files.iter().find(|f| f.ext == ext).cloned();
-    let data = newest_of(Ext::Data);
-    let ts = newest_of(Ext::Ts);
-    let meta = newest_of(Ext::Meta);
+    // Swift lists names in reverse order, then sorts each kind newest first
+    // (stable sorts, so ties keep the reverse name order).
+    files.sort_by(|a, b| b.filename.cmp(&a.filename));
+    files.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+    let of_kind = |ext: Ext| files.iter().filter(|f| f.ext == ext).cloned().collect::<Vec<_>>();
+    let (mut datas, mut metas, mut tss) = (of_kind(Ext::Data), of_kind(Ext::Meta), of_kind(Ext::Ts));
     let mut out = OnDisk::default();
-    let ts_wins = match (&ts, &data) {
-        (Some(t), Some(d)) => t.timestamp >= d.timestamp,
-        (Some(_), None) => true,
-        _ => false,
-    };
-    if ts_wins {
-        out.ts = ts;
-    } else if let Some(d) = data {
-        // A .meta counts only when it is newer than the .data.
-        out.meta = meta.filter(|m| m.timestamp > d.timestamp);
-        out.data = Some(d);
+    if let Some(newest_ts) = tss.first().map(|t| t.timestamp) {
+        // Anything at or before the newest tombstone is obsolete, and so
+        // are older tombstones.
+        split_off_obsolete(&mut datas, &mut out.obsolete, |f| f.timestamp > newest_ts);
+        split_off_obsolete(&mut metas, &mut out.obsolete, |f| f.timestamp > newest_ts);
+        out.obsolete.extend(tss.drain(1..).map(|f| f.filename));
     }
-    // Orphan .meta files (no .data) stay until reclaim, as in Swift.
-    let keep: Vec<&str> = [&out.data, &out.meta, &out.ts].iter().filter_map(|f| f.as_ref().map(|f| f.filename.as_str())).collect();
-    let orphan_metas_kept = out.data.is_none() && out.ts.is_none();
-    for f in &files {
-        if keep.contains(&f.filename.as_str()) {
-            continue;
+    if metas.len() > 1 {
+        // Keep the newest .meta, and also the one with the newest content
+        // type if that is a different, older file.
+        metas[1..].sort_by(|a, b| b.ctype_timestamp.cmp(&a.ctype_timestamp));
+        let mut retain = 1;
+        if metas[1].ctype_timestamp > metas[0].ctype_timestamp {
+            if metas[1].timestamp == metas[0].timestamp {
+                metas.swap(0, 1);
+            } else {
+                retain = 2;
+            }
         }
-        if f.ext == Ext::Meta && orphan_metas_kept {
-            continue;
-        }
-        out.obsolete.push(f.filename.clone());
+        out.obsolete.extend(metas.drain(retain..).map(|f| f.filename));
+    }
+    if let Some(newest_data) = datas.first().map(|d| d.timestamp) {
+        split_off_obsolete(&mut datas, &mut out.obsolete, |f| f.timestamp >= newest_data);
+        split_off_obsolete(&mut metas, &mut out.obsolete, |f| f.timestamp > newest_data);
+        split_off_obsolete(&mut tss, &mut out.obsolete, |f| f.timestamp > newest_data);
+        out.data = datas.first().cloned();
+    } else {
+        out.possible_reclaim = metas.clone();
+    }
+    if let Some(d) = &out.data {
+        out.meta = metas.first().cloned();
+        out.ctype = metas.last().filter(|c| c.ctype_timestamp > Some(d.timestamp)).cloned();
+    } else {
+        out.ts = tss.first().cloned();
     }
     // A sidecar goes with its file. One whose file is absent may belong to
     // a write committing right now (its sidecar is renamed in first): it is
@@ -318,6 +344,11 @@ pub fn quarantine_file(loc: &ObjectLocation, filename: &str) -> io::Result<Optio
     let _ = fs::rename(metadata::sidecar_path(&source), metadata::sidecar_path(&target));
     // Fails, as it should, when other files remain.
     let _ = fs::remove_dir(loc.hash_dir());
+    // The suffix changed: replication must rehash it to bring a good copy.
+    let suffix_dir = loc.partition_dir().join(loc.suffix());
+    if let Err(e) = crate::hashes::invalidate_hash(&suffix_dir) {
+        common::log::error(&format!("ERROR invalidating suffix hash of {}: {e}", suffix_dir.display()));
+    }
     Ok(Some(target))
 }
 
@@ -465,6 +496,15 @@ fn open_once(loc: &ObjectLocation, name: &str, now: f64) -> Result<OpenObject, A
     if let Some(meta) = &state.meta {
         let mut mm = read_checked(loc, &meta.filename, None)?;
         mm.remove("name");
+        // An older .meta may hold a newer content type than the newest one
+        // (Swift's POST writes the content type only when it changes it).
+        if let Some(ctype) = state.ctype.as_ref().filter(|c| c.filename != meta.filename) {
+            let cm = read_checked(loc, &ctype.filename, None)?;
+            if let (Some(ct), Some(ct_ts)) = (cm.get("Content-Type"), cm.get("Content-Type-Timestamp")) {
+                mm.insert("Content-Type".into(), ct.clone());
+                mm.insert("Content-Type-Timestamp".into(), ct_ts.clone());
+            }
+        }
         metadata = mm.clone();
         // Data-file system keys survive a POST; user metadata does not.
         for (k, v) in &data_metadata {
@@ -572,6 +612,10 @@ impl TempFile {
         let dir = loc.hash_dir();
         create_dir_durable(&dir)?;
         let target = dir.join(filename);
+        // As Swift, the suffix is marked for rehashing before the new file
+        // can appear, so a crash in between cannot leave a stale hash.
+        let suffix_dir = loc.partition_dir().join(loc.suffix());
+        crate::hashes::invalidate_hash(&suffix_dir)?;
         if let Some(side) = &self.sidecar {
             fs::rename(side, metadata::sidecar_path(&target))?;
         } else {
@@ -583,6 +627,12 @@ impl TempFile {
         self.committed = true;
         // The rename is durable only once the directory entry is.
         fsync_dir(&dir)?;
+        // Once more after the rename: a REPLICATE that hashed the suffix
+        // between the first invalidation and the rename cached the old
+        // state. Failing here loses nothing the first one did not record.
+        if let Err(e) = crate::hashes::invalidate_hash(&suffix_dir) {
+            common::log::error(&format!("ERROR invalidating suffix hash of {}: {e}", suffix_dir.display()));
+        }
         cleanup(&dir)?;
         Ok(())
     }
@@ -686,56 +736,6 @@ pub fn write_meta(
     let tmp = TempFile::create(&loc.tmp_dir())?;
     let stem = encode_timestamps_explicit(timestamp, ctype_timestamp, None);
     tmp.commit(loc, &format!("{stem}.meta"), meta)
-}
-
-/// The replication hash of one suffix directory (Swift's `_hash_suffix`):
-/// MD5 over, per hash directory in sorted order, `<timestamp><ext>` of the
-/// `.meta` and `.ts` files that define its state, then of the `.data`, then
-/// `<ctype timestamp>_ctype` when a `.meta` carries a newer content type.
-/// `None` when the suffix holds no object files.
-pub fn hash_suffix(suffix_dir: &Path) -> io::Result<Option<String>> {
-    let mut hashes = list_dir(suffix_dir)?;
-    hashes.sort();
-    let mut md5 = Md5::new();
-    let mut any = false;
-    for h in hashes {
-        let state = scan(&suffix_dir.join(&h))?;
-        let mut parts = Vec::new();
-        for f in [&state.meta, &state.ts].into_iter().flatten() {
-            parts.push(format!("{}{}", f.timestamp.internal(), f.ext.as_str()));
-        }
-        if let Some(d) = &state.data {
-            parts.push(format!("{}{}", d.timestamp.internal(), d.ext.as_str()));
-            if let Some(ct) = state.meta.as_ref().and_then(|m| m.ctype_timestamp).filter(|t| *t > d.timestamp) {
-                parts.push(format!("{}_ctype", ct.internal()));
-            }
-        }
-        if parts.is_empty() {
-            continue;
-        }
-        any = true;
-        for p in parts {
-            md5.update(p.as_bytes());
-        }
-    }
-    Ok(any.then(|| md5.finalize().iter().map(|b| format!("{b:02x}")).collect()))
-}
-
-/// The suffix hashes of a partition directory (`{suffix: md5hex}`). With
-/// `only` non-empty, just those suffixes (absent ones are left out).
-pub fn partition_hashes(partition_dir: &Path, only: &[String]) -> io::Result<BTreeMap<String, String>> {
-    let suffixes: Vec<String> = if only.is_empty() {
-        list_dir(partition_dir)?.into_iter().filter(|s| s.len() == 3 && s.bytes().all(|b| b.is_ascii_hexdigit())).collect()
-    } else {
-        only.to_vec()
-    };
-    let mut out = BTreeMap::new();
-    for s in suffixes {
-        if let Some(h) = hash_suffix(&partition_dir.join(&s))? {
-            out.insert(s, h);
-        }
-    }
-    Ok(out)
 }
 
 /// Saves an async pending for the object updater at
@@ -983,7 +983,8 @@ mod tests {
         assert!(matches!(open(&loc, "/a/c/o", 0.0), Err(OpenError::Deleted(_))));
         assert_eq!(list_dir(&loc.hash_dir()).unwrap(), names(&["0000000002.00000.ts"]));
         assert!(list_dir(&loc.tmp_dir()).unwrap().is_empty());
-        let h = partition_hashes(&loc.partition_dir(), &[]).unwrap();
+        // A reclaim age longer than these 1970 timestamps are old.
+        let h = crate::hashes::get_hashes(&loc.partition_dir(), &[], std::time::Duration::from_secs(100 * 365 * 86400)).unwrap();
         let mut md5 = Md5::new();
         md5.update(b"0000000002.00000.ts");
         let expect: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();

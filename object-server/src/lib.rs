@@ -20,6 +20,7 @@ pub mod container_update;
 pub mod delete;
 pub mod diskfile;
 pub mod get;
+pub mod hashes;
 pub mod metadata;
 pub mod pickle;
 pub mod post;

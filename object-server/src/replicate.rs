@@ -1,13 +1,18 @@
 //! REPLICATE: the suffix hashes of a partition, for the replicator to
-//! compare with its peers.
+//! compare with its peers (swift/obj/server.py `REPLICATE`).
 //!
-//! The answer is a JSON object `{"<suffix>": "<md5 hex>", ...}` (Swift
-//! answers a protocol-2 pickle of the same dict). Hashes are computed on
-//! every request from the files on disk, so no cache (`hashes.pkl`) can go
-//! stale; suffixes named in the path (`/<dev>/<part>/<suf>-<suf>`) limit the
-//! answer to those suffixes.
+//! `REPLICATE /<dev>/<part>` answers [`hashes::get_hashes`] of the
+//! partition as Swift does: a protocol-2 pickle of `{suffix: md5 hex}`
+//! ([`hashes::encode_replicate_response`]), with Swift's Content-Type
+//! (swob's default, `text/html; charset=UTF-8`; nobody reads it).
+//! `REPLICATE /<dev>/<part>/<suf>-<suf>...` only marks those suffixes for
+//! rehashing (the replicator sends it after syncing them, so the next
+//! REPLICATE recomputes them) and answers a pickled `None`, as Swift since
+//! it stopped rehashing there. Names that are not suffixes are ignored, as
+//! Swift ignores them.
 
-use crate::diskfile::{self, policy_dir};
+use crate::diskfile::policy_dir;
+use crate::hashes;
 use crate::ObjectServer;
 use common::http::{self as h, Body};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -25,21 +30,31 @@ pub async fn handle(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if suffixes.iter().any(|s| s.len() != 3 || !s.bytes().all(|b| b.is_ascii_hexdigit())) {
-        return h::text(StatusCode::BAD_REQUEST, "Invalid suffix");
-    }
     let device_path = match server.check_device(&device).await {
         Ok(p) => p,
         Err(r) => return r,
     };
     let dir = device_path.join(policy_dir("objects", policy)).join(partition.to_string());
-    match server.devices.run(&device, move || diskfile::partition_hashes(&dir, &suffixes)).await {
-        Ok(hashes) => {
-            let body = serde_json::to_vec(&hashes).unwrap_or_else(|_| b"{}".to_vec());
+    let reclaim_age = server.settings.reclaim_age;
+    let only_invalidate = !suffixes.is_empty();
+    let result = server
+        .devices
+        .run(&device, move || -> std::io::Result<Vec<u8>> {
+            if only_invalidate {
+                for s in suffixes.iter().filter(|s| hashes::valid_suffix(s)) {
+                    hashes::invalidate_hash(&dir.join(s))?;
+                }
+                return Ok(hashes::REPLICATE_INVALIDATED_BODY.to_vec());
+            }
+            Ok(hashes::encode_replicate_response(&hashes::get_hashes(&dir, &[], reclaim_age)?))
+        })
+        .await;
+    match result {
+        Ok(body) => {
             let mut r = h::text(StatusCode::OK, "");
-            *r.body_mut() = h::full(body.clone());
             r.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
+            *r.body_mut() = h::full(body);
             r
         }
         Err(e) => {

@@ -34,6 +34,9 @@ pub struct ObjectSettings {
     pub fallocate_reserve: FallocateReserve,
     /// Lower-cased header names stored with objects.
     pub allowed_headers: BTreeSet<String>,
+    /// Tombstones (and `.meta` files without data) older than this are
+    /// deleted when their suffix is hashed (`reclaim_age`, one week).
+    pub reclaim_age: Duration,
 }
 
 /// `fallocate_reserve`: bytes, or a percentage of the device.
@@ -82,6 +85,7 @@ impl ObjectSettings {
             max_upload_time: secs("max_upload_time", 86400.0)?,
             fallocate_reserve,
             allowed_headers,
+            reclaim_age: secs("reclaim_age", crate::hashes::DEFAULT_RECLAIM_AGE.as_secs_f64())?,
         })
     }
 }
@@ -109,6 +113,9 @@ mod tests {
         assert_eq!(s.disk_chunk_size, 65536);
         assert_eq!(s.fallocate_reserve, FallocateReserve::Percent(1.0));
         assert_eq!(s.allowed_headers.iter().collect::<Vec<_>>(), vec!["x-foo"]);
+        assert_eq!(s.reclaim_age, Duration::from_secs(604800));
+        let c = ConfigFile::parse("[app:object-server]\nreclaim_age = 3600\n", "t").unwrap();
+        assert_eq!(ObjectSettings::from_config(&c).unwrap().reclaim_age, Duration::from_secs(3600));
         let c = ConfigFile::parse("[DEFAULT]\nfallocate_reserve = lots\n", "t").unwrap();
         assert!(ObjectSettings::from_config(&c).is_err());
     }

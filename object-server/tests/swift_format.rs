@@ -97,3 +97,28 @@ fn metadata_in_an_unknown_format_is_an_error_not_a_quarantine() {
     assert!(path.is_file(), "the file stays where it is");
     assert!(!n.device().join("quarantined").exists());
 }
+
+#[test]
+fn an_older_meta_keeps_the_content_type_it_set() {
+    // Swift's POST writes Content-Type only when it changes it: after a
+    // POST that set it and a later one that did not, both .meta files count
+    // (Swift's get_ondisk_files keeps both).
+    let n = Node::start("");
+    let hd = n.hash_dir("objects", 1, "a", "c", "o");
+    let data: String = fixture_json("data.filename.json");
+    place_swift_file(&hd.join(&data), b"hello", &fixture("data.metadata.pickle"));
+    let meta: String = fixture_json("meta.filename.json");
+    place_swift_file(&hd.join(&meta), b"", &fixture("meta.metadata.pickle"));
+    let later = common::timestamp::Timestamp::parse(data.trim_end_matches(".data")).unwrap().as_secs_f64() + 10.0;
+    let later = format!("{later:016.5}");
+    let mut newer = object_server::metadata::Metadata::new();
+    newer.insert("name".into(), "/a/c/o".into());
+    newer.insert("X-Timestamp".into(), later.clone());
+    newer.insert("X-Object-Meta-Color".into(), "blue".into());
+    place_swift_file(&hd.join(format!("{later}.meta")), b"", &object_server::metadata::Codec::Pickle.encode(&newer));
+    let r = n.req("HEAD", "/sda/1/a/c/o", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/x-new"));
+    assert_eq!(r.header("x-object-meta-color"), Some("blue"));
+    assert_eq!(r.header("x-timestamp"), Some(later.as_str()));
+}

@@ -128,22 +128,33 @@ fn container_updates_are_sent_or_saved_as_async_pendings() {
 }
 
 #[test]
-fn replicate_returns_suffix_hashes_as_json() {
+fn replicate_returns_suffix_hashes_as_swift_does() {
+    use object_server::hashes::{decode_replicate_response, REPLICATE_INVALIDATED_BODY};
     let n = Node::start("");
     let t = ts(-1.0);
     assert_eq!(n.req("PUT", "/sda/3/a/c/o", &[("X-Timestamp", &t), ("Content-Type", "a/b")], b"x").status, 201);
     let hd = n.hash_dir("objects", 3, "a", "c", "o");
     let suffix = hd.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    let part = hd.parent().unwrap().parent().unwrap().to_path_buf();
+    // The PUT marked its suffix for rehashing.
+    assert_eq!(std::fs::read(part.join("hashes.invalid")).unwrap(), format!("{suffix}\n{suffix}\n").into_bytes());
     let r = n.req("REPLICATE", "/sda/3", &[], b"");
     assert_eq!(r.status, 200);
-    let v: BTreeMap<String, String> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(r.header("content-type"), Some("text/html; charset=UTF-8"));
+    assert!(r.body.starts_with(b"\x80\x02}"), "a protocol-2 pickle of a dict");
+    let v = decode_replicate_response(&r.body).unwrap();
     assert_eq!(v.get(&suffix), Some(&md5_hex(format!("{t}.data").as_bytes())));
     assert_eq!(v.len(), 1);
-    let r = n.req("REPLICATE", &format!("/sda/3/{suffix}-fff"), &[], b"");
-    let only: BTreeMap<String, String> = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(only, v);
-    // Empty partition: empty object.
-    assert_eq!(n.req("REPLICATE", "/sda/4", &[], b"").body, b"{}");
+    assert!(part.join("hashes.pkl").is_file());
+    assert_eq!(std::fs::read(part.join("hashes.invalid")).unwrap(), b"");
+    // Naming suffixes only invalidates them (bad names are ignored).
+    let r = n.req("REPLICATE", &format!("/sda/3/{suffix}-fff-xyz"), &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, REPLICATE_INVALIDATED_BODY);
+    assert_eq!(std::fs::read(part.join("hashes.invalid")).unwrap(), format!("{suffix}\nfff\n").into_bytes());
+    assert_eq!(decode_replicate_response(&n.req("REPLICATE", "/sda/3", &[], b"").body).unwrap(), v);
+    // Empty partition: empty dict.
+    assert_eq!(n.req("REPLICATE", "/sda/4", &[], b"").body, b"\x80\x02}q\x00.");
     assert_eq!(n.req("REPLICATE", "/sdz/4", &[], b"").status, 507);
 }
 
