@@ -15,6 +15,7 @@
 // (rare) error path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod auditor;
 pub mod constraints;
 pub mod container_update;
 pub mod delete;
