@@ -53,6 +53,15 @@ fn body_of(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8).collect()
 }
 
+/// What `swift-recon <args>` prints about the cluster.
+fn swift_recon(c: &Cluster, args: &[&str]) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let bin_dir = exe.parent().and_then(Path::parent).unwrap();
+    let out = std::process::Command::new(bin_dir.join("swift-recon")).args(args).arg("--swiftdir").arg(&c.etc).output().unwrap();
+    assert!(out.status.success(), "swift-recon {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn recon(port: u16, what: &str) -> serde_json::Value {
     let r = request("GET", &format!("http://127.0.0.1:{port}/recon/{what}"), &[], b"");
     assert_eq!(r.status, 200, "/recon/{what}");
@@ -114,6 +123,9 @@ fn a_rotten_replica_is_quarantined_and_the_others_are_left_alone() {
     assert!(all["bytes_processed"].as_u64().unwrap() >= data.len() as u64, "{stats}");
     assert!(stats["object_auditor_stats_ZBF"]["passes"].as_u64().unwrap() >= 1, "{stats}");
     assert_eq!(recon(port, "quarantined")["objects"], 1);
+    let out = swift_recon(&c, &["object", "--auditor", "-q"]);
+    assert!(out.contains("[ALL_quarantined_last_path] low: 1, high: 1"), "{out}");
+    assert!(out.contains("[quarantined_objects] low: 0, high: 1, avg: 0.2, total: 1,"), "{out}");
     // An audit of a good replica's node finds nothing.
     let (good_dev, good) = device_dir(dir.path(), &primaries[1]);
     c.run_once("object-auditor", "object", good, &[]).unwrap();
@@ -125,4 +137,5 @@ fn a_rotten_replica_is_quarantined_and_the_others_are_left_alone() {
         assert!(r.is_complete() && r.body == data, "GET {i}: the right bytes");
     }
     assert_eq!(s.req("GET", &format!("/audit/{good_name}"), &[], b"").body, small);
+
 }
