@@ -2,36 +2,25 @@
 //! the ones that fail (swift/obj/server.py `container_update`,
 //! `async_update`).
 //!
-//! # Async pending format
+//! # Async pendings
 //!
 //! A failed update is saved at
 //! `<dev>/async_pending[-N]/<last 3 of obj hash>/<obj hash>-<timestamp>`
-//! (the update's `X-Timestamp`, internal form) as one JSON object:
-//!
-//! ```json
-//! {"op": "PUT", "account": "a", "container": "c", "obj": "o",
-//!  "headers": {"x-size": "5", "x-content-type": "text/plain", "x-etag": "...",
-//!              "x-timestamp": "1700000000.00000", "x-trans-id": "...",
-//!              "referer": "PUT http://host/sda/1/a/c/o",
-//!              "x-backend-storage-policy-index": "0",
-//!              "user-agent": "object-server 1234"},
-//!  "db_state": null}
-//! ```
-//!
-//! Swift writes the same dict as a protocol-0 pickle; an updater reading
-//! these files must accept JSON (first byte `{`). The file is written to a
-//! temp file, fsynced and renamed, so it is whole or absent.
+//! (the update's `X-Meta-Timestamp` or `X-Timestamp`, internal form) in
+//! Swift's format, a protocol-0 pickle of `{'op', 'account', 'container',
+//! 'obj', 'headers', 'db_state'}` (see [`crate::async_pending`]), so
+//! Swift's object updater replays ours and ours replays Swift's. The file
+//! is written to a temp file, fsynced and renamed, so it is whole or absent.
 
 use crate::{ObjectServer, Target};
 use bytes::Bytes;
 use common::http::{self as h};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One update to send to every container replica named in the request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AsyncUpdate {
     pub op: String,
     pub account: String,
@@ -162,13 +151,16 @@ async fn send_one(server: &ObjectServer, host: &str, device: &str, partition: &s
 }
 
 async fn save_async_pending(server: &ObjectServer, target: &Target, u: &AsyncUpdate) {
-    let body = match serde_json::to_vec(u) {
-        Ok(b) => b,
-        Err(e) => {
-            common::log::error(&format!("cannot encode async pending: {e}"));
-            return;
-        }
-    };
+    let body = crate::async_pending::encode(&crate::async_pending::AsyncPending {
+        op: u.op.clone(),
+        account: u.account.clone(),
+        container: u.container.clone(),
+        obj: u.obj.clone(),
+        headers: u.headers.clone(),
+        db_state: u.db_state.clone(),
+        successes: Vec::new(),
+        extra: Default::default(),
+    });
     let ts = u
         .headers
         .get("x-meta-timestamp")

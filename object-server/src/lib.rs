@@ -15,6 +15,7 @@
 // (rare) error path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod async_pending;
 pub mod auditor;
 pub mod constraints;
 pub mod container_update;
@@ -27,8 +28,10 @@ pub mod pickle;
 pub mod post;
 pub mod put;
 pub mod replicate;
+pub mod replicator;
 pub mod routing;
 pub mod settings;
+pub mod ssync;
 pub mod updater;
 
 use common::backend::BackendClient;
@@ -54,6 +57,8 @@ pub struct ObjectServer {
     pub client: BackendClient,
     /// `/recon/*`, when the pipeline has Swift's recon filter.
     pub recon: Option<Arc<Recon>>,
+    /// The slots of incoming SSYNC requests (`replication_concurrency`).
+    pub ssync: ssync::receiver::Receptions,
 }
 
 /// The object a request names, resolved to its place on disk.
@@ -74,7 +79,8 @@ impl ObjectServer {
         let devices = Arc::new(Devices::new(&settings.server.devices, settings.server.mount_check, settings.server.threads_per_disk));
         let client = BackendClient::new(settings.server.conn_timeout, settings.server.node_timeout);
         let recon = Recon::for_server(&settings.server, &swift);
-        ObjectServer { settings, swift, devices, client, recon }
+        let ssync = ssync::receiver::Receptions::new(&settings.ssync);
+        ObjectServer { settings, swift, devices, client, recon, ssync }
     }
 
     /// The storage policy index a request names (`X-Backend-Storage-Policy-Index`,
@@ -180,7 +186,7 @@ impl Service for ObjectServer {
                 }
             }
             Route::Replicate { device, partition, suffixes } => replicate::handle(self, req.headers(), device, partition, suffixes).await,
-            Route::Ssync => h::text(StatusCode::NOT_IMPLEMENTED, "SSYNC is not implemented; use rsync replication"),
+            Route::Ssync { device, partition } => ssync::receiver::handle(self, req, device, partition, info).await,
         }
     }
 }

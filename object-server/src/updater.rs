@@ -13,6 +13,7 @@
 //! tasks of one runtime; all file work goes through [`Devices::run`], in
 //! [`crate::diskfile`].
 
+use crate::async_pending;
 use crate::diskfile::{self, AsyncPendingFile};
 use common::backend::{read_body, BackendClient};
 use common::config::{ConfigError, ConfigFile, Section};
@@ -23,8 +24,6 @@ use common::server::ServerSettings;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use rand::seq::SliceRandom;
 use ring::{Device, Ring};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,25 +60,9 @@ impl UpdaterSettings {
     }
 }
 
-/// An async pending as stored on disk (the format is documented in
-/// [`crate::container_update`]), plus the `successes` the updater adds:
-/// ring device ids of the container replicas that already took it. Keys
-/// we do not know are kept when the file is rewritten.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AsyncPending {
-    pub op: String,
-    pub account: String,
-    pub container: String,
-    pub obj: String,
-    /// Lower-case header names to values, sent as they are.
-    pub headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub db_state: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub successes: Vec<u32>,
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
+/// An async pending as stored on disk, in Swift's format (see
+/// [`crate::async_pending`]).
+pub use crate::async_pending::AsyncPending;
 
 /// What one sweep did (Swift's updater stats).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -252,7 +235,7 @@ impl ObjectUpdater {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                     Err(e) => return Err(ReadError::Disk(e.to_string())),
                 };
-                let pending: AsyncPending = match serde_json::from_slice(&bytes) {
+                let pending: AsyncPending = match async_pending::decode(&bytes) {
                     Ok(p) => p,
                     Err(e) => {
                         let to = diskfile::quarantine_async_pending(&devices.root().join(&dev), &path)
@@ -295,13 +278,7 @@ impl ObjectUpdater {
             };
         }
         if !new_successes.is_empty() {
-            let body = match serde_json::to_vec(&pending) {
-                Ok(b) => b,
-                Err(e) => {
-                    log::error(&format!("ERROR encoding async pending {}: {e}", file.path.display()));
-                    return Outcome::Error;
-                }
-            };
+            let body = async_pending::encode(&pending);
             let dev_path = self.devices.root().join(&device);
             let policy = file.policy;
             let written = self.devices.run(&device, move || diskfile::replace_async_pending(&dev_path, policy, &path, &body)).await;

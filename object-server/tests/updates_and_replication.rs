@@ -78,13 +78,13 @@ fn container_updates_are_sent_or_saved_as_async_pendings() {
     let hash = common::hash::HashPathConf::new(PREFIX, SUFFIX).hash_path("a", Some("c"), Some("o")).unwrap();
     let pending = n.device().join("async_pending").join(&hash[29..]).join(format!("{hash}-{t}"));
     assert!(common::testing::poll_until(Duration::from_secs(10), || pending.exists().then_some(())).is_some());
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&pending).unwrap()).unwrap();
-    assert_eq!(v["op"], "PUT");
-    assert_eq!(v["account"], "a");
-    assert_eq!(v["container"], "c");
-    assert_eq!(v["obj"], "o");
-    assert_eq!(v["headers"]["x-size"], "5");
-    assert!(v["db_state"].is_null());
+    // Swift's format: a protocol-0 pickle whose headers are a HeaderKeyDict.
+    let bytes = std::fs::read(&pending).unwrap();
+    assert!(bytes.starts_with(b"(dp0\nVop\np1\nVPUT\n"), "{}", String::from_utf8_lossy(&bytes));
+    let v = object_server::async_pending::decode(&bytes).unwrap();
+    assert_eq!((v.op.as_str(), v.account.as_str(), v.container.as_str(), v.obj.as_str()), ("PUT", "a", "c", "o"));
+    assert_eq!(v.headers["x-size"], "5");
+    assert!(v.db_state.is_none());
 
     // DELETE sends DELETE with the tombstone's timestamp.
     let t2 = ts(-1.0);
