@@ -217,7 +217,7 @@ pub fn classify(names: &[String]) -> OnDisk {
     // Swift lists names in reverse order, then sorts each kind newest first
     // (stable sorts, so ties keep the reverse name order).
     files.sort_by(|a, b| b.filename.cmp(&a.filename));
-    files.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+    files.sort_by_key(|f| std::cmp::Reverse(f.timestamp));
     let of_kind = |ext: Ext| files.iter().filter(|f| f.ext == ext).cloned().collect::<Vec<_>>();
     let (mut datas, mut metas, mut tss) = (of_kind(Ext::Data), of_kind(Ext::Meta), of_kind(Ext::Ts));
     let mut out = OnDisk::default();
@@ -231,7 +231,7 @@ pub fn classify(names: &[String]) -> OnDisk {
     if metas.len() > 1 {
         // Keep the newest .meta, and also the one with the newest content
         // type if that is a different, older file.
-        metas[1..].sort_by(|a, b| b.ctype_timestamp.cmp(&a.ctype_timestamp));
+        metas[1..].sort_by_key(|m| std::cmp::Reverse(m.ctype_timestamp));
         let mut retain = 1;
         if metas[1].ctype_timestamp > metas[0].ctype_timestamp {
             if metas[1].timestamp == metas[0].timestamp {

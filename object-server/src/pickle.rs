@@ -811,15 +811,15 @@ mod tests {
         assert!(load(b"\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\xffab.", Globals::Plain).is_err());
         // Deep nesting.
         let mut deep = b"\x80\x02".to_vec();
-        deep.extend(std::iter::repeat(b']').take(100_000));
-        deep.extend(std::iter::repeat(b'a').take(99_999));
+        deep.extend([b']'].repeat(100_000));
+        deep.extend([b'a'].repeat(99_999));
         deep.push(b'.');
         assert!(load(&deep, Globals::Plain).unwrap_err().contains("deeply"));
         // A memo bomb: each level references the previous one 1000 times.
         let mut bomb = b"\x80\x02X\x01\x00\x00\x00xq\x00".to_vec();
         for level in 0..6u8 {
             bomb.extend_from_slice(b"0](");
-            bomb.extend(std::iter::repeat([b'h', level]).take(1000).flatten());
+            bomb.extend([b'h', level].repeat(1000));
             bomb.extend_from_slice(&[b'e', b'q', level + 1]);
         }
         bomb.push(b'.');
