@@ -37,6 +37,8 @@ pub struct ObjectSettings {
     /// Tombstones (and `.meta` files without data) older than this are
     /// deleted when their suffix is hashed (`reclaim_age`, one week).
     pub reclaim_age: Duration,
+    /// Incoming SSYNC requests: `replication_concurrency` and friends.
+    pub ssync: crate::ssync::ReceiverSettings,
 }
 
 /// `fallocate_reserve`: bytes, or a percentage of the device.
@@ -86,6 +88,7 @@ impl ObjectSettings {
             fallocate_reserve,
             allowed_headers,
             reclaim_age: secs("reclaim_age", crate::hashes::DEFAULT_RECLAIM_AGE.as_secs_f64())?,
+            ssync: crate::ssync::ReceiverSettings::from_section(&s)?,
         })
     }
 }
