@@ -25,6 +25,11 @@ pub struct Options {
     pub bin_dir: Option<PathBuf>,
     /// Let the servers' logs through to our stderr.
     pub show_logs: bool,
+    /// Run each object server's replicator and auditor in the background
+    /// (short intervals, so the cluster heals while one watches): what
+    /// `swift-saio` does. Off by default, so tests drive them with
+    /// [`Cluster::run_once`], as an operator does.
+    pub consistency_daemons: bool,
     /// Lines added to the `[DEFAULT]` section of every server's config
     /// (proxy included) when the layout is created, e.g.
     /// `client_timeout = 2\n`.
@@ -42,6 +47,7 @@ impl Default for Options {
             part_power: 10,
             bin_dir: None,
             show_logs: false,
+            consistency_daemons: false,
             extra_conf: String::new(),
         }
     }
@@ -156,8 +162,9 @@ pub struct Cluster {
     pub etc: PathBuf,
     pub proxy_port: u16,
     /// Every storage server, then one `container-updater N` per container
-    /// server, one `object-updater N` per object server, then the proxy
-    /// (last).
+    /// server, one `object-updater N` per object server, with
+    /// `consistency_daemons` one `object-replicator N` and one
+    /// `object-auditor N` per object server, then the proxy (last).
     pub procs: Vec<Proc>,
 }
 
@@ -229,6 +236,23 @@ impl Cluster {
                 child: None,
                 show_logs: opts.show_logs,
             });
+        }
+        // The replicator and the auditor read the object server's config
+        // too (`[object-replicator]`, `[object-auditor]`), one of each per
+        // object server, as on a Swift node.
+        if opts.consistency_daemons {
+            for daemon in ["object-replicator", "object-auditor"] {
+                for i in 1..=count_configs(&etc.join("object-server"))? {
+                    procs.push(Proc {
+                        name: format!("{daemon} {i}"),
+                        port: 0,
+                        config: etc.join("object-server").join(format!("{i}.conf")),
+                        binary: bin_dir.join(format!("swift-{daemon}")),
+                        child: None,
+                        show_logs: opts.show_logs,
+                    });
+                }
+            }
         }
         let proxy_conf = etc.join("proxy-server.conf");
         let proxy_port = read_port(&proxy_conf)?;
@@ -379,7 +403,11 @@ fn create_layout(opts: &Options) -> Result<()> {
         // within seconds of the container servers coming back.
         let daemons = match kind.as_str() {
             "container" => format!("\n[container-updater]\ninterval = 5\nlog_name = container-updater-{i}\n"),
-            "object" => format!("\n[object-updater]\ninterval = 5\nlog_name = object-updater-{i}\n"),
+            "object" => format!(
+                "\n[object-updater]\ninterval = 5\nlog_name = object-updater-{i}\n\
+                 \n[object-replicator]\ninterval = 10\nlog_name = object-replicator-{i}\n\
+                 \n[object-auditor]\ninterval = 30\nlog_name = object-auditor-{i}\n"
+            ),
             _ => String::new(),
         };
         let text = format!(

@@ -41,6 +41,7 @@ fn main() {
         part_power: a.part_power,
         bin_dir: None,
         show_logs: a.verbose,
+        consistency_daemons: true,
         extra_conf: String::new(),
     };
     let fresh = !a.data_dir.join("etc/swift.conf").exists();
