@@ -364,7 +364,9 @@ impl ObjectReplicator {
 
     /// One pass over `scope`; returns the totals.
     async fn replicate(self: &Arc<Self>, scope: &Scope) -> Stats {
-        let ring_mtimes = self.rings.iter().map(|(_, r)| (r.path().to_path_buf(), ring_mtime(r.path()))).collect();
+        let paths: Vec<PathBuf> = self.rings.iter().map(|(_, r)| r.path().to_path_buf()).collect();
+        let ring_mtimes =
+            tokio::task::spawn_blocking(move || paths.into_iter().map(|p| (p.clone(), ring_mtime(&p))).collect()).await.unwrap_or_default();
         let (mut jobs, device_failures) = self.collect_jobs(scope).await;
         jobs.shuffle(&mut rand::thread_rng());
         if self.settings.handoffs_first {
@@ -434,7 +436,9 @@ impl ObjectReplicator {
         let port = (self.settings.servers_per_port == 0).then_some(self.settings.server.bind_port);
         let mut jobs = Vec::new();
         for (policy, ring) in &self.rings {
-            let table = ring.table();
+            // The table may be reloaded from disk: not on the runtime.
+            let r = ring.clone();
+            let Ok(table) = tokio::task::spawn_blocking(move || r.table()).await else { continue };
             let local: Vec<Device> = table
                 .devs()
                 .iter()
@@ -535,7 +539,7 @@ impl ObjectReplicator {
             }
             return;
         }
-        if self.ring_changed(&pass) {
+        if self.ring_changed(&pass).await {
             if !pass.aborted.swap(true, Ordering::SeqCst) {
                 log::info("Ring change detected. Aborting current replication pass.");
             }
@@ -554,7 +558,7 @@ impl ObjectReplicator {
 
     /// Whether a ring file changed since the pass began (checked at most
     /// every `ring_check_interval`).
-    fn ring_changed(&self, pass: &Pass) -> bool {
+    async fn ring_changed(&self, pass: &Pass) -> bool {
         {
             let mut next = pass.next_ring_check.lock().unwrap_or_else(|e| e.into_inner());
             if Instant::now() < *next {
@@ -562,7 +566,8 @@ impl ObjectReplicator {
             }
             *next = Instant::now() + self.settings.ring_check_interval;
         }
-        pass.ring_mtimes.iter().any(|(path, mtime)| ring_mtime(path) != *mtime)
+        let known = pass.ring_mtimes.clone();
+        tokio::task::spawn_blocking(move || known.iter().any(|(path, mtime)| ring_mtime(path) != *mtime)).await.unwrap_or(false)
     }
 
     /// Replicates a partition this device is a primary for (Swift's
@@ -810,7 +815,7 @@ impl ObjectReplicator {
         }
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-        headers.insert("x-backend-storage-policy-index", HeaderValue::from(policy));
+        headers.insert(crate::ssync::wire::POLICY_INDEX_HEADER, HeaderValue::from(policy));
         if let Ok(ua) = HeaderValue::from_str(&self.user_agent) {
             headers.insert(http::header::USER_AGENT, ua);
         }

@@ -13,7 +13,11 @@ fn options_lists_the_verbs() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("allow"), Some("DELETE, GET, HEAD, OPTIONS, POST, PUT, REPLICATE, SSYNC"));
     assert_eq!(r.header("server"), Some("object-server/0.1.0"));
-    assert_eq!(n.req("SSYNC", "/sda/1", &[], b"").status, 501);
+    let ssync = n.req("SSYNC", "/sda/1", &[], b":MISSING_CHECK: START\r\n:MISSING_CHECK: END\r\n:UPDATES: START\r\n:UPDATES: END\r\n");
+    assert_eq!(
+        (ssync.status, String::from_utf8_lossy(&ssync.body).trim()),
+        (200, ":MISSING_CHECK: START\r\n\r\n:MISSING_CHECK: END\r\n:UPDATES: START\r\n:UPDATES: END")
+    );
     assert_eq!(n.req("COPY", P, &[], b"").status, 405);
 }
 

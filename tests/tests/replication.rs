@@ -257,3 +257,32 @@ fn a_post_made_while_a_primary_was_down_travels() {
         assert_eq!(p.files(root, d), files, "{}", d.device);
     }
 }
+
+#[test]
+fn an_unmounted_primary_is_replaced_by_a_handoff_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let c = start(root);
+    let s = session(&c, "e");
+    assert_eq!(s.req("PUT", "/e/o", &[], b"kept three times").status, 201);
+    let p = placement(&c, "e", "o");
+    let (failed, handoff) = (p.primaries[0].clone(), p.others[0].clone());
+    // The disk fails: its server answers 507 for it, and the other
+    // primaries place the third replica on the handoff instead.
+    let away = root.join("failed-disk");
+    std::fs::rename(device_dir(root, &failed), &away).unwrap();
+    replicate_until(&c, || match p.files(root, &handoff).iter().any(|f| f.ends_with(".data")) {
+        true => Ok(()),
+        false => Err(format!("handoff {} has no copy", handoff.device)),
+    });
+    // The disk is back: the handoff gives its copy back and lets go.
+    std::fs::rename(&away, device_dir(root, &failed)).unwrap();
+    replicate_until(&c, || match p.hash_dir(root, &handoff).exists() {
+        true => Err(format!("handoff {} still holds {:?}", handoff.device, p.files(root, &handoff))),
+        false => Ok(()),
+    });
+    for d in &p.primaries {
+        let r = p.direct(d, "e", "o", "GET");
+        assert_eq!((r.status, r.text().as_str()), (200, "kept three times"), "{}", d.device);
+    }
+}

@@ -521,10 +521,18 @@ impl Session {
         if let Err(r) = constraints::check_delete_headers(headers, ts) {
             return Ok(Outcome::new(r.status().as_u16(), "bad X-Delete-At", 0));
         }
-        let reserve = self.server.reserve_bytes(&self.device_path);
         let dev = self.device.clone();
-        let (l, n) = (loc.clone(), name.clone());
-        let mut writer = match self.server.devices.run(&dev, move || disk::begin_put(&l, &n, ts, length, reserve)).await {
+        let (l, n, server) = (loc.clone(), name.clone(), self.server.clone());
+        let begun = self
+            .server
+            .devices
+            .run(&dev, move || {
+                // statvfs: disk work too.
+                let reserve = server.reserve_bytes(&l.device_path);
+                disk::begin_put(&l, &n, ts, length, reserve)
+            })
+            .await;
+        let mut writer = match begun {
             Ok(w) => w,
             Err(e) => return Ok(Outcome::new(refusal_status(&e), e.to_string(), 0)),
         };
