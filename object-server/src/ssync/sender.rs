@@ -133,6 +133,17 @@ impl Sender {
             }
             Err(e) => {
                 out.abort("ssync send failed");
+                // A receiver that gave up says why before it hangs up; a
+                // send that failed on its hang-up would hide that.
+                if matches!(e, SyncError::Wire(WireError::Disconnected(_) | WireError::Timeout(..))) {
+                    input.set_timeout(Duration::from_secs(1));
+                    while let Ok(Some(line)) = input.read_line(self.network_chunk_size, "error").await {
+                        let line = wire::trim(&line);
+                        if line.starts_with(wire::ERROR_PREFIX.as_bytes()) {
+                            return Err(WireError::Protocol(format!("{e}; the receiver said {:?}", wire::cap(line))).into());
+                        }
+                    }
+                }
                 Err(e)
             }
         }
