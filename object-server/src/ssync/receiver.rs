@@ -570,6 +570,7 @@ impl Session {
                 return Ok(Outcome::new(422, "Etag of the body does not match the ETag header", consumed));
             }
         }
+        stored.insert("name".into(), name);
         stored.insert("X-Timestamp".into(), ts.internal());
         stored.insert("Content-Type".into(), ctype);
         stored.insert("Content-Length".into(), length.to_string());
