@@ -414,9 +414,13 @@ impl ObjectReplicator {
         pass.total()
     }
 
-    /// Resolves once no job has finished for `lockup_timeout`.
+    /// Resolves once no job has finished for `lockup_timeout` (never, when
+    /// it is 0).
     async fn lockup_watch(&self, pass: &Pass) {
         let limit = self.settings.lockup_timeout;
+        if limit.is_zero() {
+            return std::future::pending().await;
+        }
         loop {
             let since = pass.last_progress.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
             if since >= limit {
