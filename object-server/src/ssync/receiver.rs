@@ -39,9 +39,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 const CHECK_BATCH: usize = 128;
 
 /// Headers that are sent but never stored: the ETag is recomputed, the
-/// others are addressed to the receiver itself (Swift leaves out `etag`
-/// and `x-backend-no-commit`, and overrides the rest; we also leave out the
-/// `name` that Swift's sender puts in a POST).
+/// name comes from the subrequest's path, the others are addressed to the
+/// receiver itself (Swift leaves out `etag` and `x-backend-no-commit` and
+/// overrides the rest; neither sender sends them).
 const NOT_STORED: [&str; 8] = [
     "etag",
     wire::NO_COMMIT_HEADER,
