@@ -138,4 +138,20 @@ fn a_rotten_replica_is_quarantined_and_the_others_are_left_alone() {
     }
     assert_eq!(s.req("GET", &format!("/audit/{good_name}"), &[], b"").body, small);
 
+    // The quarantine invalidated the suffix: one replication pass on every
+    // node brings the corrupted primary a good copy again.
+    for i in 1..=c.opts.devices {
+        c.run_once("object-replicator", "object", i, &[]).unwrap();
+    }
+    let restored = data_file(&bad_dev, &hash_dir).expect("the corrupted primary holds the object again");
+    assert_eq!(std::fs::read(&restored).unwrap(), data, "{} is a good copy", restored.display());
+    let direct = format!(
+        "http://{}:{}/{}/{}/AUTH_test/audit/big",
+        primaries[0].ip,
+        primaries[0].port,
+        primaries[0].device,
+        hash_dir.split('/').nth(1).unwrap()
+    );
+    let r = request("GET", &direct, &[], b"");
+    assert_eq!((r.status, r.body == data), (200, true), "served by the restored primary");
 }
