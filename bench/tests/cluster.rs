@@ -9,14 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn start(dir: &std::path::Path) -> Cluster {
-    Cluster::start(Options {
-        data_dir: dir.to_path_buf(),
-        proxy_port: 0,
-        part_power: 6,
-        show_logs: std::env::var_os("SWIFT_TEST_LOGS").is_some(),
-        ..Options::default()
-    })
-    .expect("cluster starts (are the server binaries built? cargo build --workspace)")
+    Cluster::start(Options::for_test(dir)).expect("cluster starts (are the server binaries built? cargo build --workspace)")
 }
 
 fn run_json(c: &Cluster, extra: &[&str]) -> Value {

@@ -1342,7 +1342,10 @@ mod tests {
         assert!(!bad_size.exists() && !bad_zero.exists());
         // Both passes together: the ALL pass finds the rotten body.
         let report = auditor.audit(&Scope::default()).await;
-        assert_eq!(report.total(AuditType::Zbf), AuditStats { passes: 1, ..Default::default() });
+        // The two passes run at once: the ZBF pass sees the rotten object
+        // (a good size, so it passes) unless the ALL pass moved it first.
+        let zbf = report.total(AuditType::Zbf);
+        assert!(zbf.passes <= 1 && zbf.quarantined == 0 && zbf.errors == 0, "{zbf:?}");
         assert_eq!(report.total(AuditType::All), AuditStats { passes: 1, quarantined: 1, errors: 0, bytes_processed: 11 });
         assert!(!bad_md5.exists());
     }

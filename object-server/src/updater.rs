@@ -105,9 +105,7 @@ impl common::daemon::Daemon for ObjectUpdater {
 
     fn from_config(conf: &ConfigFile) -> Result<Self, String> {
         let settings = UpdaterSettings::from_config(conf).map_err(|e| e.to_string())?;
-        let swift = common::swift_conf::SwiftConf::load_dir(&settings.server.swift_dir).map_err(|e| format!("loading swift.conf: {e}"))?;
-        let ring = Ring::load_named(&settings.server.swift_dir, "container", swift.hash.clone())
-            .map_err(|e| format!("loading the container ring from {}: {e}", settings.server.swift_dir.display()))?;
+        let ring = Ring::load_with_swift_conf(&settings.server.swift_dir, "container")?;
         Ok(ObjectUpdater::new(settings, ring))
     }
 

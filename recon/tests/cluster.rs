@@ -8,14 +8,7 @@ use ring::builder::RingBuilder;
 use support::*;
 
 fn start(dir: &std::path::Path) -> Cluster {
-    Cluster::start(Options {
-        data_dir: dir.to_path_buf(),
-        proxy_port: 0,
-        part_power: 6,
-        show_logs: std::env::var_os("SWIFT_TEST_LOGS").is_some(),
-        ..Options::default()
-    })
-    .expect("cluster starts (build the server binaries first: cargo build --workspace)")
+    Cluster::start(Options::for_test(dir)).expect("cluster starts (build the server binaries first: cargo build --workspace)")
 }
 
 /// A copy of the cluster's swift dir, to edit without disturbing it.

@@ -285,6 +285,14 @@ impl Ring {
         Ring::load(&swift_dir.join(format!("{name}.ring.gz")), hash)
     }
 
+    /// Loads `<swift_dir>/<name>.ring.gz` with the hash path prefix and
+    /// suffix of `<swift_dir>/swift.conf`, as a daemon does at start-up;
+    /// the error says which file could not be used.
+    pub fn load_with_swift_conf(swift_dir: &Path, name: &str) -> Result<Ring, String> {
+        let swift = common::swift_conf::SwiftConf::load_dir(swift_dir).map_err(|e| format!("loading swift.conf: {e}"))?;
+        Ring::load_named(swift_dir, name, swift.hash).map_err(|e| format!("loading the {name} ring from {}: {e}", swift_dir.display()))
+    }
+
     /// Loads a ring file.
     pub fn load(path: &Path, hash: HashPathConf) -> Result<Ring, RingError> {
         let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();

@@ -53,6 +53,21 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// A cluster for a test: laid out under `dir`, every port picked at run
+    /// time, a small ring (part power 6); the servers' logs go to stderr
+    /// when `SWIFT_TEST_LOGS` is set.
+    pub fn for_test(dir: &Path) -> Options {
+        Options {
+            data_dir: dir.to_path_buf(),
+            proxy_port: 0,
+            part_power: 6,
+            show_logs: std::env::var_os("SWIFT_TEST_LOGS").is_some(),
+            ..Options::default()
+        }
+    }
+}
+
 /// The kinds of storage server, with Swift's SAIO base ports.
 pub const STORAGE_TYPES: [(&str, u16); 3] = [("object", 6210), ("container", 6211), ("account", 6212)];
 
@@ -333,6 +348,71 @@ impl Cluster {
             p.stop(Duration::from_secs(10));
         }
     }
+}
+
+/// Where one object lives in a cluster: its partition, name hash and
+/// primaries (from the ring, never from assumptions about ports), and the
+/// devices that are not its primaries.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub part: u32,
+    pub hash: String,
+    pub primaries: Vec<Device>,
+    pub others: Vec<Device>,
+}
+
+impl Placement {
+    /// `objects/<part>/<suffix>/<hash>`: the hash directory below a device.
+    pub fn hash_dir_below_device(&self) -> String {
+        format!("objects/{}/{}/{}", self.part, &self.hash[self.hash.len() - 3..], self.hash)
+    }
+
+    /// `d`'s hash directory of the object.
+    pub fn hash_dir(&self, c: &Cluster, d: &Device) -> PathBuf {
+        c.device_dir(d).join(self.hash_dir_below_device())
+    }
+
+    /// `d`'s `.data` file of the object, if it has one.
+    pub fn data_file(&self, c: &Cluster, d: &Device) -> Option<PathBuf> {
+        std::fs::read_dir(self.hash_dir(c, d)).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "data"))
+    }
+
+    /// `http://ip:port/<dev>/<part>/<account>/<container>/<object>`: the
+    /// object straight from `d`'s object server.
+    pub fn direct_url(&self, d: &Device, account: &str, container: &str, object: &str) -> String {
+        format!("http://{}:{}/{}/{}/{account}/{container}/{object}", d.ip, d.port, d.device, self.part)
+    }
+}
+
+impl Cluster {
+    /// Where `/<account>/<container>/<object>` lives, by the object ring.
+    pub fn placement(&self, account: &str, container: &str, object: &str) -> Result<Placement> {
+        let conf = common::swift_conf::SwiftConf::load_dir(&self.etc)?;
+        let ring = ring::Ring::load_named(&self.etc, "object", conf.hash.clone()).map_err(|e| anyhow!("{e}"))?;
+        let (part, primaries) = ring.get_nodes(account, Some(container), Some(object)).map_err(|e| anyhow!("{e}"))?;
+        let hash = conf.hash.hash_path(account, Some(container), Some(object)).map_err(|e| anyhow!("{e}"))?;
+        let others = ring.table().devs().iter().flatten().filter(|d| !primaries.iter().any(|p| p.id == d.id)).cloned().collect();
+        Ok(Placement { part, hash, primaries, others })
+    }
+
+    /// The directory of ring device `d` (`<data>/devices/<i>/sdb<i>`).
+    pub fn device_dir(&self, d: &Device) -> PathBuf {
+        self.opts.data_dir.join("devices").join(&d.device[3..]).join(&d.device)
+    }
+}
+
+/// Overwrites `len` bytes of a file at `at`, in place (its xattrs stay as
+/// they were): bit rot in a replica's `.data`.
+pub fn rot(file: &Path, at: u64, len: usize) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(file)?;
+    f.write_all_at(&vec![b'#'; len], at)?;
+    Ok(())
+}
+
+/// `len` bytes of a pattern that differs with `seed`, for object bodies.
+pub fn body_of(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8).collect()
 }
 
 impl Drop for Cluster {

@@ -4,53 +4,29 @@
 //! clients keep getting the right bytes, and recon reports what happened.
 
 use cluster::client::{login, request};
-use cluster::{Cluster, Options};
+use cluster::{body_of, rot, Cluster, Options};
 use common::testing::files_under;
 use std::path::{Path, PathBuf};
 
 fn start(dir: &Path) -> Cluster {
-    Cluster::start(Options {
-        data_dir: dir.to_path_buf(),
-        proxy_port: 0,
-        part_power: 6,
-        show_logs: std::env::var_os("SWIFT_TEST_LOGS").is_some(),
-        ..Options::default()
-    })
-    .expect("cluster starts")
+    Cluster::start(Options::for_test(dir)).expect("cluster starts")
 }
 
-/// The device directory of ring device `d` in a `swift-saio` layout
-/// (`<data>/devices/<i>/sdb<i>`), and the index `i` of its servers.
-fn device_dir(root: &Path, d: &ring::Device) -> (PathBuf, usize) {
-    let i = &d.device[3..];
-    (root.join("devices").join(i).join(&d.device), i.parse().expect("sdb<i>"))
+/// The directory of ring device `d`, and the index `i` of its servers.
+fn device_dir(c: &Cluster, d: &ring::Device) -> (PathBuf, usize) {
+    (c.device_dir(d), d.device[3..].parse().expect("sdb<i>"))
 }
 
 /// Where `/AUTH_test/<container>/<object>` lives: its hash dir below a
 /// device, and its primaries.
 fn placement(c: &Cluster, container: &str, object: &str) -> (String, Vec<ring::Device>) {
-    let conf = common::swift_conf::SwiftConf::load_dir(&c.etc).unwrap();
-    let ring = ring::Ring::load_named(&c.etc, "object", conf.hash.clone()).unwrap();
-    let (part, primaries) = ring.get_nodes("AUTH_test", Some(container), Some(object)).unwrap();
-    let hash = conf.hash.hash_path("AUTH_test", Some(container), Some(object)).unwrap();
-    (format!("objects/{part}/{}/{hash}", &hash[29..]), primaries)
+    let p = c.placement("AUTH_test", container, object).unwrap();
+    (p.hash_dir_below_device(), p.primaries)
 }
 
 /// The `.data` file of a replica.
 fn data_file(device: &Path, hash_dir: &str) -> Option<PathBuf> {
     std::fs::read_dir(device.join(hash_dir)).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "data"))
-}
-
-/// Overwrites `len` bytes of a replica's `.data` at `at`, in place (its
-/// metadata stays as it was): bit rot.
-fn rot(data: &Path, at: u64, len: usize) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(data).unwrap();
-    f.write_all_at(&vec![b'#'; len], at).unwrap();
-}
-
-fn body_of(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8).collect()
 }
 
 /// What `swift-recon <args>` prints about the cluster.
@@ -78,7 +54,7 @@ fn a_rotten_replica_is_quarantined_and_the_others_are_left_alone() {
     let data = body_of(3 * 1024 * 1024 + 5, 7);
     assert_eq!(s.req("PUT", "/audit/big", &[], &data).status, 201);
     let (hash_dir, primaries) = placement(&c, "audit", "big");
-    let (bad_dev, bad) = device_dir(dir.path(), &primaries[0]);
+    let (bad_dev, bad) = device_dir(&c, &primaries[0]);
     // A good object on the same node as the rotten replica.
     let small = b"a small good object".to_vec();
     let mut good_here = None;
@@ -94,7 +70,7 @@ fn a_rotten_replica_is_quarantined_and_the_others_are_left_alone() {
     let (good_name, good_here) = good_here.expect("an object placed on the node");
     let bad_data = data_file(&bad_dev, &hash_dir).expect("the replica's .data");
     let data_name = bad_data.file_name().unwrap().to_owned();
-    rot(&bad_data, 2_000_000, 16);
+    rot(&bad_data, 2_000_000, 16).unwrap();
 
     // An audit of another device of that node does not touch it.
     c.run_once("object-auditor", "object", bad, &["--devices", "sdb99"]).unwrap();
@@ -107,7 +83,7 @@ fn a_rotten_replica_is_quarantined_and_the_others_are_left_alone() {
     assert_eq!(files_under(&bad_dev.join("quarantined")), vec![quarantined.clone()], "nothing else is quarantined");
     assert!(data_file(&bad_dev, &good_here).is_some(), "the node's good object stays");
     for d in &primaries[1..] {
-        let (dev, _) = device_dir(dir.path(), d);
+        let (dev, _) = device_dir(&c, d);
         let f = data_file(&dev, &hash_dir).expect("the other replicas stay");
         assert_eq!(std::fs::read(&f).unwrap(), data, "{} untouched", f.display());
         assert!(files_under(&dev.join("quarantined")).is_empty());
@@ -127,7 +103,7 @@ fn a_rotten_replica_is_quarantined_and_the_others_are_left_alone() {
     assert!(out.contains("[ALL_quarantined_last_path] low: 1, high: 1"), "{out}");
     assert!(out.contains("[quarantined_objects] low: 0, high: 1, avg: 0.2, total: 1,"), "{out}");
     // An audit of a good replica's node finds nothing.
-    let (good_dev, good) = device_dir(dir.path(), &primaries[1]);
+    let (good_dev, good) = device_dir(&c, &primaries[1]);
     c.run_once("object-auditor", "object", good, &[]).unwrap();
     assert!(data_file(&good_dev, &hash_dir).is_some());
 

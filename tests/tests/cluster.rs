@@ -5,14 +5,7 @@ use cluster::client::{request, Session};
 use cluster::{Cluster, Options};
 
 fn start(dir: &std::path::Path) -> Cluster {
-    Cluster::start(Options {
-        data_dir: dir.to_path_buf(),
-        proxy_port: 0,
-        part_power: 6,
-        show_logs: std::env::var_os("SWIFT_TEST_LOGS").is_some(),
-        ..Options::default()
-    })
-    .expect("cluster starts")
+    Cluster::start(Options::for_test(dir)).expect("cluster starts")
 }
 
 fn login(c: &Cluster, user: &str, key: &str) -> Session {

@@ -4,7 +4,7 @@
 //! and a damaged replica never reaches a client as a good, complete `200`.
 
 use cluster::client::{login, request, try_request, Session};
-use cluster::{Cluster, Options};
+use cluster::{body_of, rot, Cluster, Options};
 use common::testing::files_under;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -19,15 +19,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 const SLACK: Duration = Duration::from_secs(20);
 
 fn start(dir: &Path, extra_conf: &str) -> Cluster {
-    Cluster::start(Options {
-        data_dir: dir.to_path_buf(),
-        proxy_port: 0,
-        part_power: 6,
-        show_logs: std::env::var_os("SWIFT_TEST_LOGS").is_some(),
-        extra_conf: extra_conf.to_string(),
-        ..Options::default()
-    })
-    .expect("cluster starts")
+    Cluster::start(Options { extra_conf: extra_conf.to_string(), ..Options::for_test(dir) }).expect("cluster starts")
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -188,26 +180,6 @@ fn half_closed_requests_get_their_answer() {
     assert_eq!(s.req("GET", "/half/o", &[], b"").text(), "hello");
 }
 
-/// The device directory of ring device `d` in a `swift-saio` layout.
-fn device_dir(root: &Path, d: &ring::Device) -> PathBuf {
-    root.join("devices").join(&d.device[3..]).join(&d.device)
-}
-
-/// Where `/AUTH_test/<container>/<object>` lives: its partition hash dir
-/// below a device, and its primaries.
-fn placement(c: &Cluster, container: &str, object: &str) -> (String, Vec<ring::Device>) {
-    let conf = common::swift_conf::SwiftConf::load_dir(&c.etc).unwrap();
-    let ring = ring::Ring::load_named(&c.etc, "object", conf.hash.clone()).unwrap();
-    let (part, primaries) = ring.get_nodes("AUTH_test", Some(container), Some(object)).unwrap();
-    let hash = conf.hash.hash_path("AUTH_test", Some(container), Some(object)).unwrap();
-    (format!("objects/{part}/{}/{hash}", &hash[29..]), primaries)
-}
-
-fn direct_url(d: &ring::Device, hash_dir: &str, container: &str, object: &str) -> String {
-    let part = hash_dir.split('/').nth(1).unwrap();
-    format!("http://{}:{}/{}/{part}/AUTH_test/{container}/{object}", d.ip, d.port, d.device)
-}
-
 fn quarantined(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dev in std::fs::read_dir(root.join("devices")).unwrap().flatten() {
@@ -235,14 +207,15 @@ fn readers_racing_writers_never_quarantine_an_acknowledged_write() {
     // Readers straight at every primary, on kept-alive connections, so
     // that they are many and fast enough to be caught mid-read by the
     // writes' cleanups.
-    let (hash_dir, primaries) = placement(&c, "race", "o");
+    let place = c.placement("AUTH_test", "race", "o").unwrap();
+    let primaries = &place.primaries;
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = primaries
         .iter()
         .flat_map(|d| [d.clone(), d.clone()])
         .map(|d| {
             let stop = stop.clone();
-            let path = direct_url(&d, &hash_dir, "race", "o").split_off(format!("http://{}:{}", d.ip, d.port).len());
+            let path = place.direct_url(&d, "AUTH_test", "race", "o").split_off(format!("http://{}:{}", d.ip, d.port).len());
             std::thread::spawn(move || {
                 let mut conn = connect(d.port);
                 conn.set_nodelay(true).unwrap();
@@ -285,30 +258,19 @@ fn readers_racing_writers_never_quarantine_an_acknowledged_write() {
     let same_everywhere = common::testing::poll_until(Duration::from_secs(30), || {
         primaries
             .iter()
-            .all(|d| request("HEAD", &direct_url(d, &hash_dir, "race", "o"), &[], b"").header("x-timestamp") == last.header("x-timestamp"))
+            .all(|d| {
+                request("HEAD", &place.direct_url(d, "AUTH_test", "race", "o"), &[], b"").header("x-timestamp")
+                    == last.header("x-timestamp")
+            })
             .then_some(())
     });
     assert!(same_everywhere.is_some(), "the primaries agree on the newest write");
-    for d in &primaries {
-        let r = request("GET", &direct_url(d, &hash_dir, "race", "o"), &[], b"");
+    for d in primaries {
+        let r = request("GET", &place.direct_url(d, "AUTH_test", "race", "o"), &[], b"");
         assert_eq!((r.status, r.text()), (200, last.text()), "the last write on {}", d.device);
         assert_eq!(r.header("x-object-meta-key89"), Some(value.as_str()));
     }
     assert_eq!(quarantined(dir.path()), Vec::<PathBuf>::new(), "nothing is quarantined");
-}
-
-/// Overwrites `len` bytes in the middle of `d`'s copy of the object, in
-/// place (its metadata stays as it was): bit rot.
-fn rot(root: &Path, d: &ring::Device, hash_dir: &str, at: u64, len: usize) {
-    use std::os::unix::fs::FileExt;
-    let dir = device_dir(root, d).join(hash_dir);
-    let data = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "data")).unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
-    f.write_all_at(&vec![b'#'; len], at).unwrap();
-}
-
-fn body_of(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8).collect()
 }
 
 #[test]
@@ -319,9 +281,9 @@ fn a_rotten_small_replica_is_served_from_a_good_one() {
     assert_eq!(s.req("PUT", "/rot", &[], b"").status, 201);
     let data = body_of(20_000, 1);
     assert_eq!(s.req("PUT", "/rot/small", &[], &data).status, 201);
-    let (hash_dir, primaries) = placement(&c, "rot", "small");
-    let bad = &primaries[0];
-    rot(dir.path(), bad, &hash_dir, 10_000, 16);
+    let place = c.placement("AUTH_test", "rot", "small").unwrap();
+    let bad = &place.primaries[0];
+    rot(&place.data_file(&c, bad).unwrap(), 10_000, 16).unwrap();
     for i in 0..20 {
         let r = s.req("GET", "/rot/small", &[], b"");
         assert_eq!(r.status, 200, "GET {i}");
@@ -329,9 +291,9 @@ fn a_rotten_small_replica_is_served_from_a_good_one() {
     }
     // The rotten copy is never served: it answers as a missing replica and
     // is quarantined (if no proxy GET reached it first, this one does).
-    assert_eq!(request("GET", &direct_url(bad, &hash_dir, "rot", "small"), &[], b"").status, 404);
+    assert_eq!(request("GET", &place.direct_url(bad, "AUTH_test", "rot", "small"), &[], b"").status, 404);
     assert!(!quarantined(dir.path()).is_empty());
-    assert_eq!(request("GET", &direct_url(&primaries[1], &hash_dir, "rot", "small"), &[], b"").body, data);
+    assert_eq!(request("GET", &place.direct_url(&place.primaries[1], "AUTH_test", "rot", "small"), &[], b"").body, data);
 }
 
 /// A GET through `s` that must never be a complete `200` with wrong
@@ -362,9 +324,9 @@ fn a_rotten_large_replica_never_reaches_a_client_as_good_data() {
     // must refuse to finish them from a good one.
     for (name, rotten) in [("one-bad", 1), ("two-bad", 2)] {
         assert_eq!(s.req("PUT", &format!("/rot/{name}"), &[], &data).status, 201);
-        let (hash_dir, primaries) = placement(&c, "rot", name);
-        for (i, d) in primaries.iter().take(rotten).enumerate() {
-            rot(dir.path(), d, &hash_dir, 1_000_000 + i as u64 * 7, 16);
+        let place = c.placement("AUTH_test", "rot", name).unwrap();
+        for (i, d) in place.primaries.iter().take(rotten).enumerate() {
+            rot(&place.data_file(&c, d).unwrap(), 1_000_000 + i as u64 * 7, 16).unwrap();
         }
         let mut good = 0;
         for _ in 0..20 {
@@ -373,7 +335,7 @@ fn a_rotten_large_replica_never_reaches_a_client_as_good_data() {
         assert!(good > 0, "{name}: the good replica serves the object");
         // Straight from a rotten copy's server: never a complete 200 with
         // wrong bytes either; after it the copy is quarantined.
-        let url = direct_url(&primaries[0], &hash_dir, "rot", name);
+        let url = place.direct_url(&place.primaries[0], "AUTH_test", "rot", name);
         match try_request("GET", &url, &[], b"") {
             Ok(r) if r.status == 200 => assert!(!r.is_complete(), "{name}: the rotten copy's body is broken off"),
             Ok(r) => assert_eq!(r.status, 404, "{name}: already quarantined"),

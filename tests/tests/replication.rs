@@ -9,65 +9,34 @@
 //! converged, or a deadline passes.
 
 use cluster::client::{login, request, Session};
-use cluster::{Cluster, Options};
-use std::path::{Path, PathBuf};
+use cluster::{Cluster, Options, Placement};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long replication may take to converge on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(180);
 
 fn start(dir: &Path) -> Cluster {
-    Cluster::start(Options {
-        data_dir: dir.to_path_buf(),
-        proxy_port: 0,
-        part_power: 6,
-        show_logs: std::env::var_os("SWIFT_TEST_LOGS").is_some(),
-        ..Options::default()
-    })
-    .expect("cluster starts")
+    Cluster::start(Options::for_test(dir)).expect("cluster starts")
 }
 
-/// Where an object lives: its partition, hash and primaries, and the
-/// devices that are not its primaries.
-struct Placement {
-    part: u32,
-    hash: String,
-    primaries: Vec<ring::Device>,
-    others: Vec<ring::Device>,
-}
-
+/// Where `/AUTH_test/<container>/<object>` lives.
 fn placement(c: &Cluster, container: &str, object: &str) -> Placement {
-    let conf = common::swift_conf::SwiftConf::load_dir(&c.etc).unwrap();
-    let ring = ring::Ring::load_named(&c.etc, "object", conf.hash.clone()).unwrap();
-    let (part, primaries) = ring.get_nodes("AUTH_test", Some(container), Some(object)).unwrap();
-    let hash = conf.hash.hash_path("AUTH_test", Some(container), Some(object)).unwrap();
-    let others = ring.table().devs().iter().flatten().filter(|d| !primaries.iter().any(|p| p.id == d.id)).cloned().collect();
-    Placement { part, hash, primaries, others }
+    c.placement("AUTH_test", container, object).unwrap()
 }
 
-/// The device directory of ring device `d` in a `swift-saio` layout.
-fn device_dir(root: &Path, d: &ring::Device) -> PathBuf {
-    root.join("devices").join(&d.device[3..]).join(&d.device)
+/// The file names in `d`'s hash directory of the object.
+fn files(c: &Cluster, p: &Placement, d: &ring::Device) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(p.hash_dir(c, d))
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
-impl Placement {
-    fn hash_dir(&self, root: &Path, d: &ring::Device) -> PathBuf {
-        device_dir(root, d).join("objects").join(self.part.to_string()).join(&self.hash[29..]).join(&self.hash)
-    }
-
-    /// The file names in `d`'s hash directory of the object.
-    fn files(&self, root: &Path, d: &ring::Device) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.hash_dir(root, d))
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
-        names.sort();
-        names
-    }
-
-    fn direct(&self, d: &ring::Device, container: &str, object: &str, method: &str) -> cluster::client::Resp {
-        let url = format!("http://{}:{}/{}/{}/AUTH_test/{container}/{object}", d.ip, d.port, d.device, self.part);
-        request(method, &url, &[], b"")
-    }
+/// The object straight from `d`'s object server.
+fn direct(p: &Placement, d: &ring::Device, container: &str, object: &str, method: &str) -> cluster::client::Resp {
+    request(method, &p.direct_url(d, "AUTH_test", container, object), &[], b"")
 }
 
 /// The object server (1-based, as in the configs) that holds device `d`.
@@ -120,20 +89,20 @@ fn a_primary_that_missed_writes_is_filled_in_and_the_handoff_lets_go() {
     c.servers("object")[server_of(&down) - 1].restart(&ip).unwrap();
     for o in &names {
         let p = placement(&c, "a", o);
-        assert!(p.files(root, &down).is_empty(), "{o} missed the primary that was down");
-        assert!(p.others.iter().any(|h| !p.files(root, h).is_empty()), "{o} went to a handoff");
+        assert!(files(&c, &p, &down).is_empty(), "{o} missed the primary that was down");
+        assert!(p.others.iter().any(|h| !files(&c, &p, h).is_empty()), "{o} went to a handoff");
     }
     replicate_until(&c, || {
         for o in &names {
             let p = placement(&c, "a", o);
             for d in &p.primaries {
-                if !p.files(root, d).iter().any(|f| f.ends_with(".data")) {
+                if !files(&c, &p, d).iter().any(|f| f.ends_with(".data")) {
                     return Err(format!("{o} is not on primary {}", d.device));
                 }
             }
             for h in &p.others {
-                if p.hash_dir(root, h).exists() {
-                    return Err(format!("handoff {} still holds {o}: {:?}", h.device, p.files(root, h)));
+                if p.hash_dir(&c, h).exists() {
+                    return Err(format!("handoff {} still holds {o}: {:?}", h.device, files(&c, &p, h)));
                 }
             }
         }
@@ -142,7 +111,7 @@ fn a_primary_that_missed_writes_is_filled_in_and_the_handoff_lets_go() {
     for o in &names {
         let p = placement(&c, "a", o);
         for d in &p.primaries {
-            let r = p.direct(d, "a", o, "GET");
+            let r = direct(&p, d, "a", o, "GET");
             assert_eq!((r.status, r.text()), (200, format!("body of {o}")), "{o} on {}", d.device);
         }
     }
@@ -169,23 +138,23 @@ fn a_delete_made_while_a_primary_was_down_reaches_it() {
     let ip = c.opts.bind_ip.clone();
     c.servers("object")[server_of(&down) - 1].restart(&ip).unwrap();
     // The primary that was down still serves the object: a stale read.
-    assert_eq!(p.direct(&down, "b", "o", "GET").status, 200);
+    assert_eq!(direct(&p, &down, "b", "o", "GET").status, 200);
     replicate_until(&c, || {
         for d in p.primaries.iter().chain(&p.others) {
-            let r = p.direct(d, "b", "o", "GET");
+            let r = direct(&p, d, "b", "o", "GET");
             if r.status != 404 {
                 return Err(format!("{} answers {}", d.device, r.status));
             }
         }
         for h in &p.others {
-            if p.hash_dir(root, h).exists() {
+            if p.hash_dir(&c, h).exists() {
                 return Err(format!("handoff {} still holds the tombstone", h.device));
             }
         }
         Ok(())
     });
     for d in &p.primaries {
-        let files = p.files(root, d);
+        let files = files(&c, &p, d);
         assert!(files.len() == 1 && files[0].ends_with(".ts"), "{} holds {files:?}", d.device);
     }
     assert_eq!(s.req("GET", "/b/o", &[], b"").status, 404);
@@ -203,13 +172,13 @@ fn a_wiped_device_is_refilled() {
     for o in &names {
         assert_eq!(s.req("PUT", &format!("/c/{o}"), &[("X-Object-Meta-Name", o)], format!("body of {o}").as_bytes()).status, 201);
     }
-    std::fs::remove_dir_all(device_dir(root, &wiped).join("objects")).unwrap();
+    std::fs::remove_dir_all(c.device_dir(&wiped).join("objects")).unwrap();
     for o in &names {
-        assert_eq!(placement(&c, "c", o).direct(&wiped, "c", o, "GET").status, 404);
+        assert_eq!(direct(&placement(&c, "c", o), &wiped, "c", o, "GET").status, 404);
     }
     replicate_until(&c, || {
         for o in &names {
-            let r = placement(&c, "c", o).direct(&wiped, "c", o, "GET");
+            let r = direct(&placement(&c, "c", o), &wiped, "c", o, "GET");
             if r.status != 200 {
                 return Err(format!("{o} on {}: {}", wiped.device, r.status));
             }
@@ -217,7 +186,7 @@ fn a_wiped_device_is_refilled() {
         Ok(())
     });
     for o in &names {
-        let r = placement(&c, "c", o).direct(&wiped, "c", o, "GET");
+        let r = direct(&placement(&c, "c", o), &wiped, "c", o, "GET");
         assert_eq!(r.text(), format!("body of {o}"));
         assert_eq!(r.header("x-object-meta-name"), Some(o.as_str()), "metadata came along");
     }
@@ -237,24 +206,24 @@ fn a_post_made_while_a_primary_was_down_travels() {
     assert_eq!(r.status, 202, "{}", r.text());
     let ip = c.opts.bind_ip.clone();
     c.servers("object")[server_of(&down) - 1].restart(&ip).unwrap();
-    assert_eq!(p.direct(&down, "d", "o", "HEAD").header("x-object-meta-color"), Some("red"));
+    assert_eq!(direct(&p, &down, "d", "o", "HEAD").header("x-object-meta-color"), Some("red"));
     replicate_until(&c, || {
         for d in &p.primaries {
-            let r = p.direct(d, "d", "o", "HEAD");
+            let r = direct(&p, d, "d", "o", "HEAD");
             if r.header("x-object-meta-color") != Some("blue") {
                 return Err(format!("{} answers {} with color {:?}", d.device, r.status, r.header("x-object-meta-color")));
             }
         }
         Ok(())
     });
-    let r = p.direct(&down, "d", "o", "GET");
+    let r = direct(&p, &down, "d", "o", "GET");
     assert_eq!((r.status, r.text().as_str()), (200, "paint"));
     assert_eq!(r.header("content-type"), Some("text/x-paint"), "the new content type came with the .meta");
-    assert!(p.files(root, &down).iter().any(|f| f.ends_with(".meta")), "{:?}", p.files(root, &down));
+    assert!(files(&c, &p, &down).iter().any(|f| f.ends_with(".meta")), "{:?}", files(&c, &p, &down));
     // Every primary now holds the same files.
-    let files = p.files(root, &p.primaries[0]);
+    let first = files(&c, &p, &p.primaries[0]);
     for d in &p.primaries {
-        assert_eq!(p.files(root, d), files, "{}", d.device);
+        assert_eq!(files(&c, &p, d), first, "{}", d.device);
     }
 }
 
@@ -270,19 +239,19 @@ fn an_unmounted_primary_is_replaced_by_a_handoff_until_it_is_back() {
     // The disk fails: its server answers 507 for it, and the other
     // primaries place the third replica on the handoff instead.
     let away = root.join("failed-disk");
-    std::fs::rename(device_dir(root, &failed), &away).unwrap();
-    replicate_until(&c, || match p.files(root, &handoff).iter().any(|f| f.ends_with(".data")) {
+    std::fs::rename(c.device_dir(&failed), &away).unwrap();
+    replicate_until(&c, || match files(&c, &p, &handoff).iter().any(|f| f.ends_with(".data")) {
         true => Ok(()),
         false => Err(format!("handoff {} has no copy", handoff.device)),
     });
     // The disk is back: the handoff gives its copy back and lets go.
-    std::fs::rename(&away, device_dir(root, &failed)).unwrap();
-    replicate_until(&c, || match p.hash_dir(root, &handoff).exists() {
-        true => Err(format!("handoff {} still holds {:?}", handoff.device, p.files(root, &handoff))),
+    std::fs::rename(&away, c.device_dir(&failed)).unwrap();
+    replicate_until(&c, || match p.hash_dir(&c, &handoff).exists() {
+        true => Err(format!("handoff {} still holds {:?}", handoff.device, files(&c, &p, &handoff))),
         false => Ok(()),
     });
     for d in &p.primaries {
-        let r = p.direct(d, "e", "o", "GET");
+        let r = direct(&p, d, "e", "o", "GET");
         assert_eq!((r.status, r.text().as_str()), (200, "kept three times"), "{}", d.device);
     }
 }
