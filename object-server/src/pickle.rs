@@ -146,22 +146,37 @@ mod op {
 struct Shape {
     depth: u32,
     weight: u64,
+    /// A dict, list or tuple. A memo entry keeps the shape the item had
+    /// when memoised, and CPython memoises a container before filling it,
+    /// so fetching a container from the memo could hide any size or depth
+    /// behind an empty one (and a decoder that copies shared references
+    /// would blow it up). Swift's formats share only strings and globals:
+    /// fetching a container is refused.
+    container: bool,
 }
 
 impl Shape {
     fn leaf(len: usize) -> Shape {
-        Shape { depth: 1, weight: NODE_WEIGHT + len as u64 }
+        Shape { depth: 1, weight: NODE_WEIGHT + len as u64, container: false }
+    }
+
+    fn empty_container() -> Shape {
+        Shape { container: true, ..Shape::leaf(0) }
     }
 
     fn wrap(items: &[Shape]) -> Shape {
         let depth = 1 + items.iter().map(|s| s.depth).max().unwrap_or(0);
         let weight = items.iter().fold(NODE_WEIGHT, |w, s| w.saturating_add(s.weight));
-        Shape { depth, weight }
+        Shape { depth, weight, container: true }
     }
 
     fn add(self, items: &[Shape]) -> Shape {
         let inner = Shape::wrap(items);
-        Shape { depth: self.depth.max(inner.depth), weight: self.weight.saturating_add(inner.weight - NODE_WEIGHT) }
+        Shape {
+            depth: self.depth.max(inner.depth),
+            weight: self.weight.saturating_add(inner.weight - NODE_WEIGHT),
+            container: self.container,
+        }
     }
 }
 
@@ -288,7 +303,8 @@ pub fn check(data: &[u8]) -> Result<usize, String> {
                 s.push(top)?;
                 s.push(top)?;
             }
-            op::NONE | op::NEWTRUE | op::NEWFALSE | op::EMPTY_DICT | op::EMPTY_LIST | op::EMPTY_TUPLE => s.push(Shape::leaf(0))?,
+            op::NONE | op::NEWTRUE | op::NEWFALSE => s.push(Shape::leaf(0))?,
+            op::EMPTY_DICT | op::EMPTY_LIST | op::EMPTY_TUPLE => s.push(Shape::empty_container())?,
             op::INT | op::LONG | op::FLOAT => {
                 s.line(MAX_NUMBER_LINE)?;
                 s.push(Shape::leaf(0))?;
@@ -386,6 +402,9 @@ pub fn check(data: &[u8]) -> Result<usize, String> {
             op::GET | op::BINGET | op::LONG_BINGET => {
                 let i = s.memo_index(code)?;
                 let v = *s.memo.get(&i).ok_or_else(|| format!("memo entry {i} not found"))?;
+                if v.container {
+                    return Err(format!("memo entry {i} is a container: shared containers are refused"));
+                }
                 s.push(v)?;
             }
             other => return Err(format!("unsupported pickle opcode 0x{other:02x} at byte {}", s.pos - 1)),
@@ -823,7 +842,33 @@ mod tests {
             bomb.extend_from_slice(&[b'e', b'q', level + 1]);
         }
         bomb.push(b'.');
-        assert!(load(&bomb, Globals::Plain).unwrap_err().contains("expands"));
+        assert!(load(&bomb, Globals::Plain).is_err());
+        // The same with CPython's order, memoising each list before filling
+        // it (`] r k ( j k-1 j k-1 e`): 64 levels would be 2^64 nodes.
+        let mut bomb = b"\x80\x02]r\x00\x00\x00\x00".to_vec();
+        for level in 1..64u32 {
+            bomb.extend_from_slice(b"]r");
+            bomb.extend_from_slice(&level.to_le_bytes());
+            bomb.push(b'(');
+            for _ in 0..2 {
+                bomb.push(b'j');
+                bomb.extend_from_slice(&(level - 1).to_le_bytes());
+            }
+            bomb.push(b'e');
+        }
+        bomb.push(b'.');
+        assert!(load(&bomb, Globals::Plain).unwrap_err().contains("shared containers are refused"));
+        // A deep chain through the memo (`] r k j k-1 a`) likewise.
+        let mut chain = b"\x80\x02]r\x00\x00\x00\x00".to_vec();
+        for level in 1..100_000u32 {
+            chain.extend_from_slice(b"]r");
+            chain.extend_from_slice(&level.to_le_bytes());
+            chain.push(b'j');
+            chain.extend_from_slice(&(level - 1).to_le_bytes());
+            chain.push(b'a');
+        }
+        chain.push(b'.');
+        assert!(load(&chain, Globals::Plain).is_err());
         // Truncations and garbage of every length.
         let good = Pickler::dumps(&Obj::Dict(vec![(s("k"), Obj::Bytes(b"value".to_vec()))]), 2);
         for n in 0..good.len() {
