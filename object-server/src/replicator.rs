@@ -695,8 +695,8 @@ impl ObjectReplicator {
         let partition = job.source.partition;
         // The receiver takes the same lock for an incoming SSYNC: two nodes
         // reverting the same partition to each other cannot both remove it.
-        let lock = match self.lock_partition(job).await {
-            Some(l) => l,
+        let mut lock = match self.lock_partition(job).await {
+            Some(l) => Some(l),
             None => {
                 log::info(&format!(
                     "Unable to lock handoff partition {partition} for replication on device {dev} policy {}",
@@ -741,9 +741,13 @@ impl ObjectReplicator {
             stats.remove += 1;
             let synced = synced_everywhere(&reports);
             let part_dir = job.path.clone();
+            // The lock goes with the removal: should this task be abandoned
+            // (lockup_timeout), the blocking removal still holds it.
+            let held = lock.take();
             let result = self
                 .devices
                 .run(&dev, move || -> std::io::Result<(disk::Removal, bool)> {
+                    let _held = held;
                     let r = disk::remove_synced(&part_dir, &synced)?;
                     Ok((r, disk::remove_partition_if_empty(&part_dir)?))
                 })
@@ -763,8 +767,15 @@ impl ObjectReplicator {
                 }
             }
         } else if suffixes.is_empty() {
-            let part_dir = job.path.clone();
-            match self.devices.run(&dev, move || disk::remove_partition_if_empty(&part_dir)).await {
+            let (part_dir, held) = (job.path.clone(), lock.take());
+            match self
+                .devices
+                .run(&dev, move || {
+                    let _held = held;
+                    disk::remove_partition_if_empty(&part_dir)
+                })
+                .await
+            {
                 Ok(gone) => {
                     if gone {
                         log::info(&format!("Removing partition: {}", job.path.display()));
@@ -833,7 +844,9 @@ impl ObjectReplicator {
         if status != StatusCode::OK {
             return Ok(Err(status));
         }
-        hashes::decode_replicate_response(&body).map(Ok).map_err(|e| format!("bad REPLICATE answer: {e}"))
+        // Up to 64 MiB of pickle: decode it off the runtime.
+        let decoded = tokio::task::spawn_blocking(move || hashes::decode_replicate_response(&body)).await.map_err(|e| e.to_string())?;
+        decoded.map(Ok).map_err(|e| format!("bad REPLICATE answer: {e}"))
     }
 }
 

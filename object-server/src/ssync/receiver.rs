@@ -35,6 +35,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
+/// Header lines one subrequest may carry (Swift allows 90 metadata items
+/// and sysmeta besides; a sender never needs this many).
+const MAX_SUBREQUEST_HEADERS: usize = 1024;
+
 /// Offers checked against the disk in one trip to the device's pool.
 const CHECK_BATCH: usize = 128;
 
@@ -254,18 +258,20 @@ impl Session {
         self.device_path.join(crate::diskfile::policy_dir("objects", self.policy)).join(self.partition.to_string())
     }
 
-    /// The partition's replication lock, then one of the device's (Swift's
-    /// `replication_lock`), within `replication_lock_timeout` overall.
+    /// One of the device's replication locks, then the partition's
+    /// (Swift's `replication_lock`, in its order: a reception queued for
+    /// the device must not pin the partition meanwhile), within
+    /// `replication_lock_timeout` overall.
     async fn lock(&self) -> Result<Vec<std::fs::File>, Failure> {
         let timeout = self.settings().replication_lock_timeout;
         let deadline = Instant::now() + timeout;
         let mut held = Vec::new();
-        held.push(self.acquire(vec![disk::partition_lock_path(&self.partition_dir())], timeout, deadline).await?);
         let per_device = self.settings().replication_concurrency_per_device;
         if per_device > 0 {
             let paths = (0..per_device).map(|i| disk::device_lock_path(&self.device_path, i)).collect();
             held.push(self.acquire(paths, timeout, deadline).await?);
         }
+        held.push(self.acquire(vec![disk::partition_lock_path(&self.partition_dir())], timeout, deadline).await?);
         Ok(held)
     }
 
@@ -373,6 +379,11 @@ impl Session {
                 };
                 if wire::trim(&line).is_empty() {
                     break;
+                }
+                // An object carries at most Swift's metadata items plus its
+                // own headers; more is a broken or hostile sender, not data.
+                if headers.len() >= MAX_SUBREQUEST_HEADERS {
+                    return Err(Failure::Other(format!("too many headers for {context}")));
                 }
                 let (name, value) = wire::decode_header_line(&line)?;
                 if name == "content-length" {

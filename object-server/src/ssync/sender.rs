@@ -42,8 +42,10 @@ pub enum SyncError {
 /// What a completed sync covered.
 #[derive(Debug, Default, Clone)]
 pub struct SyncReport {
-    /// Every object offered, with the timestamps offered: the receiver now
-    /// has each of them (or something newer).
+    /// Every object offered, with the timestamps offered, that the receiver
+    /// now has (or something newer): those it wanted but we could not send
+    /// (unreadable, gone meanwhile) are left out, so a handoff never
+    /// deletes them on the strength of this sync.
     pub available: Vec<(String, ObjectTimestamps)>,
     /// How many objects the receiver asked for.
     pub wanted: usize,
@@ -122,8 +124,10 @@ impl Sender {
             return Err(SyncError::Connect(format!("Expected status 200; got {} ({text})", status.as_u16())));
         }
         let mut input = LineReader::new(resp.into_body(), self.http_timeout);
+        let mut available = available;
         match self.exchange(source, &available, &out, &mut input).await {
-            Ok(wanted) => {
+            Ok((wanted, unsent)) => {
+                available.retain(|(hash, _)| !unsent.contains(hash));
                 // A clean end of our body; the receiver then ends its own,
                 // and the connection may be kept.
                 out.finish();
@@ -155,10 +159,10 @@ impl Sender {
         available: &[(String, ObjectTimestamps)],
         out: &Outbox,
         input: &mut LineReader<Incoming>,
-    ) -> Result<usize, SyncError> {
+    ) -> Result<(usize, Vec<String>), SyncError> {
         let send_map = self.missing_check(available, out, input).await?;
-        self.updates(source, &send_map, out, input).await?;
-        Ok(send_map.len())
+        let unsent = self.updates(source, &send_map, out, input).await?;
+        Ok((send_map.len(), unsent))
     }
 
     /// Offers every object; returns what the receiver wants, in its order.
@@ -190,17 +194,20 @@ impl Sender {
         Ok(wanted)
     }
 
-    /// Sends what was wanted, then checks the receiver took all of it.
+    /// Sends what was wanted, then checks the receiver took all of it;
+    /// returns the wanted objects that could not be sent.
     async fn updates(
         &self,
         source: &Source,
         send_map: &[(String, Wanted)],
         out: &Outbox,
         input: &mut LineReader<Incoming>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Vec<String>, SyncError> {
         out.send(format!("{}\r\n", wire::UPDATES_START), "updates start").await?;
+        let mut unsent = Vec::new();
         for (hash, want) in send_map {
             if !disk::is_object_hash(hash) {
+                unsent.push(hash.clone());
                 continue;
             }
             let loc = disk::location(&source.device_path, source.policy, source.partition, hash);
@@ -221,14 +228,15 @@ impl Sender {
                     // The tombstone's own metadata names the object.
                     let l = loc.clone();
                     let name = self.devices.run(&source.device, move || tombstone_name(&l, t)).await;
-                    if let Some(name) = name {
-                        self.send_subrequest("DELETE", &name, &[("X-Timestamp".to_string(), t.internal())], out).await?;
+                    match name {
+                        Some(name) => self.send_subrequest("DELETE", &name, &[("X-Timestamp".to_string(), t.internal())], out).await?,
+                        None => unsent.push(hash.clone()),
                     }
                 }
                 Err(OpenError::Io(e)) => return Err(SyncError::Disk(format!("opening {}: {e}", loc.hash_dir().display()))),
                 // Gone, quarantined, unreadable: nothing was sent for it,
                 // so the receiver holds no part of it.
-                Err(_) => {}
+                Err(_) => unsent.push(hash.clone()),
             }
         }
         out.send(format!("{}\r\n", wire::UPDATES_END), "updates end").await?;
@@ -238,7 +246,7 @@ impl Sender {
         if line != wire::UPDATES_END.as_bytes() {
             return Err(WireError::Protocol(format!("Unexpected response: {:?}", wire::cap(line))).into());
         }
-        Ok(())
+        Ok(unsent)
     }
 
     async fn read_line(&self, input: &mut LineReader<Incoming>, context: &str) -> Result<Bytes, SyncError> {
@@ -284,20 +292,23 @@ impl Sender {
         let mut md5 = Md5::new();
         while offset < size {
             let len = usize::try_from(size - offset).unwrap_or(usize::MAX).min(self.disk_chunk_size);
-            let (f, chunk) = self
+            // The hashing runs with the read, off the runtime.
+            let (f, m, chunk) = self
                 .devices
                 .run(&source.device, move || {
                     let r = diskfile::read_chunk(&mut file, offset, len);
-                    (file, r)
+                    if let Ok(c) = &r {
+                        md5.update(c);
+                    }
+                    (file, md5, r)
                 })
                 .await;
-            file = f;
+            (file, md5) = (f, m);
             let chunk = chunk.map_err(|e| SyncError::Disk(format!("reading {}: {e}", loc.hash_dir().join(&data_file).display())))?;
             if chunk.is_empty() {
                 break;
             }
             offset += chunk.len() as u64;
-            md5.update(&chunk);
             out.send(chunk, "send_put chunk").await?;
         }
         let etag: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
