@@ -7,6 +7,8 @@
 //! * [`pending`]: the `.pending` file format and its directory lock;
 //! * [`container`]: the container flavour ([`ContainerBroker`]);
 //! * [`account`]: the account flavour ([`AccountBroker`]);
+//! * [`auditor`]: the container and account auditors (Swift's
+//!   `DatabaseAuditor`) and `quarantine_db`;
 //! * [`listing`]: the listing walk and its JSON/XML/plain renderings,
 //!   shared by container and account listings;
 //! * [`store`]: a server's databases of one kind on its devices
@@ -19,6 +21,7 @@
 //! `common::dbserver`.
 
 pub mod account;
+pub mod auditor;
 pub mod broker;
 pub mod container;
 pub mod listing;
