@@ -15,6 +15,7 @@ pub mod db;
 #[cfg(feature = "db")]
 pub mod dbserver;
 pub mod devices;
+pub mod expirer_queue;
 pub mod http;
 pub mod log;
 pub mod path;

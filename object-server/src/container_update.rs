@@ -11,10 +11,18 @@
 //! 'obj', 'headers', 'db_state'}` (see [`crate::async_pending`]), so
 //! Swift's object updater replays ours and ours replays Swift's. The file
 //! is written to a temp file, fsynced and renamed, so it is whole or absent.
+//!
+//! # The expirer queue
+//!
+//! An object with `X-Delete-At` also has a task row in the hidden
+//! `.expiring_objects` account ([`update_expirer_queue`], Swift's
+//! `delete_at_update`), which the object expirer works through.
 
 use crate::{ObjectServer, Target};
 use bytes::Bytes;
+use common::expirer_queue::{self, ExpirerQueue};
 use common::http::{self as h};
+use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -148,6 +156,141 @@ async fn send_one(server: &ObjectServer, host: &str, device: &str, partition: &s
             false
         }
     }
+}
+
+/// Swift's `delete_at_update`: records (`PUT`) or withdraws (`DELETE`) the
+/// expirer queue's task row for `target`, due at `delete_at` (seconds).
+///
+/// A `PUT` goes to the task container replicas the proxy named
+/// (`X-Delete-At-Host`/`-Device`/`-Partition`/`-Container`); the proxy names
+/// each replica to only some object servers, so without `X-Delete-At-Host`
+/// there is nothing to do. A `DELETE` (the old row when `X-Delete-At`
+/// changes or the object goes) is always saved as an async pending for the
+/// updater, as Swift does: the proxy sends no hosts for it. Every failed
+/// send is saved as an async pending too, so no task row is lost.
+/// `extra` adds to the row's headers (the content type with the object's
+/// size). `ts` is the request's timestamp. Waits for the sends (each
+/// bounded by `node_timeout`).
+#[allow(clippy::too_many_arguments)]
+pub async fn update_expirer_queue(
+    server: &Arc<ObjectServer>,
+    req_headers: &HeaderMap,
+    method_and_path: &str,
+    op: &str,
+    delete_at: u64,
+    ts: Timestamp,
+    target: &Target,
+    extra: BTreeMap<String, String>,
+) {
+    if h::header_str(req_headers, "x-backend-replication").and_then(common::config::parse_bool) == Some(true) {
+        return;
+    }
+    let queue = ExpirerQueue::new(&server.swift.constraints.auto_create_account_prefix, expirer_queue::DEFAULT_DIVISOR);
+    let mut task_container = queue.container(&server.swift.hash, delete_at, &target.account, &target.container, &target.object);
+    let mut headers_out = BTreeMap::new();
+    // The expirer queue's account is a system account: always policy 0.
+    headers_out.insert("x-backend-storage-policy-index".to_string(), "0".to_string());
+    headers_out.insert("x-timestamp".to_string(), ts.internal());
+    headers_out.insert("x-trans-id".into(), h::header_str(req_headers, "x-trans-id").unwrap_or("-").to_string());
+    let host_hdr = h::header_str(req_headers, "host").unwrap_or("localhost");
+    headers_out.insert("referer".into(), format!("{} http://{host_hdr}{}", op_method(method_and_path), path_of(method_and_path)));
+    headers_out.insert("user-agent".into(), format!("object-server {}", std::process::id()));
+    let mut sends: Vec<(String, String)> = Vec::new();
+    let mut partition = String::new();
+    if op == "DELETE" {
+        let clean = h::header_str(req_headers, expirer_queue::CLEAN_QUEUE_HEADER).and_then(common::config::parse_bool).unwrap_or(true);
+        if !clean {
+            return;
+        }
+    } else {
+        let Some(hosts) = h::header_str(req_headers, expirer_queue::HOST_HEADER) else { return };
+        // The proxy's name wins: it matches the hosts and partition it sent.
+        if let Some(named) = h::header_str(req_headers, expirer_queue::CONTAINER_HEADER).map(str::trim).filter(|c| !c.is_empty()) {
+            match named.parse::<i64>() {
+                Ok(n) => task_container = expirer_queue::normalize(n),
+                Err(_) => common::log::error(&format!("ERROR bad X-Delete-At-Container {named:?}; using {task_container}")),
+            }
+        }
+        partition = h::header_str(req_headers, expirer_queue::PARTITION_HEADER).unwrap_or("").trim().to_string();
+        let devices = split_list(h::header_str(req_headers, expirer_queue::DEVICE_HEADER));
+        sends = split_list(Some(hosts))
+            .into_iter()
+            .zip(devices)
+            .filter(|(host, device)| !host.is_empty() && !device.is_empty() && !partition.is_empty())
+            .collect();
+        headers_out.insert("x-size".into(), "0".into());
+        headers_out.insert("x-content-type".into(), expirer_queue::TASK_CONTENT_TYPE.into());
+        headers_out.insert("x-etag".into(), expirer_queue::EMPTY_ETAG.into());
+        headers_out.extend(extra);
+    }
+    let update = AsyncUpdate {
+        op: op.to_string(),
+        account: queue.account.clone(),
+        container: task_container,
+        obj: expirer_queue::task_object(delete_at, &target.account, &target.container, &target.object),
+        headers: headers_out,
+        db_state: None,
+    };
+    // The pending is filed under the task row's hash, as Swift's
+    // `pickle_async_update` names it, so it never replaces the object's own.
+    let hash = match server.swift.hash.hash_path(&update.account, Some(&update.container), Some(&update.obj)) {
+        Ok(hash) => hash,
+        Err(e) => {
+            common::log::error(&format!("ERROR expirer queue update for {}: {e}", target.name));
+            return;
+        }
+    };
+    let mut pending_target = target.clone();
+    pending_target.location.hash = hash;
+    if sends.is_empty() {
+        save_async_pending(server, &pending_target, &update).await;
+        return;
+    }
+    let mut tasks = Vec::new();
+    for (host, device) in sends {
+        let (server, update, pending_target, partition) = (server.clone(), update.clone(), pending_target.clone(), partition.clone());
+        tasks.push(tokio::spawn(async move {
+            if !send_one(&server, &host, &device, &partition, &update).await {
+                save_async_pending(&server, &pending_target, &update).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Swift's `_conditional_delete_at_update`: after a write that leaves the
+/// object with `new_delete_at` (0: none) where it had `orig_delete_at`,
+/// queues the new task and withdraws the old one. `content_length` is the
+/// object's size, for the task row's content type.
+#[allow(clippy::too_many_arguments)]
+pub async fn update_delete_at(
+    server: &Arc<ObjectServer>,
+    req_headers: &HeaderMap,
+    method_and_path: &str,
+    target: &Target,
+    ts: Timestamp,
+    orig_delete_at: u64,
+    new_delete_at: u64,
+    content_length: Option<&str>,
+) {
+    if new_delete_at != 0 {
+        let mut extra = BTreeMap::new();
+        extra.insert("x-content-type".to_string(), task_content_type(content_length));
+        extra.insert("x-content-type-timestamp".to_string(), ts.internal());
+        update_expirer_queue(server, req_headers, method_and_path, "PUT", new_delete_at, ts, target, extra).await;
+    }
+    if orig_delete_at != 0 && orig_delete_at != new_delete_at {
+        update_expirer_queue(server, req_headers, method_and_path, "DELETE", orig_delete_at, ts, target, BTreeMap::new()).await;
+    }
+}
+
+/// Swift's `embed_expirer_bytes_in_ctype`: the task row's content type
+/// carries the object's size, for queue statistics.
+pub fn task_content_type(content_length: Option<&str>) -> String {
+    let bytes = content_length.and_then(|l| l.trim().parse::<u64>().ok()).unwrap_or(0);
+    format!("{};swift_expirer_bytes={bytes}", expirer_queue::TASK_CONTENT_TYPE)
 }
 
 async fn save_async_pending(server: &ObjectServer, target: &Target, u: &AsyncUpdate) {

@@ -58,6 +58,11 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
         status = StatusCode::NO_CONTENT;
     }
     if orig_ts < ts {
+        // The object goes, and with it its task in the expirer queue
+        // (unless the expirer itself deletes it: it withdraws the task).
+        let orig_delete_at = orig_meta.get("X-Delete-At").and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
+        let what = format!("DELETE {}", parts.uri.path());
+        crate::container_update::update_delete_at(&server, &headers, &what, &target, ts, orig_delete_at, 0, None).await;
         let mut meta = Metadata::new();
         meta.insert("name".into(), target.name.clone());
         meta.insert("X-Timestamp".into(), ts.internal());
@@ -72,7 +77,6 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
         }
         let mut update = BTreeMap::new();
         update.insert("x-timestamp".to_string(), ts.internal());
-        let what = format!("DELETE {}", parts.uri.path());
         crate::container_update::update_containers(&server, &headers, &what, "DELETE", &target, update).await;
     }
     let mut r = h::status(status);

@@ -112,6 +112,15 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
             return h::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error writing metadata");
         }
     }
+    let what = format!("POST {}", target.name);
+    if ts > orig_ts {
+        // The .meta replaces X-Delete-At: move the task when it changed.
+        let orig_delete_at = obj.metadata.get("X-Delete-At").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+        if orig_delete_at != new_delete_at {
+            let size = obj.data_metadata.get("Content-Length").map(String::as_str);
+            crate::container_update::update_delete_at(&server, &headers, &what, &target, ts, orig_delete_at, new_delete_at, size).await;
+        }
+    }
     let ctype = if req_ctype_ts > orig_ctype_ts { req_ctype.unwrap_or_default() } else { current_ctype };
     // As Swift does, a POST re-reports the object row so the container
     // listing shows the new content type and metadata time.
@@ -124,7 +133,6 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     update.insert("x-meta-timestamp".into(), meta_ts.internal());
     update.insert("x-etag".into(), data.get("ETag").cloned().unwrap_or_default());
     crate::put::apply_container_overrides(&mut update, &headers);
-    let what = format!("POST {}", target.name);
     crate::container_update::update_containers(&server, &headers, &what, "PUT", &target, update).await;
     let mut resp = h::status(StatusCode::ACCEPTED);
     let hm = resp.headers_mut();

@@ -125,7 +125,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     let drive = dev.clone();
     let opened = server
         .devices
-        .run(&dev, move || -> Result<DataWriter, Response<Body>> {
+        .run(&dev, move || -> Result<(DataWriter, u64), Response<Body>> {
             let existing = diskfile::open(&loc, &name, now).map(|o| (o.data_timestamp, o.metadata));
             let (orig_ts, orig_meta) = match existing {
                 Ok((t, m)) => (t, Some(m)),
@@ -148,10 +148,14 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
                 r.headers_mut().insert("x-backend-timestamp", HeaderValue::from_str(&orig_ts.internal()).expect("timestamps are ASCII"));
                 return Err(r);
             }
-            DataWriter::create(&loc, length, reserve).map_err(|e| device_error(&drive, e))
+            // An expired or deleted object's task is not withdrawn (Swift
+            // reads no metadata from it either).
+            let orig_delete_at =
+                orig_meta.as_ref().and_then(|m| m.get("X-Delete-At")).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+            DataWriter::create(&loc, length, reserve).map(|w| (w, orig_delete_at)).map_err(|e| device_error(&drive, e))
         })
         .await;
-    let mut writer = match opened {
+    let (mut writer, orig_delete_at) = match opened {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -251,13 +255,15 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
         Err(r) => return r,
     };
 
+    let what = format!("PUT {}", parts.uri.path());
+    let size = metadata.get("Content-Length").map(String::as_str);
+    crate::container_update::update_delete_at(&server, &headers, &what, &target, ts, orig_delete_at, delete_at.unwrap_or(0), size).await;
     let mut update: BTreeMap<String, String> = BTreeMap::new();
     update.insert("x-size".into(), metadata["Content-Length"].clone());
     update.insert("x-content-type".into(), metadata["Content-Type"].clone());
     update.insert("x-timestamp".into(), ts.internal());
     update.insert("x-etag".into(), etag.clone());
     apply_container_overrides(&mut update, &headers);
-    let what = format!("PUT {}", parts.uri.path());
     crate::container_update::update_containers(&server, &headers, &what, "PUT", &target, update).await;
 
     let mut resp = h::status(StatusCode::CREATED);

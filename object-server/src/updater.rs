@@ -344,9 +344,12 @@ impl ObjectUpdater {
                 headers.insert(n, v);
             }
         }
-        // The directory the pending was found in names its policy; it wins
-        // over a stale header, as in Swift.
-        headers.insert(HeaderName::from_static("x-backend-storage-policy-index"), HeaderValue::from(policy));
+        // The directory the pending was found in names its policy when the
+        // pending does not (Swift's `setdefault`): an expirer queue row says
+        // policy 0 while it waits in the object's policy's directory.
+        if !headers.contains_key("x-backend-storage-policy-index") {
+            headers.insert(HeaderName::from_static("x-backend-storage-policy-index"), HeaderValue::from(policy));
+        }
         if let Ok(ua) = HeaderValue::from_str(&self.user_agent) {
             headers.insert(http::header::USER_AGENT, ua);
         }

@@ -9,6 +9,7 @@ use crate::nodes::node_iter;
 use crate::proxy::{answer_response, client_headers, Ctx, Proxy};
 use crate::putter::{PutAnswer, PutError, Putter};
 use bytes::Bytes;
+use common::expirer_queue::{self, ExpirerQueue};
 use common::http::{self as h, Body, BoxError};
 use common::timestamp::{parse_int_header, Timestamp, MAX_DELETE_AT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -236,14 +237,23 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring
 fn container_updates(p: &Proxy, t: &Target<'_>, n_objects: usize) -> Vec<Vec<Device>> {
     let cpart = p.container_ring.get_part(t.account, Some(t.container), None).unwrap_or(0);
     let cnodes: Vec<Device> = p.container_ring.table().part_nodes(cpart).into_iter().cloned().collect();
-    let mut out = vec![Vec::new(); n_objects.max(1)];
-    if cnodes.is_empty() {
+    spread_updates(&cnodes, n_objects, false)
+}
+
+/// Hands `nodes` out over `n_objects` requests, `max(Qc + Ro - Qo, Rc)`
+/// in all; `reversed` starts from the last request, as Swift spreads the
+/// expirer queue's replicas against the container's.
+fn spread_updates(nodes: &[Device], n_objects: usize, reversed: bool) -> Vec<Vec<Device>> {
+    let n = n_objects.max(1);
+    let mut out = vec![Vec::new(); n];
+    if nodes.is_empty() {
         return out;
     }
-    let rc = cnodes.len();
+    let rc = nodes.len();
     let updates = (quorum(rc) + n_objects).saturating_sub(quorum(n_objects)).max(rc);
     for i in 0..updates {
-        out[i % n_objects.max(1)].push(cnodes[i % rc].clone());
+        let slot = if reversed { n - 1 - i % n } else { i % n };
+        out[slot].push(nodes[i % rc].clone());
     }
     out
 }
@@ -253,12 +263,50 @@ fn add_container_headers(hm: &mut HeaderMap, p: &Proxy, t: &Target<'_>, nodes: &
         return;
     }
     let cpart = p.container_ring.get_part(t.account, Some(t.container), None).unwrap_or(0);
-    let hosts = nodes.iter().map(|d| format!("{}:{}", ring::device::format_ip(&d.ip), d.port)).collect::<Vec<_>>().join(",");
-    let devs = nodes.iter().map(|d| d.device.clone()).collect::<Vec<_>>().join(",");
+    let (hosts, devs) = hosts_and_devices(nodes);
     if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&hosts), HeaderValue::from_str(&devs)) {
         hm.insert("x-container-host", a);
         hm.insert("x-container-device", b);
         hm.insert("x-container-partition", HeaderValue::from(cpart));
+    }
+}
+
+fn hosts_and_devices(nodes: &[Device]) -> (String, String) {
+    let hosts = nodes.iter().map(|d| format!("{}:{}", ring::device::format_ip(&d.ip), d.port)).collect::<Vec<_>>().join(",");
+    let devs = nodes.iter().map(|d| d.device.clone()).collect::<Vec<_>>().join(",");
+    (hosts, devs)
+}
+
+/// Where an object's expirer task goes (Swift's `get_delete_at_nodes`):
+/// the task container of `.expiring_objects` and its replicas, and which
+/// of them each object request names.
+struct DeleteAtUpdates {
+    container: String,
+    partition: u32,
+    /// Per object request (by primary index), the replicas it names.
+    per_request: Vec<Vec<Device>>,
+}
+
+fn delete_at_updates(p: &Proxy, t: &Target<'_>, delete_at: u64, n_objects: usize) -> DeleteAtUpdates {
+    let queue = ExpirerQueue::new(&p.swift.constraints.auto_create_account_prefix, expirer_queue::DEFAULT_DIVISOR);
+    let container = queue.container(&p.swift.hash, delete_at, t.account, t.container, t.object);
+    let partition = p.container_ring.get_part(&queue.account, Some(&container), None).unwrap_or(0);
+    let nodes: Vec<Device> = p.container_ring.table().part_nodes(partition).into_iter().cloned().collect();
+    DeleteAtUpdates { container, partition, per_request: spread_updates(&nodes, n_objects, true) }
+}
+
+impl DeleteAtUpdates {
+    /// Adds the `X-Delete-At-*` headers of object request `i`.
+    fn add_headers(&self, hm: &mut HeaderMap, i: usize) {
+        let Some(nodes) = self.per_request.get(i).filter(|n| !n.is_empty()) else { return };
+        let (hosts, devs) = hosts_and_devices(nodes);
+        if let (Ok(a), Ok(b), Ok(c)) = (HeaderValue::from_str(&hosts), HeaderValue::from_str(&devs), HeaderValue::from_str(&self.container))
+        {
+            hm.insert(expirer_queue::HOST_HEADER, a);
+            hm.insert(expirer_queue::DEVICE_HEADER, b);
+            hm.insert(expirer_queue::CONTAINER_HEADER, c);
+            hm.insert(expirer_queue::PARTITION_HEADER, HeaderValue::from(self.partition));
+        }
     }
 }
 
@@ -362,14 +410,15 @@ async fn upload(
         return h::text(StatusCode::BAD_REQUEST, e);
     }
     let now = Timestamp::now();
-    match delete_at(client_headers_in, &now) {
+    let delete_at = match delete_at(client_headers_in, &now) {
         Ok(Some(at)) => {
             headers.remove("x-delete-after");
             headers.insert("x-delete-at", HeaderValue::from(at));
+            Some(at)
         }
-        Ok(None) => {}
+        Ok(None) => None,
         Err(e) => return h::text(StatusCode::BAD_REQUEST, e),
-    }
+    };
     let detect = h::header_str(client_headers_in, "x-detect-content-type").is_some_and(|v| common::config::parse_bool(v) == Some(true));
     if detect || !headers.contains_key(http::header::CONTENT_TYPE) {
         let guess = guess_content_type(t.object);
@@ -389,6 +438,7 @@ async fn upload(
     let n = primaries.len();
     let need = quorum(n);
     let updates = container_updates(p, t, n);
+    let delete_at_updates = delete_at.map(|at| delete_at_updates(p, t, at, n));
     // Connect to every primary at once; a refused or unreachable primary is
     // replaced by the next handoff.
     let handoffs = std::sync::Mutex::new(handoffs.into_iter().filter(|d| !p.backends.errors.is_limited(d)));
@@ -396,6 +446,9 @@ async fn upload(
     let connects = futures_join_all(primaries.iter().enumerate().map(|(i, primary)| {
         let mut hm = headers.clone();
         add_container_headers(&mut hm, p, t, &updates[i]);
+        if let Some(d) = &delete_at_updates {
+            d.add_headers(&mut hm, i);
+        }
         let handoffs = &handoffs;
         let path = &path;
         async move {
@@ -540,26 +593,35 @@ async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy
         return h::text(StatusCode::BAD_REQUEST, e);
     }
     let now = Timestamp::now();
-    match delete_at(req.headers(), &now) {
+    let delete_at = match delete_at(req.headers(), &now) {
         Ok(Some(at)) => {
             headers.insert("x-delete-at", HeaderValue::from(at));
+            Some(at)
         }
-        Ok(None) => {}
+        Ok(None) => None,
         Err(e) => return h::text(StatusCode::BAD_REQUEST, e),
-    }
+    };
     if let Ok(v) = HeaderValue::from_str(&now.internal()) {
         headers.insert("x-timestamp", v);
     }
     policy_header(&mut headers, policy);
-    write_to_object_nodes(p, ring, t, Method::POST, headers).await
+    write_to_object_nodes(p, ring, t, Method::POST, headers, delete_at).await
 }
 
 /// Sends a bodiless write (POST, DELETE) to the object's nodes, each told
 /// which container replicas to update; answers with the quorum's verdict.
-async fn write_to_object_nodes(p: &Proxy, ring: &Ring, t: &Target<'_>, method: Method, headers: HeaderMap) -> Response<Body> {
+async fn write_to_object_nodes(
+    p: &Proxy,
+    ring: &Ring,
+    t: &Target<'_>,
+    method: Method,
+    headers: HeaderMap,
+    delete_at: Option<u64>,
+) -> Response<Body> {
     let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
     let n = ring.table().part_nodes(part).len();
     let updates = container_updates(p, t, n);
+    let delete_at_updates = delete_at.map(|at| delete_at_updates(p, t, at, n));
     let answers = p
         .backends
         .write(
@@ -570,6 +632,9 @@ async fn write_to_object_nodes(p: &Proxy, ring: &Ring, t: &Target<'_>, method: M
             |i| {
                 let mut hm = headers.clone();
                 add_container_headers(&mut hm, p, t, &updates[i.min(updates.len() - 1)]);
+                if let Some(d) = &delete_at_updates {
+                    d.add_headers(&mut hm, i);
+                }
                 hm
             },
             Bytes::new(),
@@ -591,7 +656,7 @@ async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, poli
         headers.insert("x-if-delete-at", v.clone());
     }
     policy_header(&mut headers, policy);
-    write_to_object_nodes(p, ring, t, Method::DELETE, headers).await
+    write_to_object_nodes(p, ring, t, Method::DELETE, headers, None).await
 }
 
 /// `COPY` with `Destination: container/object`: a GET of this object and a
@@ -757,6 +822,27 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn device(id: u32) -> Device {
+        Device::from_json(
+            id as usize,
+            &serde_json::json!({"id": id, "ip": "127.0.0.1", "port": 6201, "device": format!("d{id}"), "zone": 1, "weight": 1.0}),
+        )
+        .expect("a device dict")
+    }
+
+    #[test]
+    fn expirer_queue_replicas_are_spread_against_the_containers() {
+        let nodes: Vec<Device> = (0..3).map(device).collect();
+        let names = |v: Vec<Vec<Device>>| v.iter().map(|n| n.iter().map(|d| d.id).collect::<Vec<_>>()).collect::<Vec<_>>();
+        // Swift names container replica i to object request i and queue
+        // replica i to request n-1-i, so one lost request loses one of each.
+        assert_eq!(names(spread_updates(&nodes, 3, false)), vec![vec![0], vec![1], vec![2]]);
+        assert_eq!(names(spread_updates(&nodes, 3, true)), vec![vec![2], vec![1], vec![0]]);
+        // Two object requests: max(Qc + Ro - Qo, Rc) = 3 updates.
+        assert_eq!(names(spread_updates(&nodes, 2, true)), vec![vec![1], vec![0, 2]]);
+        assert_eq!(names(spread_updates(&[], 3, true)), vec![Vec::<u32>::new(); 3]);
+    }
 
     fn with(name: &'static str, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
