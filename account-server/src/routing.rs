@@ -14,8 +14,9 @@ pub enum Route {
     /// `PUT /<dev>/<part>/<account>/<container>`: a container's row,
     /// reported by a container server.
     ContainerUpdate(StoragePath),
-    /// DB replication, not implemented yet.
-    NotImplemented,
+    /// `REPLICATE`: DB replication (the path is parsed by its handler,
+    /// `common::dbserver::replicate`).
+    Replicate,
 }
 
 /// Operations on an account.
@@ -31,7 +32,7 @@ pub enum AccountOp {
 /// Routes `method` on the raw (quoted) `path`.
 pub fn route(method: &Method, raw_path: &str, limits: &Constraints) -> Result<Route, Refusal> {
     let (op, max) = match method.as_str() {
-        "REPLICATE" => return Ok(Route::NotImplemented),
+        "REPLICATE" => return Ok(Route::Replicate),
         // Only PUT takes a container segment (Swift's PUT_container).
         "PUT" => (AccountOp::Put, 4),
         "POST" => (AccountOp::Post, 3),
@@ -69,6 +70,6 @@ mod tests {
             (StatusCode::BAD_REQUEST, "Account name length of 257 longer than 256".into())
         );
         let m = Method::from_bytes(b"REPLICATE").unwrap();
-        assert_eq!(route(&m, "/sda/1/abc", &l), Ok(Route::NotImplemented));
+        assert_eq!(route(&m, "/sda/1/abc", &l), Ok(Route::Replicate));
     }
 }

@@ -4,14 +4,15 @@
 use crate::routing::{route, AccountOp, Route};
 use crate::settings::AccountSettings;
 use crate::storage::AccountStore;
+use common::dbserver::replicate::replicate;
 use common::dbserver::response::refuse;
 use common::dbserver::server::{allowed_methods, auto_create_prefix};
 use common::devices::Devices;
-use common::http::{self as h, Body};
+use common::http::Body;
 use common::recon::Recon;
 use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use std::sync::Arc;
 
@@ -54,9 +55,8 @@ impl Service for AccountServer {
         if let Some(recon) = self.recon.as_ref().filter(|_| Recon::handles(req.uri().path())) {
             return recon.clone().respond(req.uri().path()).await;
         }
-        // No account request carries a body worth reading (REPLICATE's
-        // comes with replication).
-        let (parts, _body) = req.into_parts();
+        // Only REPLICATE reads its body.
+        let (parts, body) = req.into_parts();
         let r = match route(&parts.method, parts.uri.path(), &self.swift.constraints) {
             Ok(r) => r,
             Err(refusal) => return refuse(refusal),
@@ -64,7 +64,10 @@ impl Service for AccountServer {
         let query = parts.uri.query();
         let headers = &parts.headers;
         match r {
-            Route::NotImplemented => h::text(StatusCode::NOT_IMPLEMENTED, "Not Implemented"),
+            Route::Replicate => {
+                let timeout = self.settings.server.connections.client_timeout;
+                replicate(&self.store, common::db::account::DATADIR, parts.uri.path(), body, timeout).await
+            }
             Route::ContainerUpdate(path) => self.container_update(path, headers).await,
             Route::Account(op, path) => match op {
                 AccountOp::Put => self.put_account(path, headers).await,

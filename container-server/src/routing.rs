@@ -14,7 +14,10 @@ pub enum Route {
     /// `/<dev>/<part>/<account>/<container>/<object>`: an object row update
     /// sent by an object server.
     Object(ObjectOp, StoragePath),
-    /// DB replication verbs, not implemented yet.
+    /// `REPLICATE`: DB replication (the path is parsed by its handler,
+    /// `common::dbserver::replicate`).
+    Replicate,
+    /// `UPDATE` (sharding), not implemented.
     NotImplemented,
 }
 
@@ -38,7 +41,8 @@ pub enum ObjectOp {
 /// Routes `method` on the raw (quoted) `path`.
 pub fn route(method: &Method, raw_path: &str, limits: &Constraints) -> Result<Route, Refusal> {
     let (min, max) = match method.as_str() {
-        "REPLICATE" | "UPDATE" => return Ok(Route::NotImplemented),
+        "REPLICATE" => return Ok(Route::Replicate),
+        "UPDATE" => return Ok(Route::NotImplemented),
         // Swift takes an object segment on these and ignores it for
         // HEAD/GET.
         "PUT" | "DELETE" | "HEAD" | "GET" => (4, 5),
@@ -83,6 +87,6 @@ mod tests {
         let long = format!("/sda/1/a/{}", "c".repeat(257));
         assert_eq!(route(&put, &long, &l).unwrap_err(), (StatusCode::BAD_REQUEST, "Container name length of 257 longer than 256".into()));
         let m = Method::from_bytes(b"REPLICATE").unwrap();
-        assert_eq!(route(&m, "/sda/1/abc", &l), Ok(Route::NotImplemented));
+        assert_eq!(route(&m, "/sda/1/abc", &l), Ok(Route::Replicate));
     }
 }

@@ -5,6 +5,7 @@ use crate::routing::{route, ContainerOp, Route};
 use crate::settings::ContainerSettings;
 use crate::storage::ContainerStore;
 use common::backend::BackendClient;
+use common::dbserver::replicate::replicate;
 use common::dbserver::response::refuse;
 use common::dbserver::server::{allowed_methods, auto_create_prefix};
 use common::devices::Devices;
@@ -62,7 +63,7 @@ impl Service for ContainerServer {
         if let Some(recon) = self.recon.as_ref().filter(|_| Recon::handles(req.uri().path())) {
             return recon.clone().respond(req.uri().path()).await;
         }
-        let (parts, _body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let r = match route(&parts.method, parts.uri.path(), &self.swift.constraints) {
             Ok(r) => r,
             Err(refusal) => return refuse(refusal),
@@ -70,6 +71,10 @@ impl Service for ContainerServer {
         let query = parts.uri.query();
         let headers = &parts.headers;
         match r {
+            Route::Replicate => {
+                let timeout = self.settings.server.connections.client_timeout;
+                replicate(&self.store, common::db::container::DATADIR, parts.uri.path(), body, timeout).await
+            }
             Route::NotImplemented => h::text(StatusCode::NOT_IMPLEMENTED, "Not Implemented"),
             Route::Object(op, path) => self.object_update(op, path, headers).await,
             Route::Container(op, path) => match op {

@@ -11,6 +11,8 @@
 //!   `DatabaseAuditor`) and `quarantine_db`;
 //! * [`listing`]: the listing walk and its JSON/XML/plain renderings,
 //!   shared by container and account listings;
+//! * [`replication`]: DB replication's broker methods, `REPLICATE`
+//!   messages and their receiving side;
 //! * [`store`]: a server's databases of one kind on its devices
 //!   ([`DatabaseStore`]), and the device pool broker work runs on.
 //!
@@ -26,6 +28,7 @@ pub mod broker;
 pub mod container;
 pub mod listing;
 pub mod pending;
+pub mod replication;
 pub mod store;
 
 pub use account::{AccountBroker, AccountInfo, ContainerRecord, PolicyStats};
