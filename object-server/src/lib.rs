@@ -21,6 +21,7 @@ pub mod constraints;
 pub mod container_update;
 pub mod delete;
 pub mod diskfile;
+pub mod expirer;
 pub mod get;
 pub mod hashes;
 pub mod metadata;
