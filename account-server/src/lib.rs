@@ -6,8 +6,10 @@
 //! [`handlers`] (one file per operation family) implement the HTTP
 //! contract; [`storage`] is the only place that touches the broker and the
 //! disk (no HTTP types there). [`server`] ties them to `common::server`.
+//! [`reaper`] is Swift's account reaper daemon (`swift-account-reaper`).
 
 pub mod handlers;
+pub mod reaper;
 pub mod routing;
 pub mod server;
 pub mod settings;
