@@ -605,6 +605,29 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_config_documents_every_option() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/object-server.conf-sample");
+        let text = std::fs::read_to_string(path).expect("the sample config");
+        let s = ExpirerSettings::from_config(&ConfigFile::parse(&text, path).expect("it parses")).expect("valid settings");
+        assert_eq!((s.interval, s.concurrency, s.processes), (Duration::from_secs(300), 1, 0));
+        let section = text.split("\n[object-expirer]\n").nth(1).expect("an [object-expirer] section");
+        let section = section.split("\n[").next().unwrap_or(section);
+        for key in [
+            "interval",
+            "concurrency",
+            "tasks_per_second",
+            "processes",
+            "process",
+            "reclaim_age",
+            "expiring_objects_account_name",
+            "recon_cache_path",
+            "log_name",
+        ] {
+            assert!(section.contains(&format!("\n# {key} =")), "{key} is documented");
+        }
+    }
+
+    #[test]
     fn processes_divide_the_tasks() {
         // Swift: int(md5(b'1699919963/1700000123-a/c/o').hexdigest(), 16) % 3 == 0, % 7 == 1.
         assert!(is_mine("1699919963", "1700000123-a/c/o", 3, 0));
