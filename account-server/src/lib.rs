@@ -10,6 +10,7 @@
 
 pub mod handlers;
 pub mod reaper;
+pub mod replicator;
 pub mod routing;
 pub mod server;
 pub mod settings;

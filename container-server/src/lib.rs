@@ -11,6 +11,7 @@
 
 pub mod account_update;
 pub mod handlers;
+pub mod replicator;
 pub mod routing;
 pub mod server;
 pub mod settings;

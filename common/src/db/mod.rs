@@ -13,6 +13,7 @@
 //!   shared by container and account listings;
 //! * [`replication`]: DB replication's broker methods, `REPLICATE`
 //!   messages and their receiving side;
+//! * [`replicator`]: the sending side, the replicator daemons' engine;
 //! * [`store`]: a server's databases of one kind on its devices
 //!   ([`DatabaseStore`]), and the device pool broker work runs on.
 //!
@@ -29,6 +30,7 @@ pub mod container;
 pub mod listing;
 pub mod pending;
 pub mod replication;
+pub mod replicator;
 pub mod store;
 
 pub use account::{AccountBroker, AccountInfo, ContainerRecord, PolicyStats};

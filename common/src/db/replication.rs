@@ -431,10 +431,14 @@ pub struct RpcTarget {
     pub db_file: PathBuf,
 }
 
+/// The directory below a device where whole databases arrive, and the
+/// path segment that names it in an upload (`REPLICATE /<dev>/tmp/<id>`).
+pub const TMP_SEGMENT_NAME: &str = "tmp";
+
 /// The directory on a device where whole databases arrive (Swift's rsync
 /// target `<device>/tmp/<id>`).
 pub fn tmp_dir(device_path: &Path) -> PathBuf {
-    device_path.join("tmp")
+    device_path.join(TMP_SEGMENT_NAME)
 }
 
 /// Swift's `ReplicatorRpc`, the receiving side, for databases of kind `K`.

@@ -34,7 +34,7 @@ use std::time::Duration;
 pub const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
 
 /// The path segment that makes a `REPLICATE` a whole-database upload.
-pub const TMP_SEGMENT: &str = "tmp";
+pub const TMP_SEGMENT: &str = crate::db::replication::TMP_SEGMENT_NAME;
 
 /// What a `REPLICATE` path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
