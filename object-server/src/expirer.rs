@@ -122,7 +122,6 @@ enum Outcome {
 /// The daemon: settings, rings and a client.
 pub struct ObjectExpirer {
     settings: ExpirerSettings,
-    swift: SwiftConf,
     queue: ExpirerQueue,
     account_ring: Arc<Ring>,
     container_ring: Arc<Ring>,
@@ -202,7 +201,6 @@ impl ObjectExpirer {
         }
         ObjectExpirer {
             settings,
-            swift,
             queue,
             account_ring: Arc::new(account_ring),
             container_ring: Arc::new(container_ring),
@@ -280,10 +278,10 @@ impl ObjectExpirer {
         let statuses = self.delete_object(t).await;
         let ok = statuses.iter().filter(|s| s.is_some_and(|s| s.is_success() || s == StatusCode::CONFLICT)).count();
         let gone = statuses.iter().filter(|s| matches!(s, Some(StatusCode::NOT_FOUND | StatusCode::PRECONDITION_FAILED))).count();
-        let quorum = statuses.len() / 2 + 1;
+        let need = quorum(statuses.len());
         let old = t.delete_at.as_secs_f64() < Timestamp::now().as_secs_f64() - self.settings.reclaim_age as f64;
         let path = format!("{}/{}/{}", t.account, t.container, t.object);
-        if !(ok >= quorum || (old && ok + gone >= quorum)) {
+        if !(ok >= need || (old && ok + gone >= need)) {
             log::error(&format!(
                 "Unexpected response while deleting object {} {} {}: {statuses:?} (retrying next pass)",
                 self.queue.account, due.container, due.object
@@ -318,10 +316,7 @@ impl ObjectExpirer {
                 return vec![None];
             }
         };
-        let (cpart, cnodes) = match self.container_ring.get_nodes(&t.account, Some(&t.container), None) {
-            Ok(found) => found,
-            Err(_) => (0, Vec::new()),
-        };
+        let (cpart, cnodes) = self.container_ring.get_nodes(&t.account, Some(&t.container), None).unwrap_or_default();
         let updates = spread(&cnodes, nodes.len());
         let mut base = HeaderMap::new();
         let when = t.delete_at.normal();
@@ -359,7 +354,7 @@ impl ObjectExpirer {
         let path = format!("/{}/{container}/{object}", self.queue.account);
         let statuses = futures_join(nodes.iter().map(|n| self.send(Method::DELETE, n, part, path.clone(), headers.clone()))).await;
         let ok = statuses.iter().filter(|s| s.is_some_and(|s| s.is_success() || s == StatusCode::NOT_FOUND)).count();
-        ok >= statuses.len() / 2 + 1
+        ok >= quorum(statuses.len())
     }
 
     /// Deletes an empty task container (a 409 means rows came meanwhile),
@@ -516,11 +511,6 @@ impl ObjectExpirer {
             headers.insert(n, v);
         }
     }
-
-    /// The hash path configuration in use (for tests and tools).
-    pub fn swift(&self) -> &SwiftConf {
-        &self.swift
-    }
 }
 
 /// A listing marker as a query value: bytes other than unreserved ones
@@ -537,12 +527,16 @@ fn quote_query(value: &str) -> String {
     out
 }
 
+/// A majority of `n` replicas (Swift's `quorum_size`).
+fn quorum(n: usize) -> usize {
+    n / 2 + 1
+}
+
 /// Hands `nodes` (a container's or account's replicas) out over `n`
 /// requests so that each replica is named at least once, as the proxy does.
 fn spread(nodes: &[Device], n: usize) -> Vec<Vec<Device>> {
     let n = n.max(1);
     let mut out = vec![Vec::new(); n];
-    let quorum = |x: usize| x / 2 + 1;
     let updates = if nodes.is_empty() { 0 } else { (quorum(nodes.len()) + n).saturating_sub(quorum(n)).max(nodes.len()) };
     for i in 0..updates {
         out[i % n].push(nodes[i % nodes.len()].clone());
