@@ -2,7 +2,8 @@
 //! replica corrupted on disk is found by `swift-container-auditor once` on
 //! its node and quarantined with its directory, the other replicas are left
 //! as they were, the container still answers through the proxy, and recon
-//! reports the failed audit as `swift-recon container --auditor` reads it.
+//! reports the failed audit as `swift-recon container --auditor` reads it;
+//! the account auditor passes every account replica.
 
 use cluster::client::{login, request};
 use cluster::{Cluster, Options};
@@ -35,7 +36,7 @@ fn recon(port: u16, what: &str) -> serde_json::Value {
 #[test]
 fn a_corrupt_container_replica_is_quarantined_and_the_others_are_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Cluster::start(Options::for_test(dir.path())).expect("cluster starts");
+    let mut c = Cluster::start(Options::for_test(dir.path())).expect("cluster starts");
     let s = login(&c.auth_url(), "test:tester", "testing");
     assert_eq!(s.req("PUT", "/audited", &[], b"").status, 201);
     assert_eq!(s.req("PUT", "/audited/o", &[], b"some bytes").status, 201);
@@ -77,6 +78,18 @@ fn a_corrupt_container_replica_is_quarantined_and_the_others_are_left_alone() {
         let stats = recon(d.port, "auditor/container");
         assert_eq!((stats["container_audits_passed"].as_u64(), stats["container_audits_failed"].as_u64()), (Some(1), Some(0)), "{stats}");
     }
+    // The account auditor passes the account's three replicas (recon read
+    // after each node's pass, the cache being shared).
+    let mut passed = 0;
+    for i in 1..=c.opts.devices {
+        c.run_once("account-auditor", "account", i, &[]).unwrap();
+        let port = c.servers("account")[i - 1].port;
+        let stats = recon(port, "auditor/account");
+        assert_eq!(stats["account_audits_failed"], 0, "{stats}");
+        assert!(stats["account_auditor_pass_completed"].as_f64().is_some(), "{stats}");
+        passed += stats["account_audits_passed"].as_u64().unwrap();
+    }
+    assert_eq!(passed, 3);
     // Clients still see the container and its object.
     let r = s.req("GET", "/audited", &[], b"");
     assert_eq!((r.status, r.text().trim()), (200, "o"));

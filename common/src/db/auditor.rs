@@ -246,11 +246,37 @@ pub struct PassStats {
     pub quarantined: u64,
 }
 
+/// How often the counts go to recon during a long pass (Swift's
+/// `logging_interval`).
+const REPORT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The counts since the last report to recon (Swift's `passes`,
+/// `failures` and `reported`), kept across passes as Swift keeps them.
+struct Progress {
+    /// When the counting began, Unix seconds (`<type>_audits_since`).
+    since: f64,
+    /// The same moment on the monotonic clock, to time the next report.
+    started: Instant,
+    passed: u64,
+    failed: u64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress { since: unix_now(), started: Instant::now(), passed: 0, failed: 0 }
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
 /// The auditor daemon of one database flavour.
 pub struct DatabaseAuditor<K: AuditedKind> {
     settings: AuditorSettings,
     hash: HashPathConf,
     devices: Arc<Devices>,
+    progress: Arc<std::sync::Mutex<Progress>>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -278,25 +304,62 @@ impl<K: AuditedKind> Daemon for DatabaseAuditor<K> {
         self.settings.interval
     }
 
-    /// Swift's recon keys: `<type>_auditor_pass_completed` (seconds), and
-    /// the pass's `<type>_audits_passed`, `_failed` and `_since` (when the
-    /// pass began, Unix seconds). Swift writes the counts only once an hour
-    /// of auditing; we write them after every pass, so a short pass shows.
+    /// Swift's recon keys: `<type>_auditor_pass_completed` (seconds of the
+    /// pass), and `<type>_audits_passed`, `_failed` and `_since`: the
+    /// counts since the last hourly report and when that was (Unix
+    /// seconds). Swift writes the counts only at the hourly reports; we
+    /// also write them after every pass, so a pass shorter than an hour
+    /// shows too.
     async fn run_once(self: Arc<Self>, scope: Scope) -> Vec<(&'static str, serde_json::Value)> {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         let begin = Instant::now();
-        let stats = self.audit_pass(&scope).await;
-        let keys: &[&'static str; 4] = match K::DB_TYPE {
-            "account" => &["account_auditor_pass_completed", "account_audits_passed", "account_audits_failed", "account_audits_since"],
-            _ => &["container_auditor_pass_completed", "container_audits_passed", "container_audits_failed", "container_audits_since"],
-        };
-        vec![
-            (keys[0], serde_json::json!(begin.elapsed().as_secs_f64())),
-            (keys[1], serde_json::json!(stats.passed)),
-            (keys[2], serde_json::json!(stats.failed)),
-            (keys[3], serde_json::json!(since)),
-        ]
+        self.audit_pass(&scope).await;
+        let mut figures = vec![(recon_keys::<K>()[0], serde_json::json!(begin.elapsed().as_secs_f64()))];
+        if let Ok(p) = self.progress.lock() {
+            figures.extend(counts_figures::<K>(&p));
+        }
+        figures
     }
+}
+
+/// `<type>_auditor_pass_completed`, `<type>_audits_passed`, `_failed`,
+/// `_since`.
+fn recon_keys<K: AuditedKind>() -> [&'static str; 4] {
+    match K::DB_TYPE {
+        "account" => ["account_auditor_pass_completed", "account_audits_passed", "account_audits_failed", "account_audits_since"],
+        _ => ["container_auditor_pass_completed", "container_audits_passed", "container_audits_failed", "container_audits_since"],
+    }
+}
+
+fn counts_figures<K: AuditedKind>(p: &Progress) -> Vec<(&'static str, serde_json::Value)> {
+    let keys = recon_keys::<K>();
+    vec![(keys[1], serde_json::json!(p.passed)), (keys[2], serde_json::json!(p.failed)), (keys[3], serde_json::json!(p.since))]
+}
+
+/// Adds one outcome to the counts and, once `REPORT_INTERVAL` has passed
+/// since the last report, logs them and (for a full pass) writes them to
+/// the recon cache, then starts counting anew (Swift's hourly report).
+/// Blocking (the cache write).
+fn record<K: AuditedKind>(progress: &std::sync::Mutex<Progress>, outcome: &Audit, cache: Option<&Path>, interval: Duration) {
+    let Ok(mut p) = progress.lock() else { return };
+    match outcome {
+        Audit::Passed => p.passed += 1,
+        Audit::Skipped => {}
+        Audit::Failed(_) | Audit::Quarantined(_) => p.failed += 1,
+    }
+    if p.started.elapsed() < interval {
+        return;
+    }
+    log::info(&format!(
+        "Since {}: {} audits: {} passed audit, {} failed audit",
+        crate::timestamp::log_date(p.since as u64),
+        K::DB_TYPE,
+        p.passed,
+        p.failed
+    ));
+    if let Some(cache) = cache {
+        crate::daemon::dump_recon_cache(cache, &counts_figures::<K>(&p));
+    }
+    *p = Progress::new();
 }
 
 impl<K: AuditedKind> DatabaseAuditor<K> {
@@ -304,7 +367,7 @@ impl<K: AuditedKind> DatabaseAuditor<K> {
     pub fn new(settings: AuditorSettings, hash: HashPathConf) -> Self {
         let s = &settings.server;
         let devices = Arc::new(Devices::new(s.devices.clone(), s.mount_check, s.threads_per_disk));
-        DatabaseAuditor { settings, hash, devices, kind: PhantomData }
+        DatabaseAuditor { settings, hash, devices, progress: Arc::new(std::sync::Mutex::new(Progress::new())), kind: PhantomData }
     }
 
     /// Audits every database in `scope` once, one at a time at most
@@ -315,11 +378,19 @@ impl<K: AuditedKind> DatabaseAuditor<K> {
         log::info(&format!("Begin {} audit pass.", K::DB_TYPE));
         let begin = Instant::now();
         let dbs = self.find_databases(scope).await;
+        // Only a full pass reports to recon, as the frame does.
+        let cache = scope.is_all().then(|| self.settings.server.recon_cache_path.join(K::RECON_FILE));
         let outcomes = crate::daemon::sweep(dbs, 1, self.settings.per_second, |(device, db)| {
-            let me = self.clone();
+            let (me, cache) = (self.clone(), cache.clone());
             async move {
-                let hash = me.hash.clone();
-                me.devices.run(&device, move || audit_db::<K>(&db, &hash)).await
+                let (hash, progress) = (me.hash.clone(), me.progress.clone());
+                me.devices
+                    .run(&device, move || {
+                        let outcome = audit_db::<K>(&db, &hash);
+                        record::<K>(&progress, &outcome, cache.as_deref(), REPORT_INTERVAL);
+                        outcome
+                    })
+                    .await
             }
         })
         .await;
@@ -552,13 +623,32 @@ mod tests {
         assert_eq!(stats, PassStats { passed: 1, failed: 1, quarantined: 1 });
         let figures = auditor.clone().run_once(Scope::default()).await;
         let get = |k: &str| figures.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).unwrap();
-        assert_eq!(get("container_audits_passed"), serde_json::json!(1));
-        assert_eq!(get("container_audits_failed"), serde_json::json!(0));
+        // The counts run on from the first pass (no hourly report yet).
+        assert_eq!(get("container_audits_passed"), serde_json::json!(2));
+        assert_eq!(get("container_audits_failed"), serde_json::json!(1));
         assert!(get("container_audits_since").as_f64().unwrap() > 1.0e9);
         assert!(get("container_auditor_pass_completed").is_f64());
         // A scope of other devices sees nothing.
         let none = auditor.audit_pass(&Scope { devices: vec!["sdb".into()], partitions: vec![] }).await;
         assert_eq!(none, PassStats::default());
+    }
+
+    #[test]
+    fn counts_are_reported_hourly_and_start_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("container.recon");
+        let progress = std::sync::Mutex::new(Progress::new());
+        record::<ContainerKind>(&progress, &Audit::Passed, Some(&cache), REPORT_INTERVAL);
+        record::<ContainerKind>(&progress, &Audit::Failed("x".into()), Some(&cache), REPORT_INTERVAL);
+        assert!(!cache.exists(), "not an hour yet");
+        let since = progress.lock().unwrap().since;
+        record::<ContainerKind>(&progress, &Audit::Quarantined(PathBuf::from("q")), Some(&cache), Duration::ZERO);
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(doc["container_audits_passed"], 1);
+        assert_eq!(doc["container_audits_failed"], 2);
+        assert_eq!(doc["container_audits_since"].as_f64().unwrap(), since);
+        let p = progress.lock().unwrap();
+        assert_eq!((p.passed, p.failed), (0, 0));
     }
 
     #[test]
