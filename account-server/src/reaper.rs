@@ -111,6 +111,14 @@ pub fn container_shard(container: &str, primaries: usize) -> usize {
     (u128::from_be_bytes(digest) % primaries.max(1) as u128) as usize
 }
 
+/// Whether an account is to be reaped at `now` (Unix seconds): marked
+/// deleted, still listing containers (an empty one is left to the
+/// replicator's reclaim), and deleted more than `delay_reaping` seconds ago.
+pub fn is_due(info: &AccountInfo, now: f64, delay_reaping: f64) -> bool {
+    let deleted_at = Timestamp::parse(&info.delete_timestamp).unwrap_or(Timestamp::ZERO).as_secs_f64();
+    info.is_status_deleted() && info.container_count > 0 && now - deleted_at > delay_reaping
+}
+
 /// What one account's pass did (Swift's `stats_*`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReapStats {
@@ -283,13 +291,10 @@ impl AccountReaper {
                 return;
             }
         };
-        if !info.is_status_deleted() || info.container_count <= 0 {
+        if !is_due(&info, Timestamp::now().as_secs_f64(), self.settings.delay_reaping) {
             return;
         }
         let deleted_at = Timestamp::parse(&info.delete_timestamp).unwrap_or(Timestamp::ZERO).as_secs_f64();
-        if Timestamp::now().as_secs_f64() - deleted_at <= self.settings.delay_reaping {
-            return;
-        }
         self.reap_account(&c, &info.account, deleted_at).await;
     }
 
@@ -642,6 +647,23 @@ mod tests {
         assert_eq!((s.delay_reaping, s.inner_concurrency(), s.node_timeout), (60.0, 2, Duration::from_secs(2)));
         assert!(ReaperSettings::from_config(&ConfigFile::parse("[account-reaper]\nconcurrency = 0\n", "a.conf").unwrap()).is_err());
         assert!(ReaperSettings::from_config(&ConfigFile::parse("[account-reaper]\ndelay_reaping = -1\n", "a.conf").unwrap()).is_err());
+    }
+
+    #[test]
+    fn only_deleted_accounts_with_containers_past_the_delay_are_due() {
+        let info = AccountInfo {
+            status: "DELETED".into(),
+            put_timestamp: "1700000000.00000".into(),
+            delete_timestamp: "1700000100.00000".into(),
+            container_count: 2,
+            ..AccountInfo::default()
+        };
+        assert!(is_due(&info, 1_700_000_101.0, 0.0));
+        assert!(!is_due(&info, 1_700_000_101.0, 3600.0), "inside delay_reaping");
+        assert!(is_due(&info, 1_700_003_701.0, 3600.0));
+        assert!(!is_due(&AccountInfo { container_count: 0, ..info.clone() }, 1_800_000_000.0, 0.0), "nothing left to reap");
+        let live = AccountInfo { status: String::new(), delete_timestamp: "0".into(), ..info };
+        assert!(!is_due(&live, 1_800_000_000.0, 0.0));
     }
 
     #[test]

@@ -63,6 +63,20 @@ fn a_deleted_accounts_objects_and_containers_are_reaped_from_every_primary() {
     let r = request("DELETE", &account_url, &[("X-Auth-Token", admin.token.as_str())], b"");
     assert_eq!(r.status, 204, "{}", r.text());
 
+    // With delay_reaping not yet over, a pass leaves everything.
+    let bin_dir = std::env::current_exe().unwrap().parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+    for i in 1..=c.opts.devices {
+        let base = std::fs::read_to_string(c.etc.join(format!("account-server/{i}.conf"))).unwrap();
+        let delayed = dir.path().join(format!("delayed-{i}.conf"));
+        std::fs::write(&delayed, format!("{base}\n[account-reaper]\ndelay_reaping = 3600\n")).unwrap();
+        let st = std::process::Command::new(bin_dir.join("swift-account-reaper")).arg(&delayed).arg("once").status().unwrap();
+        assert!(st.success());
+    }
+    for cont in containers {
+        assert!(statuses(&container_urls(&c, cont)).iter().all(|s| *s == 204), "{cont} waits out delay_reaping");
+        assert_eq!(statuses(&object_urls(&c, cont, objects[0])), vec![200; 3]);
+    }
+
     // One pass on every account server reaps; a container DELETE that
     // raced its objects' row removals (409) is retried by the next pass.
     let deadline = Instant::now() + Duration::from_secs(60);
