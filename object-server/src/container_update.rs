@@ -320,3 +320,123 @@ async fn save_async_pending(server: &ObjectServer, target: &Target, u: &AsyncUpd
         common::log::error(&format!("ERROR writing async pending for {}: {e}", target.name));
     }
 }
+
+/// The expirer queue updates of PUT, POST and DELETE, against an object
+/// server in this process whose task container replica cannot be reached:
+/// what would have been sent is found in the async pendings.
+#[cfg(test)]
+mod tests {
+    use crate::async_pending::{self, AsyncPending};
+    use crate::settings::ObjectSettings;
+    use crate::ObjectServer;
+    use common::backend::{read_body, BackendClient};
+    use common::config::ConfigFile;
+    use common::expirer_queue::{self, ExpirerQueue};
+    use common::swift_conf::SwiftConf;
+    use http::{HeaderMap, HeaderValue, Method};
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    async fn start(root: &Path) -> (u16, SwiftConf) {
+        std::fs::create_dir_all(root.join("sda")).expect("device dir");
+        let conf = ConfigFile::parse(
+            &format!(
+                "[DEFAULT]\ndevices = {}\nmount_check = false\nlog_requests = false\n[app:object-server]\nuse = egg:swift#object\n",
+                root.display()
+            ),
+            "o.conf",
+        )
+        .expect("a config");
+        let settings = ObjectSettings::from_config(&conf).expect("settings");
+        let swift_conf = ConfigFile::parse("[swift-hash]\nswift_hash_path_suffix = expirer-tests\n", "s.conf").expect("swift.conf");
+        let swift = SwiftConf::from_config(&swift_conf).expect("swift.conf");
+        let limits = settings.server.connections.clone();
+        let server = Arc::new(ObjectServer::new(settings, swift.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        tokio::spawn(async move {
+            common::server::serve(server, listener, &limits, false, std::future::pending(), Duration::from_secs(1)).await
+        });
+        (port, swift)
+    }
+
+    async fn req(port: u16, method: &str, headers: &[(&str, &str)]) -> u16 {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(http::HeaderName::from_bytes(k.as_bytes()).expect("a name"), HeaderValue::from_str(v).expect("a value"));
+        }
+        let body: &[u8] = if method == "PUT" { b"body" } else { b"" };
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let client = BackendClient::new(Duration::from_secs(2), Duration::from_secs(10));
+        let m = Method::from_bytes(method.as_bytes()).expect("a method");
+        let resp = client.request(m, "127.0.0.1", port, "/sda/7/a/c/o", h, common::http::full(body.to_vec())).await.expect("an answer");
+        read_body(resp, 1 << 20, Duration::from_secs(10)).await.expect("a body").0.as_u16()
+    }
+
+    /// Every async pending on the device, by the path it updates.
+    fn pendings(root: &Path) -> Vec<(String, AsyncPending)> {
+        let scan = crate::diskfile::list_async_pendings(&root.join("sda")).expect("a scan");
+        let mut out: Vec<(String, AsyncPending)> = scan
+            .newest
+            .iter()
+            .map(|f| async_pending::decode(&std::fs::read(&f.path).expect("a pending")).expect("Swift's format"))
+            .map(|p| (format!("{} /{}/{}/{}", p.op, p.account, p.container, p.obj), p))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[tokio::test]
+    async fn writes_queue_and_withdraw_expirer_tasks() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let root = dir.path().join("devices");
+        let (port, swift) = start(&root).await;
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port();
+        let dead_host = format!("127.0.0.1:{dead}");
+        let queue = ExpirerQueue::new(".", expirer_queue::DEFAULT_DIVISOR);
+        let (t1, t2) = (9_000_000_000u64, 9_100_000_000u64);
+        let row = |at: u64| format!("/.expiring_objects/{}/{at}-a/c/o", queue.container(&swift.hash, at, "a", "c", "o"));
+
+        // A PUT whose queue replica is down leaves the task row for the updater,
+        // filed under the row's own hash, exactly as Swift's delete_at_update sends it.
+        let task_container = queue.container(&swift.hash, t1, "a", "c", "o");
+        let put = [
+            ("X-Timestamp", "1700000001.00000"),
+            ("Content-Type", "text/plain"),
+            ("X-Delete-At", "9000000000"),
+            ("X-Delete-At-Host", dead_host.as_str()),
+            ("X-Delete-At-Device", "sdx"),
+            ("X-Delete-At-Partition", "3"),
+            ("X-Delete-At-Container", task_container.as_str()),
+        ];
+        assert_eq!(req(port, "PUT", &put).await, 201);
+        let found = pendings(&root);
+        assert_eq!(found.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec![format!("PUT {}", row(t1))]);
+        let h = &found[0].1.headers;
+        assert_eq!(h.get("x-content-type").map(String::as_str), Some("text/plain;swift_expirer_bytes=4"));
+        assert_eq!(h.get("x-size").map(String::as_str), Some("0"));
+        assert_eq!(h.get("x-etag").map(String::as_str), Some(expirer_queue::EMPTY_ETAG));
+        assert_eq!(h.get("x-timestamp").map(String::as_str), Some("1700000001.00000"));
+        assert_eq!(h.get("x-backend-storage-policy-index").map(String::as_str), Some("0"));
+        let hash = swift.hash.hash_path(".expiring_objects", Some(&task_container), Some(&format!("{t1}-a/c/o"))).expect("a hash");
+        let scan = crate::diskfile::list_async_pendings(&root.join("sda")).expect("a scan");
+        assert!(scan.newest[0].path.to_string_lossy().contains(&format!("/{hash}-1700000001.00000")));
+
+        // A POST moving X-Delete-At withdraws the old row (the newer pending
+        // for the row replaces the PUT, as the updater would); this object
+        // server was named no queue replica for the new row, so sends nothing.
+        assert_eq!(req(port, "POST", &[("X-Timestamp", "1700000002.00000"), ("X-Delete-At", "9100000000")]).await, 202);
+        let keys: Vec<String> = pendings(&root).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![format!("DELETE {}", row(t1))]);
+
+        // The expirer's own DELETE leaves the queue to the expirer.
+        let expirer =
+            [("X-Timestamp", "1700000003.00000"), ("X-Backend-Clean-Expiring-Object-Queue", "no"), ("X-If-Delete-At", "9000000000")];
+        assert_eq!(req(port, "DELETE", &expirer).await, 412, "X-Delete-At moved");
+        // A client's DELETE withdraws the current row.
+        assert_eq!(req(port, "DELETE", &[("X-Timestamp", "1700000004.00000")]).await, 204);
+        let keys: Vec<String> = pendings(&root).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![format!("DELETE {}", row(t1)), format!("DELETE {}", row(t2))]);
+    }
+}
