@@ -16,7 +16,13 @@ use std::time::Duration;
 pub struct AccountRing(pub Ring);
 
 fn node(d: &Device) -> Node {
-    Node { id: d.id, region: d.region, replication_ip: d.replication_ip.clone(), replication_port: d.replication_port, device: d.device.clone() }
+    Node {
+        id: d.id,
+        region: d.region,
+        replication_ip: d.replication_ip.clone(),
+        replication_port: d.replication_port,
+        device: d.device.clone(),
+    }
 }
 
 impl DbRing for AccountRing {

@@ -192,7 +192,12 @@ fn a_container_deleted_on_two_nodes_and_written_on_the_third_converges() {
     for d in &p.primaries[..2] {
         assert_eq!(request("DELETE", &p.url(d, "/split"), &[("X-Timestamp", &t_delete)], b"").status, 204);
     }
-    let write = [("X-Timestamp", t_write.as_str()), ("X-Size", "4"), ("X-Content-Type", "text/plain"), ("X-Etag", "8d777f385d3dfec8815d20f7496026dc")];
+    let write = [
+        ("X-Timestamp", t_write.as_str()),
+        ("X-Size", "4"),
+        ("X-Content-Type", "text/plain"),
+        ("X-Etag", "8d777f385d3dfec8815d20f7496026dc"),
+    ];
     assert_eq!(request("PUT", &p.url(&p.primaries[2], "/split/o"), &write, b"").status, 201);
     replicate_until(&c, "container", || {
         for d in &p.primaries {

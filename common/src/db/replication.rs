@@ -117,7 +117,10 @@ impl<K: BrokerKind> DatabaseBroker<K> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([], |r| {
-            Ok(SyncPoint { remote_id: r.get::<_, Option<String>>(0)?.unwrap_or_default(), sync_point: r.get::<_, Option<i64>>(1)?.unwrap_or(-1) })
+            Ok(SyncPoint {
+                remote_id: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                sync_point: r.get::<_, Option<i64>>(1)?.unwrap_or(-1),
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -134,7 +137,10 @@ impl<K: BrokerKind> DatabaseBroker<K> {
                 rusqlite::params![p.sync_point, p.remote_id],
             )?;
             if n == 0 {
-                tx.execute(&format!("INSERT INTO {table} (sync_point, remote_id) VALUES (?1, ?2)"), rusqlite::params![p.sync_point, p.remote_id])?;
+                tx.execute(
+                    &format!("INSERT INTO {table} (sync_point, remote_id) VALUES (?1, ?2)"),
+                    rusqlite::params![p.sync_point, p.remote_id],
+                )?;
             }
         }
         tx.commit()?;
@@ -222,7 +228,8 @@ impl<K: BrokerKind> DatabaseBroker<K> {
         let conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(&format!("UPDATE {table} SET id = ?1"), [format!("{}-{device}", uuid4())])?;
-        let last: Option<i64> = tx.query_row(&format!("SELECT ROWID FROM {contains} ORDER BY ROWID DESC LIMIT 1"), [], |r| r.get(0)).optional()?;
+        let last: Option<i64> =
+            tx.query_row(&format!("SELECT ROWID FROM {contains} ORDER BY ROWID DESC LIMIT 1"), [], |r| r.get(0)).optional()?;
         tx.execute(
             "INSERT OR REPLACE INTO incoming_sync (sync_point, remote_id) VALUES (?1, ?2)",
             rusqlite::params![last.unwrap_or(-1), remote_id],
@@ -315,7 +322,9 @@ fn text_arg(v: Option<&Value>, what: &str) -> Result<String, BadRpc> {
 
 fn int_arg(v: Option<&Value>, what: &str) -> Result<i64, BadRpc> {
     match v {
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).ok_or_else(|| BadRpc(format!("{what} must be an integer"))),
+        Some(Value::Number(n)) => {
+            n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).ok_or_else(|| BadRpc(format!("{what} must be an integer")))
+        }
         Some(Value::String(s)) => s.trim().parse().map_err(|_| BadRpc(format!("{what} must be an integer"))),
         _ => Err(BadRpc(format!("{what} must be an integer"))),
     }
@@ -502,7 +511,10 @@ impl ReplicatorRpc {
             broker.update_metadata(&remote.metadata, None)?;
         }
         let s = |k: &str| info.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        if s("created_at") != remote.created_at || s("put_timestamp") != remote.put_timestamp || s("delete_timestamp") != remote.delete_timestamp {
+        if s("created_at") != remote.created_at
+            || s("put_timestamp") != remote.put_timestamp
+            || s("delete_timestamp") != remote.delete_timestamp
+        {
             broker.merge_timestamps(&remote.created_at, &remote.put_timestamp, &remote.delete_timestamp)?;
         }
         let mut point = broker.get_sync(&remote.id, true)?;

@@ -235,7 +235,11 @@ impl<K: BrokerKind> DbReplicator<K> {
             stats.remote_merge,
             stats.remove
         ));
-        vec![("replication_time", Value::from(elapsed)), ("replication_stats", stats.to_json(start)), ("replication_last", Value::from(now_secs()))]
+        vec![
+            ("replication_time", Value::from(elapsed)),
+            ("replication_stats", stats.to_json(start)),
+            ("replication_last", Value::from(now_secs())),
+        ]
     }
 
     /// Every database on this node's ring devices in scope.
@@ -246,7 +250,8 @@ impl<K: BrokerKind> DbReplicator<K> {
             return Vec::new();
         };
         let port = self.settings.server.bind_port;
-        let local: Vec<Node> = devs.into_iter().filter(|d| is_local_device(&my_ips, Some(port), &d.replication_ip, d.replication_port)).collect();
+        let local: Vec<Node> =
+            devs.into_iter().filter(|d| is_local_device(&my_ips, Some(port), &d.replication_ip, d.replication_port)).collect();
         if local.is_empty() {
             let ips: Vec<String> = my_ips.iter().map(IpAddr::to_string).collect();
             log::error(&format!("Can't find itself {} with port {port} in ring file, not replicating", ips.join(", ")));
@@ -357,7 +362,10 @@ impl<K: BrokerKind> DbReplicator<K> {
             let ok = match self.repl_to_node(&node, partition, &job, &info).await {
                 Ok(ok) => ok,
                 Err(PeerError::NotMounted) => {
-                    log::error(&format!("ERROR Remote drive not mounted {}:{}/{}", node.replication_ip, node.replication_port, node.device));
+                    log::error(&format!(
+                        "ERROR Remote drive not mounted {}:{}/{}",
+                        node.replication_ip, node.replication_port, node.device
+                    ));
                     match more.next() {
                         Some(h) => targets.push(h),
                         None => log::error(&format!(
@@ -367,7 +375,13 @@ impl<K: BrokerKind> DbReplicator<K> {
                     false
                 }
                 Err(PeerError::Other(e)) => {
-                    log::error(&format!("ERROR syncing {} with {}:{}/{}: {e}", job.db_file.display(), node.replication_ip, node.replication_port, node.device));
+                    log::error(&format!(
+                        "ERROR syncing {} with {}:{}/{}: {e}",
+                        job.db_file.display(),
+                        node.replication_ip,
+                        node.replication_port,
+                        node.device
+                    ));
                     false
                 }
             };
@@ -425,8 +439,13 @@ impl<K: BrokerKind> DbReplicator<K> {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         let replicate = Method::from_bytes(b"REPLICATE").map_err(other)?;
-        let resp = self.client.request(replicate, &node.replication_ip, node.replication_port, &path, headers, full(rpc_body(op, args))).await.map_err(other)?;
-        let (status, _, body) = read_body(resp, crate::dbserver::replicate::MAX_RPC_BODY, self.client.node_timeout()).await.map_err(other)?;
+        let resp = self
+            .client
+            .request(replicate, &node.replication_ip, node.replication_port, &path, headers, full(rpc_body(op, args)))
+            .await
+            .map_err(other)?;
+        let (status, _, body) =
+            read_body(resp, crate::dbserver::replicate::MAX_RPC_BODY, self.client.node_timeout()).await.map_err(other)?;
         if status == StatusCode::INSUFFICIENT_STORAGE {
             return Err(PeerError::NotMounted);
         }
@@ -488,7 +507,15 @@ impl<K: BrokerKind> DbReplicator<K> {
     }
 
     /// Swift's `_usync_db`: the rows since `point`, then the sync tables.
-    async fn usync(&self, node: &Node, partition: u32, job: &Job, mut point: i64, remote_id: &str, local_id: &str) -> Result<bool, PeerError> {
+    async fn usync(
+        &self,
+        node: &Node,
+        partition: u32,
+        job: &Job,
+        mut point: i64,
+        remote_id: &str,
+        local_id: &str,
+    ) -> Result<bool, PeerError> {
         self.stats().diff += 1;
         let hash = db_hash(&job.db_file);
         let per_diff = self.settings.per_diff;
@@ -661,7 +688,9 @@ fn remove_older_than(dir: &Path, before: f64) {
 
 /// Every `(partition, db file)` at `<datadir>/<part>/<suffix>/<hash>/<hash>.db`.
 fn walk_datadir(datadir: &Path) -> Vec<(u32, PathBuf)> {
-    let read = |p: &Path| -> Vec<PathBuf> { std::fs::read_dir(p).map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default() };
+    let read = |p: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p).map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default()
+    };
     let mut dbs = Vec::new();
     for part_dir in read(datadir) {
         let Some(part) = part_dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else { continue };

@@ -23,9 +23,9 @@ use crate::dbserver::response::{device_failure, storage_failure};
 use crate::http::{self as h, Body};
 use crate::path::{split_path, unquote};
 use bytes::Bytes;
-use hyper::body::Incoming;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,7 +67,13 @@ pub fn parse_replicate_path(raw: &str) -> Result<ReplicatePath, String> {
 
 /// Answers a `REPLICATE` request on `store`'s devices (`datadir` is
 /// `containers` or `accounts`).
-pub async fn replicate<K>(store: &DatabaseStore<K>, datadir: &'static str, raw_path: &str, body: Incoming, timeout: Duration) -> Response<Body>
+pub async fn replicate<K>(
+    store: &DatabaseStore<K>,
+    datadir: &'static str,
+    raw_path: &str,
+    body: Incoming,
+    timeout: Duration,
+) -> Response<Body>
 where
     K: BrokerKind,
 {
