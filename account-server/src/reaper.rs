@@ -386,8 +386,9 @@ impl AccountReaper {
         let mut requests = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
             // Swift pops the account replicas from the end, one per
-            // container replica.
-            let anode = &account_nodes[(account_nodes.len().saturating_sub(1 + i)) % account_nodes.len().max(1)];
+            // container replica (with fewer account replicas, the first
+            // one takes the rest).
+            let Some(anode) = account_nodes.get(account_nodes.len().saturating_sub(1 + i)) else { break };
             let headers = update_headers(&[
                 ("x-account-host", format!("{}:{}", anode.ip, anode.port)),
                 ("x-account-partition", account_partition.to_string()),
