@@ -226,7 +226,8 @@ impl ObjectExpirer {
                 return 0;
             }
         };
-        let mut due = Vec::new();
+        log::info(&format!("Pass beginning for task account {account}; {} possible containers", containers.len()));
+        let (mut due_count, mut expired) = (0, 0);
         for container in containers {
             let Some(at) = container.parse::<u64>().ok() else {
                 log::error(&format!("skipping invalid task container: {account}/{container}"));
@@ -236,20 +237,31 @@ impl ObjectExpirer {
             if at > now.secs() {
                 break;
             }
-            match self.list(&self.container_ring, &account, Some(&container)).await {
-                Ok(objects) if objects.is_empty() => self.delete_task_container(&container).await,
-                Ok(objects) => due.extend(self.due_tasks(&container, objects, now)),
-                Err(e) => log::error(&format!("ERROR listing objects in container {account} {container}: {e}")),
-            }
+            // One task container at a time: memory holds one listing, not
+            // the whole queue.
+            let due = match self.list(&self.container_ring, &account, Some(&container)).await {
+                Ok(objects) if objects.is_empty() => {
+                    self.delete_task_container(&container).await;
+                    continue;
+                }
+                Ok(objects) => self.due_tasks(&container, objects, now),
+                Err(e) => {
+                    log::error(&format!("ERROR listing objects in container {account} {container}: {e}"));
+                    continue;
+                }
+            };
+            due_count += due.len();
+            let outcomes = common::daemon::sweep(due, self.settings.concurrency, self.settings.tasks_per_second, |due| {
+                let me = self.clone();
+                async move { me.expire(due).await }
+            })
+            .await;
+            expired += outcomes.iter().filter(|o| **o == Outcome::Expired).count() as u64;
         }
-        log::info(&format!("Pass beginning for task account {account}; {} tasks due", due.len()));
-        let outcomes = common::daemon::sweep(due, self.settings.concurrency, self.settings.tasks_per_second, |due| {
-            let me = self.clone();
-            async move { me.expire(due).await }
-        })
-        .await;
-        let expired = outcomes.iter().filter(|o| **o == Outcome::Expired).count() as u64;
-        log::info(&format!("Pass completed in {}s; {expired} objects expired", begin.elapsed().as_secs()));
+        log::info(&format!(
+            "Pass completed in {}s; {expired} objects expired ({due_count} tasks due for this process)",
+            begin.elapsed().as_secs()
+        ));
         expired
     }
 
