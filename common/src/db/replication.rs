@@ -272,6 +272,94 @@ pub fn sync_args(info: &Map<String, Value>, db_type: &str) -> Vec<Value> {
     keys.iter().map(|k| info.get(*k).cloned().unwrap_or(Value::Null)).collect()
 }
 
+/// What decides which of two replicas of a container has the right
+/// storage policy (the arguments of Swift's `cmp_policy_info`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyInfo {
+    pub storage_policy_index: i64,
+    pub count: i64,
+    pub put_timestamp: Timestamp,
+    pub delete_timestamp: Timestamp,
+    pub status_changed_at: Timestamp,
+}
+
+impl PolicyInfo {
+    /// From replication info (ours, or a peer's `sync` reply); `None` when
+    /// it has no policy index (an account, or a peer that did not say).
+    pub fn from_info(info: &Map<String, Value>) -> Option<PolicyInfo> {
+        let ts = |k: &str| match info.get(k) {
+            Some(Value::String(s)) => Timestamp::parse(s).unwrap_or(Timestamp::ZERO),
+            Some(Value::Number(n)) => n.as_f64().and_then(|f| Timestamp::from_secs_f64(f).ok()).unwrap_or(Timestamp::ZERO),
+            _ => Timestamp::ZERO,
+        };
+        Some(PolicyInfo {
+            storage_policy_index: info.get("storage_policy_index")?.as_i64()?,
+            count: info.get("count").or_else(|| info.get("object_count")).and_then(Value::as_i64).unwrap_or(0),
+            put_timestamp: ts("put_timestamp"),
+            delete_timestamp: ts("delete_timestamp"),
+            status_changed_at: ts("status_changed_at"),
+        })
+    }
+
+    fn is_deleted(&self) -> bool {
+        self.delete_timestamp > self.put_timestamp && self.count == 0
+    }
+
+    fn has_been_recreated(&self) -> bool {
+        self.put_timestamp > self.delete_timestamp && self.delete_timestamp > Timestamp::ZERO
+    }
+}
+
+/// Whether `remote`'s storage policy should replace ours (Swift's
+/// `incorrect_policy_index`): of a live and a deleted replica the live one
+/// wins; of two recreated ones the one recreated after the last delete;
+/// else the older status change.
+pub fn incorrect_policy_index(local: &PolicyInfo, remote: &PolicyInfo) -> bool {
+    use std::cmp::Ordering;
+    if local.storage_policy_index == remote.storage_policy_index {
+        return false;
+    }
+    // Greater: the remote is better (Swift's cmp_policy_info returning 1).
+    let remote_better = || -> Ordering {
+        let (deleted, remote_deleted) = (local.is_deleted(), remote.is_deleted());
+        if deleted || remote_deleted {
+            if !deleted {
+                return Ordering::Less;
+            } else if !remote_deleted {
+                return Ordering::Greater;
+            }
+            return remote.status_changed_at.cmp(&local.status_changed_at);
+        }
+        let (recreated, remote_recreated) = (local.has_been_recreated(), remote.has_been_recreated());
+        if recreated || remote_recreated {
+            if !recreated {
+                return Ordering::Greater;
+            } else if !remote_recreated {
+                return Ordering::Less;
+            }
+            let last_delete = local.delete_timestamp.max(remote.delete_timestamp);
+            if local.put_timestamp < last_delete {
+                return Ordering::Greater;
+            } else if remote.put_timestamp < last_delete {
+                return Ordering::Less;
+            }
+        }
+        local.status_changed_at.cmp(&remote.status_changed_at)
+    };
+    remote_better() == Ordering::Greater
+}
+
+/// Moves a container database to another storage policy, its status
+/// changed now (Swift's `set_storage_policy_index` in the replicator);
+/// nothing for accounts.
+pub fn adopt_policy<K: BrokerKind>(broker: &mut DatabaseBroker<K>, policy: i64) -> Result<(), DbError> {
+    let any: &mut dyn std::any::Any = broker;
+    if let Some(container) = any.downcast_mut::<super::ContainerBroker>() {
+        container.set_storage_policy_index(policy, &Timestamp::now())?;
+    }
+    Ok(())
+}
+
 /// One `REPLICATE` request, decoded from its JSON body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RpcOp {
@@ -507,6 +595,21 @@ impl ReplicatorRpc {
     /// point for the sender (raised to its max_row if the hashes match).
     fn sync<K: BrokerKind>(broker: &mut DatabaseBroker<K>, remote: &RemoteInfo) -> Result<RpcReply, DbError> {
         let mut info = broker.get_replication_info()?;
+        // Containers: take the sender's policy if its replica is the better
+        // one (Swift's ContainerReplicatorRpc._get_synced_replication_info).
+        if let (Some(local), Some((changed, count, policy))) = (PolicyInfo::from_info(&info), &remote.policy) {
+            let theirs = PolicyInfo {
+                storage_policy_index: *policy,
+                count: *count,
+                put_timestamp: Timestamp::parse(&remote.put_timestamp).unwrap_or(Timestamp::ZERO),
+                delete_timestamp: Timestamp::parse(&remote.delete_timestamp).unwrap_or(Timestamp::ZERO),
+                status_changed_at: Timestamp::parse(changed).unwrap_or(Timestamp::ZERO),
+            };
+            if incorrect_policy_index(&local, &theirs) {
+                adopt_policy(broker, *policy)?;
+                info = broker.get_replication_info()?;
+            }
+        }
         if !remote.metadata.is_empty() {
             broker.update_metadata(&remote.metadata, None)?;
         }
@@ -790,6 +893,57 @@ mod tests {
         assert_eq!(ReplicatorRpc::dispatch::<ContainerKind>(&t, RpcOp::RsyncThenMerge(a_id.clone())).unwrap(), RpcReply::NoContent);
         let mut b = ContainerBroker::new(t.db_file.clone());
         assert_eq!(info_of(&mut b)["count"], 3);
+    }
+
+    fn pinfo(policy: i64, count: i64, put: f64, delete: f64, changed: f64) -> PolicyInfo {
+        let t = |s: f64| if s == 0.0 { Timestamp::ZERO } else { ts(s) };
+        PolicyInfo {
+            storage_policy_index: policy,
+            count,
+            put_timestamp: t(put),
+            delete_timestamp: t(delete),
+            status_changed_at: t(changed),
+        }
+    }
+
+    #[test]
+    fn the_better_replica_decides_the_policy_as_in_swift() {
+        // Same policy: nothing to do.
+        assert!(!incorrect_policy_index(&pinfo(0, 0, 1.0, 0.0, 1.0), &pinfo(0, 0, 2.0, 0.0, 2.0)));
+        // A live replica beats a deleted one.
+        assert!(incorrect_policy_index(&pinfo(0, 0, 1.0, 2.0, 2.0), &pinfo(1, 0, 3.0, 0.0, 3.0)));
+        assert!(!incorrect_policy_index(&pinfo(0, 0, 3.0, 0.0, 3.0), &pinfo(1, 0, 1.0, 2.0, 2.0)));
+        // Neither deleted nor recreated: the oldest status change wins.
+        assert!(incorrect_policy_index(&pinfo(0, 0, 2.0, 0.0, 2.0), &pinfo(1, 0, 1.0, 0.0, 1.0)));
+        assert!(!incorrect_policy_index(&pinfo(0, 0, 1.0, 0.0, 1.0), &pinfo(1, 0, 2.0, 0.0, 2.0)));
+        // Both recreated: the one put after the last delete wins.
+        assert!(incorrect_policy_index(&pinfo(0, 0, 5.0, 4.0, 5.0), &pinfo(1, 0, 7.0, 6.0, 7.0)));
+        // A recreated replica beats one that never was deleted.
+        assert!(incorrect_policy_index(&pinfo(0, 0, 1.0, 0.0, 1.0), &pinfo(1, 0, 7.0, 6.0, 7.0)));
+        assert!(!incorrect_policy_index(&pinfo(0, 0, 7.0, 6.0, 7.0), &pinfo(1, 0, 1.0, 0.0, 1.0)));
+    }
+
+    #[test]
+    fn a_sync_from_the_better_replica_moves_the_container_to_its_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = new_broker(dir.path());
+        let info = info_of(&mut b);
+        let remote = RemoteInfo {
+            point: -1,
+            hash: "x".into(),
+            id: "remote".into(),
+            created_at: info["created_at"].as_str().unwrap().into(),
+            put_timestamp: info["put_timestamp"].as_str().unwrap().into(),
+            delete_timestamp: "0".into(),
+            metadata: Default::default(),
+            // Changed status long before ours: the older one wins.
+            policy: Some((ts(0.5).internal(), 0, 1)),
+        };
+        let RpcReply::Json(reply) = ReplicatorRpc::dispatch::<ContainerKind>(&target(dir.path()), RpcOp::Sync(remote)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(reply["storage_policy_index"], 1);
+        assert_eq!(info_of(&mut b)["storage_policy_index"], 1);
     }
 
     #[test]

@@ -22,11 +22,13 @@
 //! `_replicate_object` and `cleanup_post_replicate`). A database deleted
 //! and empty for `reclaim_age` is removed (Swift's `is_reclaimable`).
 //!
-//! Shard ranges: we have none, so none are sent; the container policy
-//! reconciler (`_post_replicate_hook`, misplaced objects) is not run.
+//! Containers whose replicas disagree on the storage policy take the better
+//! replica's (Swift's `incorrect_policy_index`). Shard ranges: we have none,
+//! so none are sent; the container policy reconciler
+//! (`_post_replicate_hook`, misplaced objects) is not run.
 
 use super::broker::{parse_metadata, BrokerKind, DatabaseBroker};
-use super::replication::{rpc_body, sync_args, SyncPoint, TMP_SEGMENT_NAME};
+use super::replication::{adopt_policy, incorrect_policy_index, rpc_body, sync_args, PolicyInfo, SyncPoint, TMP_SEGMENT_NAME};
 use crate::backend::{read_body, BackendClient};
 use crate::config::{ConfigError, Section};
 use crate::daemon::{non_negative, Scope};
@@ -474,9 +476,18 @@ impl<K: BrokerKind> DbReplicator<K> {
         let (created, put, delete) = (ts("created_at"), ts("put_timestamp"), ts("delete_timestamp"));
         let differs = ["created_at", "put_timestamp", "delete_timestamp"].iter().any(|k| info.get(*k) != rinfo.get(*k));
         let merge_ts = K::DB_TYPE == "container" && differs;
+        // Containers: take the peer's policy if its replica is the better
+        // one (Swift's ContainerReplicator._handle_sync_response).
+        let adopt = match (PolicyInfo::from_info(info), PolicyInfo::from_info(&rinfo)) {
+            (Some(local), Some(remote)) if incorrect_policy_index(&local, &remote) => Some(remote.storage_policy_index),
+            _ => None,
+        };
         let rid = r_id.clone();
         let local_sync = self
             .with_broker(&job.device, &job.db_file, move |b| {
+                if let Some(policy) = adopt {
+                    adopt_policy(b, policy)?;
+                }
                 if merge_ts {
                     b.merge_timestamps(&created, &put, &delete)?;
                 }
