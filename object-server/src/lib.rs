@@ -144,10 +144,11 @@ impl Service for ObjectServer {
     fn allowed_methods(&self) -> Vec<&'static str> {
         let client = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"];
         let replication = ["REPLICATE", "SSYNC"];
+        // As Swift 2.38: unset or true serves every verb; false, no
+        // replication verbs.
         match self.settings.server.replication_server {
-            None => client.iter().chain(replication.iter()).copied().collect(),
+            None | Some(true) => client.iter().chain(replication.iter()).copied().collect(),
             Some(false) => client.to_vec(),
-            Some(true) => replication.iter().copied().chain(["OPTIONS"]).collect(),
         }
     }
 

@@ -9,13 +9,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The verbs a server answers, out of `all`, under Swift's
-/// `replication_server` option: unset, every verb; `false`, all but
-/// `REPLICATE`; `true`, only `OPTIONS` and `REPLICATE`.
+/// `replication_server` option: unset or `true`, every verb; `false`, all
+/// but `REPLICATE` (Swift 2.38's `allowed_methods`: a replication server
+/// serves the client verbs too; only `false` turns replication off).
 pub fn allowed_methods(all: &[&'static str], replication_server: Option<bool>) -> Vec<&'static str> {
     match replication_server {
-        None => all.to_vec(),
+        None | Some(true) => all.to_vec(),
         Some(false) => all.iter().copied().filter(|m| *m != "REPLICATE").collect(),
-        Some(true) => vec!["OPTIONS", "REPLICATE"],
     }
 }
 
