@@ -254,5 +254,8 @@ fn a_primary_far_behind_gets_the_rows_it_missed_and_keeps_its_own() {
     let v: serde_json::Value = serde_json::from_slice(&recon.body).unwrap();
     assert!(v["replication_time"].is_number(), "{v}");
     assert!(v["replication_last"].is_number(), "{v}");
-    assert!(v["replication_stats"]["attempted"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    // The servers of this cluster share one recon cache: the figures are
+    // those of the last server's pass, which may have had nothing to do.
+    assert!(v["replication_stats"]["attempted"].is_u64(), "{v}");
+    assert!(v["replication_stats"]["failure_nodes"].is_object(), "{v}");
 }
