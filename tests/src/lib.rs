@@ -25,7 +25,7 @@ pub struct Options {
     pub bin_dir: Option<PathBuf>,
     /// Let the servers' logs through to our stderr.
     pub show_logs: bool,
-    /// Run each object server's replicator and auditor in the background
+    /// Run every server's replicator, auditor, expirer and reaper in the background
     /// (short intervals, so the cluster heals while one watches): what
     /// `swift-saio` does. Off by default, so tests drive them with
     /// [`Cluster::run_once`], as an operator does.
@@ -67,6 +67,20 @@ impl Options {
         }
     }
 }
+
+/// The daemons `consistency_daemons` runs: name, the server whose config
+/// it reads, and the `interval` `swift-saio` gives it (short, so the
+/// cluster heals while one watches).
+pub const CONSISTENCY_DAEMONS: [(&str, &str, u32); 8] = [
+    ("object-replicator", "object", 10),
+    ("object-auditor", "object", 30),
+    ("object-expirer", "object", 10),
+    ("container-replicator", "container", 10),
+    ("container-auditor", "container", 30),
+    ("account-replicator", "account", 10),
+    ("account-auditor", "account", 30),
+    ("account-reaper", "account", 30),
+];
 
 /// The kinds of storage server, with Swift's SAIO base ports.
 pub const STORAGE_TYPES: [(&str, u16); 3] = [("object", 6210), ("container", 6211), ("account", 6212)];
@@ -178,8 +192,8 @@ pub struct Cluster {
     pub proxy_port: u16,
     /// Every storage server, then one `container-updater N` per container
     /// server, one `object-updater N` per object server, with
-    /// `consistency_daemons` one `object-replicator N` and one
-    /// `object-auditor N` per object server, then the proxy (last).
+    /// `consistency_daemons` one of each of [`CONSISTENCY_DAEMONS`] per
+    /// server, then the proxy (last).
     pub procs: Vec<Proc>,
 }
 
@@ -252,16 +266,16 @@ impl Cluster {
                 show_logs: opts.show_logs,
             });
         }
-        // The replicator and the auditor read the object server's config
-        // too (`[object-replicator]`, `[object-auditor]`), one of each per
-        // object server, as on a Swift node.
+        // The replicators, auditors, the expirer and the reaper read their
+        // server's config too (`[object-replicator]`, ...), one of each per
+        // server, as on a Swift node.
         if opts.consistency_daemons {
-            for daemon in ["object-replicator", "object-auditor"] {
-                for i in 1..=count_configs(&etc.join("object-server"))? {
+            for (daemon, kind, _) in CONSISTENCY_DAEMONS {
+                for i in 1..=count_configs(&etc.join(format!("{kind}-server")))? {
                     procs.push(Proc {
                         name: format!("{daemon} {i}"),
                         port: 0,
-                        config: etc.join("object-server").join(format!("{i}.conf")),
+                        config: etc.join(format!("{kind}-server")).join(format!("{i}.conf")),
                         binary: bin_dir.join(format!("swift-{daemon}")),
                         child: None,
                         show_logs: opts.show_logs,
@@ -481,15 +495,19 @@ fn create_layout(opts: &Options) -> Result<()> {
         // (Swift's default is 300 s; its SAIO configs keep the default).
         // The same for the object-updater, so async pendings are replayed
         // within seconds of the container servers coming back.
-        let daemons = match kind.as_str() {
+        let mut daemons = match kind.as_str() {
             "container" => format!("\n[container-updater]\ninterval = 5\nlog_name = container-updater-{i}\n"),
-            "object" => format!(
-                "\n[object-updater]\ninterval = 5\nlog_name = object-updater-{i}\n\
-                 \n[object-replicator]\ninterval = 10\nlog_name = object-replicator-{i}\n\
-                 \n[object-auditor]\ninterval = 30\nlog_name = object-auditor-{i}\n"
-            ),
+            "object" => format!("\n[object-updater]\ninterval = 5\nlog_name = object-updater-{i}\n"),
             _ => String::new(),
         };
+        for (daemon, _, interval) in CONSISTENCY_DAEMONS.iter().filter(|(_, k, _)| k == kind) {
+            daemons.push_str(&format!("\n[{daemon}]\ninterval = {interval}\nlog_name = {daemon}-{i}\n"));
+            // Each node's expirer takes its share of the queue (Swift's
+            // processes/process), rather than all racing for every task.
+            if *daemon == "object-expirer" {
+                daemons.push_str(&format!("processes = {}\nprocess = {}\n", opts.devices, i - 1));
+            }
+        }
         let text = format!(
             "# {kind}-server {i} of the all-in-one cluster (written by swift-saio)\n\
              [DEFAULT]\n\
