@@ -259,3 +259,23 @@ fn a_primary_far_behind_gets_the_rows_it_missed_and_keeps_its_own() {
     assert!(v["replication_stats"]["attempted"].is_u64(), "{v}");
     assert!(v["replication_stats"]["failure_nodes"].is_object(), "{v}");
 }
+
+#[test]
+fn a_deleted_container_is_removed_after_reclaim_age_once_its_account_knows() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options { extra_conf: "reclaim_age = 1\n".into(), ..Options::for_test(dir.path()) };
+    let c = Cluster::start(opts).expect("cluster starts");
+    let s = session(&c);
+    assert_eq!(s.req("PUT", "/gone", &[], b"").status, 201);
+    let p = place(&c, Some("gone"));
+    wait_for("every primary to have the container", || p.primaries.iter().all(|d| object_count(&p, d, "gone") == Some(0)));
+    assert_eq!(s.req("DELETE", "/gone", &[], b"").status, 204);
+    // The container updaters (running every 5 s) tell the account; only
+    // then may the deleted databases go.
+    replicate_until(&c, "container", || match p.primaries.iter().find(|d| p.db_file(&c, d).exists()) {
+        Some(d) => Err(format!("{} still has the deleted database", d.device)),
+        None => Ok(()),
+    });
+    let listing = s.req("GET", "/?format=json", &[], b"").text();
+    assert!(!listing.contains("\"gone\""), "{listing}");
+}

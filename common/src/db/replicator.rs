@@ -309,15 +309,24 @@ impl<K: BrokerKind> DbReplicator<K> {
         let read = self
             .with_broker(&job.device, &job.db_file, move |b| {
                 let age = Timestamp::from_secs_f64((now - reclaim_age).max(0.0)).unwrap_or(Timestamp::ZERO);
+                // Databases whose creation died half way (Swift's
+                // `_reclaim_tmp_dbs`).
+                if let Some(dir) = b.db_file().parent() {
+                    remove_older_than_matching(dir, now - reclaim_age, |name| name.ends_with(".tmp"));
+                }
                 b.reclaim(&age, now - 2.0 * reclaim_age)?;
                 let info = b.get_replication_info()?;
-                let reclaimable = b.is_reclaimable(now, reclaim_age)?;
+                // A container goes only once the account has heard of its
+                // deletion (Swift's `report_up_to_date`), or the account
+                // would list it for ever.
+                let expired = b.is_reclaimable(now, reclaim_age)?;
+                let reclaimable = expired && report_up_to_date(&info);
                 let s = |k: &str| info.get(k).and_then(Value::as_str).map(String::from);
                 let part = s("account").and_then(|a| ring.get_part(&a, s("container").as_deref()));
-                Ok((info, reclaimable, part))
+                Ok((info, (expired, reclaimable), part))
             })
             .await;
-        let (info, reclaimable, part) = match read {
+        let (info, (expired, reclaimable), part) = match read {
             Ok(r) => r,
             Err(e) => {
                 log::error(&format!("ERROR reading db {}: {e}", job.db_file.display()));
@@ -361,7 +370,7 @@ impl<K: BrokerKind> DbReplicator<K> {
         while i < targets.len() {
             let node = targets[i].clone();
             i += 1;
-            let ok = match self.repl_to_node(&node, partition, &job, &info).await {
+            let ok = match self.repl_to_node(&node, partition, &job, &info, expired).await {
                 Ok(ok) => ok,
                 Err(PeerError::NotMounted) => {
                     log::error(&format!(
@@ -455,10 +464,26 @@ impl<K: BrokerKind> DbReplicator<K> {
     }
 
     /// Swift's `_repl_to_node` and `_handle_sync_response`.
-    async fn repl_to_node(&self, node: &Node, partition: u32, job: &Job, info: &Map<String, Value>) -> Result<bool, PeerError> {
+    /// `expired`: the database was deleted, is empty and older than
+    /// `reclaim_age` (only waiting for its account report to go).
+    async fn repl_to_node(
+        &self,
+        node: &Node,
+        partition: u32,
+        job: &Job,
+        info: &Map<String, Value>,
+        expired: bool,
+    ) -> Result<bool, PeerError> {
         let hash = db_hash(&job.db_file);
         let local_id = info.get("id").and_then(Value::as_str).unwrap_or("").to_string();
         let (status, body) = self.rpc(node, partition, &hash, "sync", sync_args(info, K::DB_TYPE)).await?;
+        if status == StatusCode::NOT_FOUND && expired {
+            // The peer already reclaimed it, which is where we are going.
+            // (Swift would send it again: the copy, re-id'd and so owing
+            // its own account report, could then bounce between nodes for
+            // as long as their updaters lag their replicators.)
+            return Ok(true);
+        }
         if status == StatusCode::NOT_FOUND {
             self.stats().rsync += 1;
             return self.push_whole(node, partition, job, &local_id, "complete_rsync").await;
@@ -681,10 +706,32 @@ fn snapshot_db<K: BrokerKind>(db_file: &Path, dir: &Path) -> Result<PathBuf, sup
     Ok(out)
 }
 
+/// Whether a container's last report to its account matches its state
+/// (Swift's `ContainerReplicator.report_up_to_date`); always for accounts.
+fn report_up_to_date(info: &Map<String, Value>) -> bool {
+    [
+        ("reported_put_timestamp", "put_timestamp"),
+        ("reported_delete_timestamp", "delete_timestamp"),
+        ("reported_bytes_used", "bytes_used"),
+        ("reported_object_count", "count"),
+    ]
+    .iter()
+    .all(|(reported, value)| match info.get(*reported) {
+        None => true,
+        Some(r) => Some(r) == info.get(*value),
+    })
+}
+
 /// Removes the files in `dir` last modified before `before` (seconds).
 fn remove_older_than(dir: &Path, before: f64) {
+    remove_older_than_matching(dir, before, |_| true)
+}
+
+/// Removes the files in `dir` whose name `wanted` accepts, last modified
+/// before `before` (seconds).
+fn remove_older_than_matching(dir: &Path, before: f64, wanted: impl Fn(&str) -> bool) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
+    for e in entries.flatten().filter(|e| e.file_name().to_str().is_some_and(&wanted)) {
         let old = e
             .metadata()
             .and_then(|m| m.modified())
