@@ -446,17 +446,34 @@ impl<K: BrokerKind> DbReplicator<K> {
 
     /// Sends one REPLICATE RPC; the status and body.
     async fn rpc(&self, node: &Node, partition: u32, hash: &str, op: &str, args: Vec<Value>) -> Result<(StatusCode, Bytes), PeerError> {
+        self.rpc_with(&self.client, node, partition, hash, op, args).await
+    }
+
+    /// A client like ours that waits up to `timeout` for an answer: the
+    /// peer answers an upload or a merge of a whole database only when done.
+    fn patient_client(&self, timeout: Duration) -> BackendClient {
+        BackendClient::new(self.settings.server.conn_timeout, timeout.max(self.settings.server.node_timeout))
+    }
+
+    /// [`Self::rpc`] with `client`.
+    async fn rpc_with(
+        &self,
+        client: &BackendClient,
+        node: &Node,
+        partition: u32,
+        hash: &str,
+        op: &str,
+        args: Vec<Value>,
+    ) -> Result<(StatusCode, Bytes), PeerError> {
         let path = format!("/{}/{partition}/{hash}", node.device);
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         let replicate = Method::from_bytes(b"REPLICATE").map_err(other)?;
-        let resp = self
-            .client
+        let resp = client
             .request(replicate, &node.replication_ip, node.replication_port, &path, headers, full(rpc_body(op, args)))
             .await
             .map_err(other)?;
-        let (status, _, body) =
-            read_body(resp, crate::dbserver::replicate::MAX_RPC_BODY, self.client.node_timeout()).await.map_err(other)?;
+        let (status, _, body) = read_body(resp, crate::dbserver::replicate::MAX_RPC_BODY, client.node_timeout()).await.map_err(other)?;
         if status == StatusCode::INSUFFICIENT_STORAGE {
             return Err(PeerError::NotMounted);
         }
@@ -486,7 +503,7 @@ impl<K: BrokerKind> DbReplicator<K> {
         }
         if status == StatusCode::NOT_FOUND {
             self.stats().rsync += 1;
-            return self.push_whole(node, partition, job, &local_id, "complete_rsync").await;
+            return self.push_whole(node, partition, job, info, "complete_rsync").await;
         }
         if !status.is_success() {
             return Err(PeerError::Other(format!("Bad response {status} to sync")));
@@ -537,7 +554,7 @@ impl<K: BrokerKind> DbReplicator<K> {
         }
         if max_row > 0 && (r_max as f64) / (max_row as f64) < 0.5 && max_row - r_max > self.settings.per_diff as i64 {
             self.stats().remote_merge += 1;
-            return self.push_whole(node, partition, job, &local_id, "rsync_then_merge").await;
+            return self.push_whole(node, partition, job, info, "rsync_then_merge").await;
         }
         self.usync(node, partition, job, r_point.max(local_sync), &r_id, &local_id).await
     }
@@ -591,7 +608,9 @@ impl<K: BrokerKind> DbReplicator<K> {
     /// Swift's `_rsync_db` over HTTP: a consistent snapshot of the database
     /// is uploaded to the peer's `<dev>/tmp/<local_id>`, then `method`
     /// (`complete_rsync` or `rsync_then_merge`) moves it into place there.
-    async fn push_whole(&self, node: &Node, partition: u32, job: &Job, local_id: &str, method: &str) -> Result<bool, PeerError> {
+    async fn push_whole(&self, node: &Node, partition: u32, job: &Job, info: &Map<String, Value>, method: &str) -> Result<bool, PeerError> {
+        let local_id = info.get("id").and_then(Value::as_str).unwrap_or("");
+        let rows = info.get("count").and_then(Value::as_u64).unwrap_or(0);
         let db = job.db_file.clone();
         let snap_dir = self.devices.root().join(&job.device).join(TMP_SEGMENT_NAME);
         let snapshot = self.devices.run(&job.device, move || snapshot_db::<K>(&db, &snap_dir)).await.map_err(other)?;
@@ -605,7 +624,11 @@ impl<K: BrokerKind> DbReplicator<K> {
         result?;
         let hash = db_hash(&job.db_file);
         let db_name = format!("{hash}.db");
-        let (status, _) = self.rpc(node, partition, &hash, method, vec![Value::from(local_id), Value::from(db_name)]).await?;
+        // The peer merges our rows into its copy before it answers: Swift
+        // allows a second per 2000 rows.
+        let client = self.patient_client(Duration::from_secs(rows / 2000));
+        let args = vec![Value::from(local_id), Value::from(db_name)];
+        let (status, _) = self.rpc_with(&client, node, partition, &hash, method, args).await?;
         Ok(status.is_success())
     }
 
@@ -651,10 +674,13 @@ impl<K: BrokerKind> DbReplicator<K> {
         headers.insert("content-type", HeaderValue::from_static("application/octet-stream"));
         let replicate = Method::from_bytes(b"REPLICATE").map_err(other)?;
         let path = format!("/{}/{TMP_SEGMENT_NAME}/{name}", node.device);
-        let sent = self.client.request(replicate, &node.replication_ip, node.replication_port, &path, headers, body).await;
+        // The answer comes once the whole file is written: allow for a slow
+        // link (1 MiB/s) on top of node_timeout.
+        let client = self.patient_client(self.settings.server.node_timeout + Duration::from_secs(len >> 20));
+        let sent = client.request(replicate, &node.replication_ip, node.replication_port, &path, headers, body).await;
         reader.abort();
         let resp = sent.map_err(other)?;
-        let (status, _, _) = read_body(resp, 64 * 1024, self.client.node_timeout()).await.map_err(other)?;
+        let (status, _, _) = read_body(resp, 64 * 1024, client.node_timeout()).await.map_err(other)?;
         match status {
             StatusCode::INSUFFICIENT_STORAGE => Err(PeerError::NotMounted),
             s if s.is_success() => Ok(()),
