@@ -82,7 +82,6 @@ fn info_columns(db_type: &str) -> &'static [&'static str] {
             "created_at",
             "put_timestamp",
             "delete_timestamp",
-            "status",
             "status_changed_at",
             "container_count",
             "object_count",
