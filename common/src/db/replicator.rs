@@ -340,7 +340,7 @@ impl<K: BrokerKind> DbReplicator<K> {
             }
         };
         if reclaimable {
-            self.delete_db(&job).await;
+            self.delete_db(&job, None).await;
             return;
         }
         let mut partition = job.partition;
@@ -406,28 +406,42 @@ impl<K: BrokerKind> DbReplicator<K> {
             responses.push(ok);
         }
         if !should_be_here && !responses.is_empty() && responses.iter().all(|r| *r) {
-            // Only if nothing arrived while we pushed (Swift's max_row check).
+            // Only if nothing arrived while we pushed (Swift's max_row
+            // check), the pending file included: both are checked under the
+            // lock pending writers take, so no update can slip in unseen.
             let before = info.get("max_row").and_then(Value::as_i64).unwrap_or(-1);
-            let now_max = self.with_broker(&job.device, &job.db_file, |b| b.max_row()).await;
-            match now_max {
-                Ok(m) if m == before => self.delete_db(&job).await,
-                Ok(m) => log::info(&format!("Not deleting db {} ({} new rows)", job.db_file.display(), m - before)),
-                Err(e) => log::error(&format!("Not deleting db {}: {e}", job.db_file.display())),
-            }
+            self.delete_db(&job, Some(before)).await;
         }
     }
 
     /// Removes a database's directory under its lock, then the suffix and
     /// partition directories if they became empty (Swift's `delete_db`).
-    async fn delete_db(&self, job: &Job) {
+    /// With `unchanged_since`, only if the database still has that
+    /// max_row and nothing pending.
+    async fn delete_db(&self, job: &Job, unchanged_since: Option<i64>) {
         let db = job.db_file.clone();
         let removed = self
             .devices
-            .run(&job.device, move || -> std::io::Result<()> {
-                let Some(hash_dir) = db.parent() else { return Ok(()) };
+            .run(&job.device, move || -> Result<bool, String> {
+                let Some(hash_dir) = db.parent() else { return Ok(false) };
                 {
-                    let _lock = super::pending::lock_dir(hash_dir, Duration::from_secs(10))?;
-                    std::fs::remove_dir_all(hash_dir)?;
+                    let lock = super::pending::lock_dir(hash_dir, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+                    if lock.is_none() {
+                        return Err("its directory is locked".into());
+                    }
+                    if let Some(before) = unchanged_since {
+                        let pending = super::pending::pending_size(&super::pending::pending_path(&db)).map_err(|e| e.to_string())?;
+                        let max_row = DatabaseBroker::<K>::new(db.clone()).max_row().map_err(|e| e.to_string())?;
+                        if pending > 0 || max_row != before {
+                            log::info(&format!(
+                                "Not deleting db {} (new rows: {}, pending: {pending} bytes)",
+                                db.display(),
+                                max_row - before
+                            ));
+                            return Ok(false);
+                        }
+                    }
+                    std::fs::remove_dir_all(hash_dir).map_err(|e| e.to_string())?;
                 }
                 let suffix = hash_dir.parent();
                 for dir in [suffix, suffix.and_then(Path::parent)].into_iter().flatten() {
@@ -435,11 +449,12 @@ impl<K: BrokerKind> DbReplicator<K> {
                         break;
                     }
                 }
-                Ok(())
+                Ok(true)
             })
             .await;
         match removed {
-            Ok(()) => self.stats().remove += 1,
+            Ok(true) => self.stats().remove += 1,
+            Ok(false) => {}
             Err(e) => log::error(&format!("ERROR removing db {}: {e}", job.db_file.display())),
         }
     }
