@@ -67,6 +67,12 @@ pub struct ReplicatorSettings {
     /// `reclaim_age`: seconds after which tombstones and deleted databases
     /// go (604800).
     pub reclaim_age: f64,
+    /// `handoffs_only`: replicate only databases this node holds as a
+    /// handoff (to drain a node quickly; not for normal operation).
+    pub handoffs_only: bool,
+    /// `handoff_delete`: a handoff copy goes once this many primaries took
+    /// it; `None` (Swift's `auto`) waits for all of them.
+    pub handoff_delete: Option<usize>,
 }
 
 impl ReplicatorSettings {
@@ -92,6 +98,15 @@ impl ReplicatorSettings {
             per_diff,
             max_diffs: section.get_usize("max_diffs", 100)?.max(1),
             reclaim_age: non_negative(section, "reclaim_age", 604800.0)?,
+            handoffs_only: section.get_bool("handoffs_only", false)?,
+            handoff_delete: match section.get_str("handoff_delete", "auto")?.trim() {
+                "auto" | "" => None,
+                n => match n.parse::<usize>() {
+                    Ok(0) => None,
+                    Ok(n) => Some(n),
+                    Err(_) => return Err(section.value_error("handoff_delete", n, "auto or a count of primaries")),
+                },
+            },
         })
     }
 }
@@ -213,6 +228,12 @@ impl<K: BrokerKind> DbReplicator<K> {
         let begin = Instant::now();
         let start = now_secs();
         *self.stats() = Stats::default();
+        if self.settings.handoffs_only || self.settings.handoff_delete.is_some() {
+            log::warning(
+                "Starting replication pass with handoffs_only and/or handoffs_delete enabled. These modes are not intended for normal \
+                 operation; use these options with care.",
+            );
+        }
         log::info("Beginning replication run");
         let jobs = self.collect_jobs(&scope).await;
         let me = self.clone();
@@ -357,6 +378,9 @@ impl<K: BrokerKind> DbReplicator<K> {
         if should_be_here {
             should_be_here = nodes.iter().any(|n| n.id == job.node_id);
         }
+        if should_be_here && self.settings.handoffs_only {
+            return;
+        }
         // Swift's order: start with the node after ours, so that with nodes
         // a b c, a talks to b first, b to c and c to a, and no node starves.
         let mut targets: Vec<Node> = match nodes.iter().position(|n| n.id == job.node_id) {
@@ -405,7 +429,12 @@ impl<K: BrokerKind> DbReplicator<K> {
             drop(st);
             responses.push(ok);
         }
-        if !should_be_here && !responses.is_empty() && responses.iter().all(|r| *r) {
+        let successes = responses.iter().filter(|r| **r).count();
+        let enough = match self.settings.handoff_delete {
+            Some(n) => successes >= n,
+            None => !responses.is_empty() && successes == responses.len(),
+        };
+        if !should_be_here && enough {
             // Only if nothing arrived while we pushed (Swift's max_row
             // check), the pending file included: both are checked under the
             // lock pending writers take, so no update can slip in unseen.
@@ -872,6 +901,12 @@ mod tests {
         assert_eq!((s.interval, s.per_diff, s.max_diffs, s.reclaim_age), (Duration::from_secs(7), 10, 2, 60.0));
         let d = ReplicatorSettings::from_section(&ConfigFile::parse("[DEFAULT]\n", "d.conf").unwrap().defaults(), "x", 6201).unwrap();
         assert_eq!((d.interval, d.concurrency, d.per_diff, d.max_diffs, d.reclaim_age), (Duration::from_secs(30), 8, 1000, 100, 604800.0));
+        assert_eq!((d.handoffs_only, d.handoff_delete), (false, None));
+        let h = ConfigFile::parse("[DEFAULT]\nhandoffs_only = yes\nhandoff_delete = 2\n", "h.conf").unwrap();
+        let h = ReplicatorSettings::from_section(&h.defaults(), "x", 6201).unwrap();
+        assert_eq!((h.handoffs_only, h.handoff_delete), (true, Some(2)));
+        let bad = ConfigFile::parse("[DEFAULT]\nhandoff_delete = some\n", "b.conf").unwrap();
+        assert!(ReplicatorSettings::from_section(&bad.defaults(), "x", 6201).is_err());
     }
 
     #[test]
