@@ -558,10 +558,14 @@ impl<K: BrokerKind> DbReplicator<K> {
         let r_max = rinfo.get("max_row").and_then(Value::as_i64).unwrap_or(-1);
         let r_hash = rinfo.get("hash").and_then(Value::as_str).unwrap_or("").to_string();
         let r_md = rinfo.get("metadata").and_then(Value::as_str).and_then(|m| parse_metadata(m).ok()).unwrap_or_default();
-        let ts = |k: &str| rinfo.get(k).and_then(Value::as_str).unwrap_or("0").to_string();
-        let (created, put, delete) = (ts("created_at"), ts("put_timestamp"), ts("delete_timestamp"));
+        // Only a peer that told all three timestamps can move ours.
+        let ts = |k: &str| rinfo.get(k).and_then(Value::as_str).filter(|t| Timestamp::parse(t).is_ok()).map(String::from);
+        let remote_ts = (ts("created_at"), ts("put_timestamp"), ts("delete_timestamp"));
         let differs = ["created_at", "put_timestamp", "delete_timestamp"].iter().any(|k| info.get(*k) != rinfo.get(*k));
-        let merge_ts = K::DB_TYPE == "container" && differs;
+        let merge_ts = match remote_ts {
+            (Some(c), Some(p), Some(d)) if K::DB_TYPE == "container" && differs => Some((c, p, d)),
+            _ => None,
+        };
         // Containers: take the peer's policy if its replica is the better
         // one (Swift's ContainerReplicator._handle_sync_response).
         let adopt = match (PolicyInfo::from_info(info), PolicyInfo::from_info(&rinfo)) {
@@ -574,7 +578,7 @@ impl<K: BrokerKind> DbReplicator<K> {
                 if let Some(policy) = adopt {
                     adopt_policy(b, policy)?;
                 }
-                if merge_ts {
+                if let Some((created, put, delete)) = merge_ts {
                     b.merge_timestamps(&created, &put, &delete)?;
                 }
                 if !r_md.is_empty() {
@@ -657,8 +661,8 @@ impl<K: BrokerKind> DbReplicator<K> {
         let rows = info.get("count").and_then(Value::as_u64).unwrap_or(0);
         let db = job.db_file.clone();
         let snap_dir = self.devices.root().join(&job.device).join(TMP_SEGMENT_NAME);
-        let snapshot = self.devices.run(&job.device, move || snapshot_db::<K>(&db, &snap_dir)).await.map_err(other)?;
-        let result = self.upload(node, &job.device, &snapshot, local_id).await;
+        let (snapshot, len) = self.devices.run(&job.device, move || snapshot_db::<K>(&db, &snap_dir)).await.map_err(other)?;
+        let result = self.upload(node, &job.device, &snapshot, len, local_id).await;
         let snap = snapshot.clone();
         self.devices
             .run(&job.device, move || {
@@ -678,12 +682,11 @@ impl<K: BrokerKind> DbReplicator<K> {
 
     /// Streams `file` to `REPLICATE /<dev>/tmp/<name>` on `node`, read in
     /// chunks on the device's pool.
-    async fn upload(&self, node: &Node, device: &str, file: &Path, name: &str) -> Result<(), PeerError> {
+    async fn upload(&self, node: &Node, device: &str, file: &Path, len: u64, name: &str) -> Result<(), PeerError> {
         const CHUNK: usize = 1 << 20;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::http::BoxError>>(4);
         let devices = self.devices.clone();
         let (dev, path) = (device.to_string(), file.to_path_buf());
-        let len = std::fs::metadata(file).map(|m| m.len()).map_err(other)?;
         let reader = tokio::spawn(async move {
             let mut offset = 0u64;
             loop {
@@ -766,14 +769,15 @@ fn db_hash(db_file: &Path) -> String {
 /// transaction, so a concurrent writer can never tear it. ROWIDs of the
 /// rows tables are kept (they are `INTEGER PRIMARY KEY`), and with them
 /// the sync points that refer to them.
-fn snapshot_db<K: BrokerKind>(db_file: &Path, dir: &Path) -> Result<PathBuf, super::DbError> {
+fn snapshot_db<K: BrokerKind>(db_file: &Path, dir: &Path) -> Result<(PathBuf, u64), super::DbError> {
     std::fs::create_dir_all(dir)?;
     let out = dir.join(format!(".snapshot.{:016x}.db", rand::random::<u64>()));
     let mut b = DatabaseBroker::<K>::new(db_file.to_path_buf());
     b.commit_pending()?;
     let target = out.to_string_lossy().into_owned();
     b.conn()?.execute("VACUUM INTO ?1", [target])?;
-    Ok(out)
+    let len = std::fs::metadata(&out)?.len();
+    Ok((out, len))
 }
 
 /// Whether a container's last report to its account matches its state

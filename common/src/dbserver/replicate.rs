@@ -145,17 +145,22 @@ where
     // The body is read here and written on the device's pool, one chunk
     // at a time through a small channel, so a big database is never held
     // in memory and a slow disk pushes back on the sender.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    // `None` marks the end of a complete body: without it the file is
+    // dropped, however sound it looks.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(4);
     let writer = store.run(&device, move |device_path| receive_file(&device_path, &name, &mut rx));
     let reader = async move {
         loop {
             match tokio::time::timeout(timeout, body.frame()).await {
                 Err(_) => return Err("timed out reading the body".to_string()),
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    let _ = tx.send(None).await;
+                    return Ok(());
+                }
                 Ok(Some(Err(e))) => return Err(format!("body: {e}")),
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        if tx.send(data).await.is_err() {
+                        if tx.send(Some(data)).await.is_err() {
                             // The writer gave up; its error is the answer.
                             return Ok(());
                         }
@@ -179,18 +184,27 @@ where
 
 /// Writes the chunks from `rx` to a hidden file in `<dev>/tmp`, checks it
 /// is a sound SQLite database, and publishes it as `<dev>/tmp/<name>`
-/// (fsync, rename, fsync of the directory). `Ok(false)`: it was not sound
-/// (or the body ended early: the reader drops the channel either way, so
-/// a torn upload fails the check, never reaches the name).
-fn receive_file(device_path: &Path, name: &str, rx: &mut tokio::sync::mpsc::Receiver<Bytes>) -> std::io::Result<bool> {
+/// (fsync, rename, fsync of the directory). `Ok(false)`: the body ended
+/// early (no end marker) or the file is not sound; it never gets the name.
+fn receive_file(device_path: &Path, name: &str, rx: &mut tokio::sync::mpsc::Receiver<Option<Bytes>>) -> std::io::Result<bool> {
     use std::io::Write;
     let dir = tmp_dir(device_path);
     std::fs::create_dir_all(&dir)?;
     let part = dir.join(format!(".{name}.{}.part", rand::random::<u64>()));
     let result = (|| -> std::io::Result<bool> {
         let mut f = std::fs::File::create(&part)?;
+        let mut complete = false;
         while let Some(chunk) = rx.blocking_recv() {
-            f.write_all(&chunk)?;
+            match chunk {
+                Some(data) => f.write_all(&data)?,
+                None => {
+                    complete = true;
+                    break;
+                }
+            }
+        }
+        if !complete {
+            return Ok(false);
         }
         f.sync_all()?;
         drop(f);
