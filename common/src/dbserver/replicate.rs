@@ -231,6 +231,39 @@ fn sound_database(path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// Feeds `chunks` (and the end marker if `complete`) to `receive_file`.
+    fn receive(dev: &Path, name: &str, chunks: Vec<Vec<u8>>, complete: bool) -> bool {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(chunks.len() + 1);
+        for c in chunks {
+            tx.try_send(Some(Bytes::from(c))).unwrap();
+        }
+        if complete {
+            tx.try_send(None).unwrap();
+        }
+        drop(tx);
+        receive_file(dev, name, &mut rx).unwrap()
+    }
+
+    #[test]
+    fn only_a_complete_sound_database_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.db");
+        let conn = rusqlite::Connection::open(&src).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+        drop(conn);
+        let bytes = std::fs::read(&src).unwrap();
+        let (head, tail) = bytes.split_at(bytes.len() / 2);
+        let dev = dir.path().join("sda");
+        assert!(!receive(&dev, "cut", vec![head.to_vec()], false), "no end marker");
+        assert!(!receive(&dev, "junk", vec![b"not a database at all".repeat(100)], true));
+        assert!(receive(&dev, "whole", vec![head.to_vec(), tail.to_vec()], true));
+        let mut names: Vec<String> =
+            std::fs::read_dir(dev.join("tmp")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, vec!["whole"], "nothing else is left behind");
+        assert_eq!(std::fs::read(dev.join("tmp/whole")).unwrap(), bytes);
+    }
+
     #[test]
     fn paths() {
         assert_eq!(
