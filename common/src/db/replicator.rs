@@ -79,7 +79,11 @@ impl ReplicatorSettings {
     /// Reads `section` (`[DEFAULT]` merged in); `log_name` defaults to the
     /// daemon's name.
     pub fn from_section(section: &Section, name: &str, default_port: u16) -> Result<ReplicatorSettings, ConfigError> {
-        let server = ServerSettings::from_section(section, name, default_port)?;
+        let mut server = ServerSettings::from_section(section, name, default_port)?;
+        // Swift's DB replicator waits 10 s for a peer, not a server's 3 s.
+        if !section.contains_key("node_timeout") {
+            server.node_timeout = Duration::from_secs(10);
+        }
         let run_pause = non_negative(section, "run_pause", 30.0)?;
         let interval = non_negative(section, "interval", run_pause)?;
         let concurrency = section.get_usize("concurrency", 8)?;
@@ -906,6 +910,7 @@ mod tests {
         let d = ReplicatorSettings::from_section(&ConfigFile::parse("[DEFAULT]\n", "d.conf").unwrap().defaults(), "x", 6201).unwrap();
         assert_eq!((d.interval, d.concurrency, d.per_diff, d.max_diffs, d.reclaim_age), (Duration::from_secs(30), 8, 1000, 100, 604800.0));
         assert_eq!((d.handoffs_only, d.handoff_delete), (false, None));
+        assert_eq!((d.server.node_timeout, d.server.conn_timeout), (Duration::from_secs(10), Duration::from_millis(500)));
         let h = ConfigFile::parse("[DEFAULT]\nhandoffs_only = yes\nhandoff_delete = 2\n", "h.conf").unwrap();
         let h = ReplicatorSettings::from_section(&h.defaults(), "x", 6201).unwrap();
         assert_eq!((h.handoffs_only, h.handoff_delete), (true, Some(2)));
