@@ -593,7 +593,18 @@ impl ReplicatorRpc {
     /// timestamps, then answers our replication info and our incoming sync
     /// point for the sender (raised to its max_row if the hashes match).
     fn sync<K: BrokerKind>(broker: &mut DatabaseBroker<K>, remote: &RemoteInfo) -> Result<RpcReply, DbError> {
-        let mut info = broker.get_replication_info()?;
+        let mut info = match broker.get_replication_info() {
+            Ok(info) => info,
+            Err(e) if e.to_string().contains("no such table") => {
+                // Swift's rule: moved aside, and the sender is told we have
+                // none, so it sends a good copy.
+                crate::log::error(&format!("Quarantining DB {}: {e}", broker.db_file().display()));
+                let db_file = broker.db_file().to_path_buf();
+                super::auditor::quarantine_db(&db_file, K::DB_TYPE)?;
+                return Ok(RpcReply::NotFound);
+            }
+            Err(e) => return Err(e),
+        };
         // Containers: take the sender's policy if its replica is the better
         // one (Swift's ContainerReplicatorRpc._get_synced_replication_info).
         if let (Some(local), Some((changed, count, policy))) = (PolicyInfo::from_info(&info), &remote.policy) {
@@ -943,6 +954,18 @@ mod tests {
         };
         assert_eq!(reply["storage_policy_index"], 1);
         assert_eq!(info_of(&mut b)["storage_policy_index"], 1);
+    }
+
+    #[test]
+    fn a_db_without_its_tables_is_quarantined_and_answered_404() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = target(dir.path());
+        std::fs::create_dir_all(t.db_file.parent().unwrap()).unwrap();
+        rusqlite::Connection::open(&t.db_file).unwrap().execute_batch("CREATE TABLE other (x);").unwrap();
+        let op = parse_rpc(br#"["sync", 0, "x", "peer", "0", "0", "0", ""]"#).unwrap();
+        assert_eq!(ReplicatorRpc::dispatch::<ContainerKind>(&t, op).unwrap(), RpcReply::NotFound);
+        assert!(!t.db_file.exists());
+        assert!(dir.path().join("quarantined/containers").join(HASH).join(format!("{HASH}.db")).exists());
     }
 
     #[test]

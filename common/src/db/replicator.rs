@@ -355,6 +355,15 @@ impl<K: BrokerKind> DbReplicator<K> {
             Ok(r) => r,
             Err(e) => {
                 log::error(&format!("ERROR reading db {}: {e}", job.db_file.display()));
+                if e.contains("no such table") {
+                    // Swift's rule: a database without its tables is moved
+                    // aside; a good copy comes back from the other nodes.
+                    let db = job.db_file.clone();
+                    match self.devices.run(&job.device, move || super::auditor::quarantine_db(&db, K::DB_TYPE)).await {
+                        Ok(to) => log::error(&format!("Quarantined DB {} to {}", job.db_file.display(), to.display())),
+                        Err(qe) => log::error(&format!("ERROR quarantining DB {}: {qe}", job.db_file.display())),
+                    }
+                }
                 let ring = self.ring.clone();
                 let nodes = tokio::task::spawn_blocking(move || ring.part_nodes(job.partition)).await.unwrap_or_default();
                 let mut st = self.stats();
