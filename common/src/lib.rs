@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod hash;
+pub mod host;
 pub mod swift_conf;
 pub mod timestamp;
 

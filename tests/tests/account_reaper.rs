@@ -68,7 +68,13 @@ fn a_deleted_accounts_objects_and_containers_are_reaped_from_every_primary() {
     for i in 1..=c.opts.devices {
         let base = std::fs::read_to_string(c.etc.join(format!("account-server/{i}.conf"))).unwrap();
         let delayed = dir.path().join(format!("delayed-{i}.conf"));
-        std::fs::write(&delayed, format!("{base}\n[account-reaper]\ndelay_reaping = 3600\n")).unwrap();
+        // The layout has an [account-reaper] section already: the option goes in it.
+        let text = if base.contains("[account-reaper]\n") {
+            base.replace("[account-reaper]\n", "[account-reaper]\ndelay_reaping = 3600\n")
+        } else {
+            format!("{base}\n[account-reaper]\ndelay_reaping = 3600\n")
+        };
+        std::fs::write(&delayed, text).unwrap();
         let st = std::process::Command::new(bin_dir.join("swift-account-reaper")).arg(&delayed).arg("once").status().unwrap();
         assert!(st.success());
     }

@@ -33,6 +33,7 @@ use crate::backend::{read_body, BackendClient};
 use crate::config::{ConfigError, Section};
 use crate::daemon::{non_negative, Scope};
 use crate::devices::Devices;
+use crate::host::{is_local_device, whataremyips};
 use crate::http::{full, Body};
 use crate::log;
 use crate::server::ServerSettings;
@@ -850,54 +851,6 @@ fn walk_datadir(datadir: &Path) -> Vec<(u32, PathBuf)> {
         }
     }
     dbs
-}
-
-/// This host's addresses (Swift's `whataremyips`): `bind_ip` alone when it
-/// is a specific address, else every address of every interface. (The
-/// object replicator has the same function; it could use this one.)
-pub fn whataremyips(bind_ip: &str) -> Vec<IpAddr> {
-    if let Ok(ip) = bind_ip.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
-        if !ip.is_unspecified() {
-            return vec![ip];
-        }
-    }
-    let mut out = Vec::new();
-    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we walk read-only and then free.
-    unsafe {
-        if libc::getifaddrs(&mut addrs) != 0 {
-            return out;
-        }
-        let mut cur = addrs;
-        while !cur.is_null() {
-            let a = (*cur).ifa_addr;
-            if !a.is_null() {
-                match (*a).sa_family as i32 {
-                    libc::AF_INET => {
-                        let sin = &*(a as *const libc::sockaddr_in);
-                        out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*(a as *const libc::sockaddr_in6);
-                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
-                    }
-                    _ => {}
-                }
-            }
-            cur = (*cur).ifa_next;
-        }
-        libc::freeifaddrs(addrs);
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// Whether a ring device with replication address `ip:port` is on this
-/// host (Swift's `is_local_device`).
-pub fn is_local_device(my_ips: &[IpAddr], my_port: Option<u16>, ip: &str, port: u16) -> bool {
-    let Ok(ip) = ip.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() else { return false };
-    my_ips.contains(&ip) && my_port.is_none_or(|p| p == port)
 }
 
 #[cfg(test)]
