@@ -17,6 +17,7 @@ pub mod info;
 pub mod listing;
 pub mod nodes;
 pub mod object;
+pub mod pipeline;
 pub mod proxy;
 pub mod putter;
 pub mod resume;

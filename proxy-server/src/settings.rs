@@ -139,9 +139,16 @@ pub struct TempAuthSettings {
 }
 
 impl TempAuthSettings {
-    /// Reads `[filter:tempauth]`; `None` when the pipeline has no tempauth.
-    pub fn from_config(conf: &ConfigFile) -> Result<Option<TempAuthSettings>, ConfigError> {
-        let Some(s) = conf.filter_section("tempauth") else { return Ok(None) };
+    /// Reads the section of the pipeline's tempauth filter, whatever its
+    /// name (`use = egg:swift#tempauth`); `None` when the pipeline runs no
+    /// tempauth. A config without `[pipeline:main]` reads
+    /// `[filter:tempauth]` if there is one.
+    pub fn from_config(conf: &ConfigFile, pipeline: &crate::pipeline::Pipeline) -> Result<Option<TempAuthSettings>, ConfigError> {
+        let section = match conf.pipeline() {
+            Some(_) => pipeline.section_of("tempauth").and_then(|name| conf.filter_section(name)),
+            None => conf.filter_section("tempauth"),
+        };
+        let Some(s) = section else { return Ok(None) };
         let prefixes: Vec<String> = s
             .get_list("reseller_prefix")
             .map(|l| if l.is_empty() { vec!["AUTH".to_string()] } else { l })?

@@ -100,6 +100,39 @@ fn second_proxy(c: &Cluster, dir: &std::path::Path, extra_tempauth: &str) -> com
 }
 
 #[test]
+fn tempauth_under_another_section_name_still_authenticates() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    // What many real configs do: the filter is called `auth`.
+    let text = std::fs::read_to_string(c.etc.join("proxy-server.conf")).unwrap();
+    let port = common::testing::free_port();
+    let text = text
+        .replace(&format!("bind_port = {}", c.proxy_port), &format!("bind_port = {port}"))
+        .replace(" tempauth ", " auth ")
+        .replace("[filter:tempauth]\n", "[filter:auth]\n");
+    assert!(text.contains("[filter:auth]\nuse = egg:swift#tempauth"), "{text}");
+    let conf = dir.path().join("proxy-auth.conf");
+    std::fs::write(&conf, &text).unwrap();
+    let bin = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("swift-proxy-server");
+    let _proxy = common::testing::ServerProcess::start(&bin, &conf, port);
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(request("GET", &format!("{base}/v1/AUTH_test"), &[], b"").status, 401, "anonymous requests are refused");
+    let s = cluster::client::login(&format!("{base}/auth/v1.0"), "test:tester", "testing");
+    assert!(s.url.starts_with(&base));
+    assert!(s.req("GET", "", &[], b"").status / 100 == 2);
+
+    // A pipeline with an auth filter this proxy cannot run does not start
+    // at all (it would serve every account to anyone).
+    let keystone = text.replace(" auth ", " authtoken keystoneauth ")
+        + "\n[filter:authtoken]\nuse = egg:swift#authtoken\n[filter:keystoneauth]\nuse = egg:swift#keystoneauth\n";
+    let conf = dir.path().join("proxy-keystone.conf");
+    std::fs::write(&conf, keystone).unwrap();
+    let out = std::process::Command::new(&bin).arg(&conf).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[filter:authtoken]"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn tokens_work_on_every_proxy_and_expire() {
     let dir = tempfile::tempdir().unwrap();
     let c = start(&dir.path().join("saio"));

@@ -1,5 +1,6 @@
 //! `swift-proxy-server CONFIG`: the Swift API proxy.
 
+use proxy_server::pipeline::Pipeline;
 use proxy_server::proxy::Proxy;
 use proxy_server::settings::{ProxySettings, TempAuthSettings};
 use std::path::PathBuf;
@@ -15,11 +16,21 @@ fn main() {
         eprintln!("Error in {}: {e}", conf_path.display());
         std::process::exit(1);
     });
-    let tempauth = TempAuthSettings::from_config(&conf).unwrap_or_else(|e| {
+    let pipeline = Pipeline::from_config(&conf).unwrap_or_else(|e| {
+        eprintln!("Error in {}: {e}", conf_path.display());
+        std::process::exit(1);
+    });
+    let tempauth = TempAuthSettings::from_config(&conf, &pipeline).unwrap_or_else(|e| {
         eprintln!("Error in {}: {e}", conf_path.display());
         std::process::exit(1);
     });
     common::log::init(&settings.log_name, settings.log_level);
+    for f in &pipeline.skipped {
+        common::log::warning(&format!(
+            "[filter:{}] (egg:swift#{}) is not implemented by this proxy yet; running without it",
+            f.name, f.entry_point
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| {
         eprintln!("cannot start the runtime: {e}");
         std::process::exit(1);
