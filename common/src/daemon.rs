@@ -103,11 +103,7 @@ pub struct DaemonArgs {
 /// daemons take `--devices` and `--partitions`. `Err` is the message and
 /// the usage line.
 pub fn parse_args(name: &str, scoped: bool, args: &[String]) -> Result<DaemonArgs, String> {
-    let usage = if scoped {
-        format!("Usage: {name} CONFIG [once|--once|-o] [-v|--verbose] [-d|--devices DEV1,DEV2] [-p|--partitions P1,P2]")
-    } else {
-        format!("Usage: {name} CONFIG [once|--once|-o] [-v|--verbose]")
-    };
+    let usage = usage(name, scoped);
     let mut out = DaemonArgs { config: PathBuf::new(), once: false, verbose: false, scope: Scope::default() };
     let mut config = None;
     let mut it = args.iter();
@@ -139,6 +135,15 @@ pub fn parse_args(name: &str, scoped: bool, args: &[String]) -> Result<DaemonArg
     }
     out.config = config.ok_or(usage)?;
     Ok(out)
+}
+
+/// The usage line of daemon `name`.
+fn usage(name: &str, scoped: bool) -> String {
+    if scoped {
+        format!("Usage: {name} CONFIG [once|--once|-o] [-v|--verbose] [-d|--devices DEV1,DEV2] [-p|--partitions P1,P2]")
+    } else {
+        format!("Usage: {name} CONFIG [once|--once|-o] [-v|--verbose]")
+    }
 }
 
 /// A background job on Swift's daemon frame (`swift/common/daemon.py`):
@@ -185,6 +190,10 @@ async fn pass<D: Daemon>(daemon: Arc<D>, scope: Scope) {
 pub fn main<D: Daemon>() -> ! {
     let name = format!("swift-{}", D::NAME);
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", usage(&name, D::SCOPED));
+        std::process::exit(0)
+    }
     let args = parse_args(&name, D::SCOPED, &args).unwrap_or_else(|usage| {
         eprintln!("{usage}");
         std::process::exit(2)

@@ -331,6 +331,48 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The config file named on a server's command line (`swift-<name>-server
+/// CONFIG [-v|--verbose]`, Swift's form). `-h`/`--help` prints the usage
+/// and exits 0; a missing config or an unknown option exits 2 with the
+/// usage, so `--help` is never taken for a file name.
+pub fn config_path_from_args(binary: &str) -> PathBuf {
+    let usage = format!("Usage: {binary} CONFIG [-v|--verbose]\n\nRuns the server with the Swift-style INI config file CONFIG.");
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    match parse_server_args(&args) {
+        Ok(ServerArgs::Help) => {
+            println!("{usage}");
+            std::process::exit(0)
+        }
+        Ok(ServerArgs::Config(path)) => path,
+        Err(e) => {
+            eprintln!("{e}\n{usage}");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// What a server's command line asks for.
+#[derive(Debug, PartialEq)]
+enum ServerArgs {
+    Help,
+    Config(PathBuf),
+}
+
+fn parse_server_args(args: &[std::ffi::OsString]) -> Result<ServerArgs, String> {
+    let mut config = None;
+    for a in args {
+        match a.to_str() {
+            Some("-h" | "--help") => return Ok(ServerArgs::Help),
+            // Swift's `-v`: log to the console too; ours always does.
+            Some("-v" | "--verbose") => {}
+            Some(flag) if flag.starts_with('-') => return Err(format!("no such option: {flag}")),
+            _ if config.is_none() => config = Some(PathBuf::from(a)),
+            _ => return Err(format!("unexpected argument {a:?}")),
+        }
+    }
+    config.map(ServerArgs::Config).ok_or_else(|| "no config file given".to_string())
+}
+
 /// Loads a server's config file, exiting with a clear message (file, line,
 /// problem) when it is unusable.
 pub fn load_config_or_exit(path: &Path) -> ConfigFile {
@@ -363,6 +405,17 @@ mod tests {
     fn limits(text: &str) -> Result<ConnectionLimits, ConfigError> {
         let conf = ConfigFile::parse(&format!("[DEFAULT]\n{text}"), "test.conf").unwrap();
         ConnectionLimits::from_section(&conf.defaults())
+    }
+
+    #[test]
+    fn server_command_lines() {
+        let args = |v: &[&str]| parse_server_args(&v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>());
+        assert_eq!(args(&["--help"]), Ok(ServerArgs::Help));
+        assert_eq!(args(&["x.conf", "-h"]), Ok(ServerArgs::Help));
+        assert_eq!(args(&["x.conf", "-v"]), Ok(ServerArgs::Config("x.conf".into())));
+        assert!(args(&[]).is_err());
+        assert!(args(&["--bogus", "x.conf"]).is_err());
+        assert!(args(&["x.conf", "y.conf"]).is_err());
     }
 
     #[test]

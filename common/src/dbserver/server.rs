@@ -5,7 +5,6 @@
 use crate::config::{ConfigError, ConfigFile};
 use crate::server::{bind_or_exit, load_config_or_exit, serve, shutdown_signal, ServerSettings, Service};
 use crate::swift_conf::SwiftConf;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The verbs a server answers, out of `all`, under Swift's
@@ -35,10 +34,7 @@ pub fn run_server<T, S: Service>(
     server_settings: impl Fn(&T) -> &ServerSettings,
     new_server: impl FnOnce(T, SwiftConf) -> S,
 ) {
-    let Some(config_path) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("Usage: {binary} CONFIG");
-        std::process::exit(1);
-    };
+    let config_path = crate::server::config_path_from_args(binary);
     let conf = load_config_or_exit(&config_path);
     let settings = match read_settings(&conf) {
         Ok(s) => s,

@@ -3,15 +3,11 @@
 use common::server::{bind_or_exit, load_config_or_exit, serve, shutdown_signal};
 use object_server::settings::ObjectSettings;
 use object_server::ObjectServer;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() {
-    let Some(path) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("Usage: swift-object-server CONFIG");
-        std::process::exit(1);
-    };
+    let path = common::server::config_path_from_args("swift-object-server");
     let conf = load_config_or_exit(&path);
     let settings = match ObjectSettings::from_config(&conf) {
         Ok(s) => s,

@@ -3,14 +3,10 @@
 use proxy_server::pipeline::Pipeline;
 use proxy_server::proxy::Proxy;
 use proxy_server::settings::{ProxySettings, TempAuthSettings};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 fn main() {
-    let Some(conf_path) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("Usage: swift-proxy-server CONFIG");
-        std::process::exit(2);
-    };
+    let conf_path = common::server::config_path_from_args("swift-proxy-server");
     let conf = common::server::load_config_or_exit(&conf_path);
     let settings = ProxySettings::from_config(&conf).unwrap_or_else(|e| {
         eprintln!("Error in {}: {e}", conf_path.display());
