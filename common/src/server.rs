@@ -321,13 +321,21 @@ pub async fn serve<S: Service>(
 }
 
 /// Resolves on SIGTERM or SIGINT.
+///
+/// SIGHUP (Swift's reload, and what log rotation often sends) must not kill
+/// a server that is taking writes: until reloads are implemented it is
+/// logged and the process goes on with the config it has.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    let mut hup = signal(SignalKind::hangup()).expect("installing a SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => log::warning("SIGHUP: reloading is not implemented; going on with the configuration loaded at start-up"),
+        }
     }
 }
 

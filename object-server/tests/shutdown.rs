@@ -42,3 +42,19 @@ fn sigterm_finishes_an_upload_in_flight_then_exits() {
         common::testing::ServerProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_swift-object-server")), &node.config, port);
     assert_eq!(node.req("GET", "/sda/0/a/c/o", &[], b"").body.len(), 100_000);
 }
+
+#[test]
+fn sighup_does_not_stop_the_server() {
+    let node = Node::start("");
+    // SAFETY: kill(2) on our own child's pid with a valid signal.
+    assert_eq!(unsafe { libc::kill(node.server.pid() as libc::pid_t, libc::SIGHUP) }, 0);
+    // Still answering well after the signal was handled.
+    let answered = common::testing::poll_until(Duration::from_secs(10), || {
+        let r = node.req("OPTIONS", "/", &[], b"");
+        (r.status == 200).then_some(())
+    });
+    assert!(answered.is_some());
+    for _ in 0..20 {
+        assert_eq!(node.req("OPTIONS", "/", &[], b"").status, 200, "the server survived SIGHUP");
+    }
+}
