@@ -49,6 +49,22 @@ fn single_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()
     Ok(Some(range))
 }
 
+/// Whether `value` (an `If-Match`/`If-None-Match` list) names `etag` or `*`.
+fn names_etag(value: &str, etag: &str) -> bool {
+    value.split(',').map(|t| t.trim().trim_start_matches("W/").trim_matches('"')).any(|t| t == "*" || t == etag)
+}
+
+/// 412 or 304 when `If-Match` / `If-None-Match` rule the answer out.
+fn conditional_status(req_headers: &HeaderMap, etag: &str) -> Option<StatusCode> {
+    if h::header_str(req_headers, "if-match").is_some_and(|v| !names_etag(v, etag)) {
+        return Some(StatusCode::PRECONDITION_FAILED);
+    }
+    if h::header_str(req_headers, "if-none-match").is_some_and(|v| names_etag(v, etag)) {
+        return Some(StatusCode::NOT_MODIFIED);
+    }
+    None
+}
+
 /// Answers a GET/HEAD of a DLO manifest whose own response was `manifest`.
 pub async fn respond(
     p: &Arc<Proxy>,
@@ -108,6 +124,13 @@ pub async fn respond(
     client_headers(manifest, resp.headers_mut());
     let hm = resp.headers_mut();
     hm.insert(http::header::ETAG, HeaderValue::from_str(&etag).expect("hex is ASCII"));
+    // Conditions are judged on the joined object's ETag, as swob does for
+    // Swift's DLO responses.
+    if let Some(status) = conditional_status(req_headers, etag.trim_matches('"')) {
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(0));
+        return resp;
+    }
     hm.insert(http::header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let range = match single_range(h::header_str(req_headers, "range"), total) {
         Ok(r) => r,

@@ -192,8 +192,14 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring
             }
             continue;
         }
-        if !manifest_get && resp.status().is_success() {
-            if let Some(value) = resp.headers().get("x-object-manifest").and_then(|v| v.to_str().ok()).map(str::to_string) {
+        // The object server answers a conditional GET of a manifest from
+        // the manifest's own ETag (412, 304); the conditions are about the
+        // joined object, so the DLO answer re-judges them with its ETag.
+        let judged = matches!(resp.status(), StatusCode::PRECONDITION_FAILED | StatusCode::NOT_MODIFIED);
+        if !manifest_get && (resp.status().is_success() || judged) {
+            if let Some(value) =
+                resp.headers().get("x-object-manifest").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).map(str::to_string)
+            {
                 let (parts, _) = resp.into_parts();
                 return crate::dlo::respond(p, ctx, &method, req.headers(), &parts.headers, &value).await;
             }
@@ -375,7 +381,9 @@ async fn put(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, ring: &Ring, policy: 
         return h::text(StatusCode::BAD_REQUEST, "If-None-Match only supports *");
     }
     if let Some(v) = req.headers().get("x-object-manifest") {
-        let ok = v.to_str().ok().filter(|v| !v.contains('?') && !v.contains('&')).and_then(crate::dlo::parse_manifest);
+        // Raw UTF-8 is allowed in the value, as Swift reads it.
+        let ok =
+            std::str::from_utf8(v.as_bytes()).ok().filter(|v| !v.contains('?') && !v.contains('&')).and_then(crate::dlo::parse_manifest);
         if ok.is_none_or(|(_, prefix)| prefix.starts_with('/')) {
             return h::text(StatusCode::BAD_REQUEST, "X-Object-Manifest must be in the format container/prefix");
         }
@@ -661,7 +669,7 @@ async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, poli
 
 /// `COPY` with `Destination: container/object`: a GET of this object and a
 /// PUT of the destination (the copy middleware's rewrite).
-async fn copy_to(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, dest: &str) -> Response<Body> {
+async fn copy_to(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Incoming>, dest: &str) -> Response<Body> {
     let dest = percent_encoding::percent_decode_str(dest).decode_utf8_lossy().into_owned();
     let dest = dest.trim_start_matches('/');
     let Some((dc, dobj)) = dest.split_once('/').filter(|(c, o)| !c.is_empty() && !o.is_empty()) else {
@@ -682,13 +690,20 @@ async fn copy_to(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, dest: &str) -> Re
 }
 
 /// `PUT` with `X-Copy-From: container/object`.
-async fn copy(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, src: &str, src_account: Option<&str>, _t: &Target<'_>) -> Response<Body> {
+async fn copy(
+    p: &std::sync::Arc<Proxy>,
+    ctx: &Ctx,
+    req: Request<Incoming>,
+    src: &str,
+    src_account: Option<&str>,
+    _t: &Target<'_>,
+) -> Response<Body> {
     let src = percent_encoding::percent_decode_str(src).decode_utf8_lossy().into_owned();
     let src_account = src_account.map(str::to_string).unwrap_or_else(|| ctx.account.clone());
     do_copy(p, ctx, req, &format!("/{}", src.trim_start_matches('/')), &src_account).await
 }
 
-async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_account: &str) -> Response<Body> {
+async fn do_copy(p: &std::sync::Arc<Proxy>, dctx: &Ctx, req: Request<Incoming>, src: &str, src_account: &str) -> Response<Body> {
     let Some((sc, so)) = src.trim_start_matches('/').split_once('/').filter(|(c, o)| !c.is_empty() && !o.is_empty()) else {
         return h::text(StatusCode::PRECONDITION_FAILED, "Bad URL: X-Copy-From header must be of the form <container name>/<object name>");
     };
@@ -774,7 +789,24 @@ async fn do_copy(p: &Proxy, dctx: &Ctx, req: Request<Incoming>, src: &str, src_a
     let Some(dring) = p.object_rings.get(&dpolicy) else {
         return h::text(StatusCode::SERVICE_UNAVAILABLE, "No object ring");
     };
-    let (sparts, sbody) = stream_body(source, p.settings.node_timeout);
+    let (mut sparts, mut sbody) = stream_body(source, p.settings.node_timeout);
+    // A DLO manifest is copied as the object it stands for (its segments
+    // joined), unless the client asked for the manifest itself, as Swift's
+    // copy of a DLO does.
+    let manifest_copy = req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "multipart-manifest=get"));
+    let manifest = sparts.headers.get("x-object-manifest").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).map(str::to_string);
+    if let (Some(value), false) = (manifest, manifest_copy) {
+        let joined = crate::dlo::respond(p, &sctx, &Method::GET, req.headers(), &sparts.headers, &value).await;
+        if !joined.status().is_success() {
+            return joined;
+        }
+        let (mut jparts, jbody) = joined.into_parts();
+        // The copy is a plain object: no manifest, and no ETag to check
+        // (a DLO's ETag is not the MD5 of its bytes).
+        jparts.headers.remove("x-object-manifest");
+        jparts.headers.remove(http::header::ETAG);
+        (sparts, sbody) = (jparts, jbody);
+    }
     let length = h::header_str(&sparts.headers, "content-length").and_then(|v| v.parse::<u64>().ok());
     let mut headers = HeaderMap::new();
     let fresh = h::header_str(req.headers(), "x-fresh-metadata").is_some_and(|v| common::config::parse_bool(v) == Some(true));

@@ -221,6 +221,19 @@ fn dynamic_large_objects_are_assembled_from_their_segments() {
     let r = s.req("GET", "/segs/big?multipart-manifest=get", &[], b"");
     assert_eq!((r.status, r.body.len()), (200, 0));
     assert_eq!(s.req("PUT", "/segs/bad", &[("X-Object-Manifest", "no-slash")], b"").status, 400);
+    // Conditions are judged on the joined object's ETag.
+    let etag = s.req("HEAD", "/segs/big", &[], b"").header("etag").unwrap().to_string();
+    assert_eq!(s.req("GET", "/segs/big", &[("If-Match", &etag)], b"").text(), "onetwothree");
+    assert_eq!(s.req("GET", "/segs/big", &[("If-None-Match", &etag)], b"").status, 304);
+    assert_eq!(s.req("GET", "/segs/big", &[("If-Match", "\"nope\"")], b"").status, 412);
+    // A copy of a DLO is a plain object holding the joined bytes.
+    assert_eq!(s.req("COPY", "/segs/big", &[("Destination", "segs/copied")], b"").status, 201);
+    let r = s.req("GET", "/segs/copied", &[], b"");
+    assert_eq!((r.status, r.text().as_str(), r.header("x-object-manifest")), (200, "onetwothree", None));
+    // ...unless the manifest itself is asked for.
+    assert_eq!(s.req("COPY", "/segs/big?multipart-manifest=get", &[("Destination", "segs/manifest-copy")], b"").status, 201);
+    assert_eq!(s.req("GET", "/segs/manifest-copy", &[], b"").text(), "onetwothree");
+    assert_eq!(s.req("GET", "/segs/manifest-copy?multipart-manifest=get", &[], b"").body.len(), 0);
 }
 
 #[test]
