@@ -219,9 +219,10 @@ impl<K: BrokerKind> DatabaseBroker<K> {
 
     /// Gives a database that arrived as a whole file a new id and records
     /// that it is in sync with its sender `remote_id` up to its last row
-    /// (Swift's `newid`). Containers also forget what they reported to the
+    /// (Swift's `newid`), or up to `sync_point` when given (the sender's
+    /// last row, before our own rows were merged in after it). Containers also forget what they reported to the
     /// account (the receiving node must report it itself).
-    pub fn newid(&mut self, remote_id: &str, device: &str) -> Result<(), DbError> {
+    pub fn newid(&mut self, remote_id: &str, device: &str, sync_point: Option<i64>) -> Result<(), DbError> {
         let table = K::INFO_TABLE;
         let contains = K::CONTAINS_TYPE;
         let conn = self.conn()?;
@@ -231,7 +232,7 @@ impl<K: BrokerKind> DatabaseBroker<K> {
             tx.query_row(&format!("SELECT ROWID FROM {contains} ORDER BY ROWID DESC LIMIT 1"), [], |r| r.get(0)).optional()?;
         tx.execute(
             "INSERT OR REPLACE INTO incoming_sync (sync_point, remote_id) VALUES (?1, ?2)",
-            rusqlite::params![last.unwrap_or(-1), remote_id],
+            rusqlite::params![sync_point.or(last).unwrap_or(-1), remote_id],
         )?;
         if K::DB_TYPE == "container" {
             tx.execute(
@@ -642,47 +643,92 @@ impl ReplicatorRpc {
     /// Swift's `complete_rsync`: a whole database arrived in `tmp/<tmp>`
     /// and we have none: re-id it and move it into place.
     fn complete_rsync<K: BrokerKind>(target: &RpcTarget, tmp: &str, db_name: Option<&str>) -> Result<RpcReply, DbError> {
-        let old = tmp_dir(&target.device_path).join(tmp);
         let db_file = match (db_name, target.db_file.parent()) {
             (Some(name), Some(dir)) => dir.join(name),
             _ => target.db_file.clone(),
         };
-        if db_file.exists() || !old.exists() {
+        if db_file.exists() {
             return Ok(RpcReply::NotFound);
         }
-        DatabaseBroker::<K>::new(old.clone()).newid(tmp, &target.device)?;
-        publish(&old, &db_file)?;
-        Ok(RpcReply::NoContent)
+        let Some(claimed) = claim(&target.device_path, tmp)? else { return Ok(RpcReply::NotFound) };
+        let done = (|| -> Result<(), DbError> {
+            DatabaseBroker::<K>::new(claimed.path.clone()).newid(tmp, &target.device, None)?;
+            publish(&claimed.path, &db_file)?;
+            Ok(())
+        })();
+        claimed.release();
+        done.map(|()| RpcReply::NoContent)
     }
 
     /// Swift's `rsync_then_merge`: a whole database arrived in `tmp/<tmp>`
     /// and we have one: merge our rows, sync points and metadata into the
     /// new file, then let it replace ours.
     fn rsync_then_merge<K: BrokerKind>(target: &RpcTarget, tmp: &str) -> Result<RpcReply, DbError> {
-        let new_file = tmp_dir(&target.device_path).join(tmp);
-        if !target.db_file.exists() || !new_file.exists() {
+        if !target.db_file.exists() {
             return Ok(RpcReply::NotFound);
         }
-        let mut existing = DatabaseBroker::<K>::new(target.db_file.clone());
-        let mut new = DatabaseBroker::<K>::new(new_file.clone());
-        let mut point = -1;
-        loop {
-            let rows = existing.get_items_since(point, PER_DIFF)?;
-            let Some(last) = rows.last().and_then(|r| r.get("ROWID")).and_then(Value::as_i64) else { break };
-            let records = rows.into_iter().filter_map(|r| serde_json::from_value::<K::Record>(Value::Object(r)).ok()).collect();
-            new.merge_items(records, None)?;
-            point = last;
-        }
-        new.merge_syncs(&existing.get_syncs(true)?, true)?;
-        new.newid(tmp, &target.device)?;
-        new.update_metadata(&existing.metadata()?, None)?;
-        drop(new);
-        drop(existing);
-        if !target.db_file.exists() || !new_file.exists() {
-            return Ok(RpcReply::NotFound);
-        }
-        publish(&new_file, &target.db_file)?;
-        Ok(RpcReply::NoContent)
+        let Some(claimed) = claim(&target.device_path, tmp)? else { return Ok(RpcReply::NotFound) };
+        let done = (|| -> Result<RpcReply, DbError> {
+            let mut existing = DatabaseBroker::<K>::new(target.db_file.clone());
+            let mut new = DatabaseBroker::<K>::new(claimed.path.clone());
+            // The sender's own rows end here: our rows merged in below get
+            // higher ROWIDs, which must not count as synced from it.
+            let sender_point = new.max_row()?;
+            let mut point = -1;
+            loop {
+                let rows = existing.get_items_since(point, PER_DIFF)?;
+                let Some(last) = rows.last().and_then(|r| r.get("ROWID")).and_then(Value::as_i64) else { break };
+                // A row of ours that does not decode must not vanish with
+                // the file it came from.
+                let records = rows
+                    .into_iter()
+                    .map(|r| serde_json::from_value::<K::Record>(Value::Object(r)))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        DbError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a local row does not decode: {e}")))
+                    })?;
+                new.merge_items(records, None)?;
+                point = last;
+            }
+            new.merge_syncs(&existing.get_syncs(true)?, true)?;
+            new.newid(tmp, &target.device, Some(sender_point))?;
+            new.update_metadata(&existing.metadata()?, None)?;
+            drop(new);
+            drop(existing);
+            if !target.db_file.exists() {
+                return Ok(RpcReply::NotFound);
+            }
+            publish(&claimed.path, &target.db_file)?;
+            Ok(RpcReply::NoContent)
+        })();
+        claimed.release();
+        done
+    }
+}
+
+/// An uploaded database taken out of `tmp/<name>` for one RPC, so that a
+/// retried upload landing on the same name meanwhile cannot be published
+/// in its place, half merged or not re-id'd. Removed when released unless
+/// it was published.
+struct Claimed {
+    path: PathBuf,
+}
+
+impl Claimed {
+    fn release(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Claims `tmp/<name>` of a device by renaming it to a private name;
+/// `None` when there is no such upload.
+fn claim(device_path: &Path, name: &str) -> std::io::Result<Option<Claimed>> {
+    let dir = tmp_dir(device_path);
+    let path = dir.join(format!(".claimed-{name}-{:016x}", rand::random::<u64>()));
+    match std::fs::rename(dir.join(name), &path) {
+        Ok(()) => Ok(Some(Claimed { path })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -691,11 +737,28 @@ impl ReplicatorRpc {
 fn publish(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::File::open(from)?.sync_all()?;
     if let Some(dir) = to.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_dir_durable(dir)?;
     }
     std::fs::rename(from, to)?;
     if let Some(dir) = to.parent() {
         std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents, fsyncing the parent of each one
+/// created, so the new entries survive a crash along with the file.
+fn create_dir_durable(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_durable(parent)?;
+        match std::fs::create_dir(dir) {
+            Ok(()) => std::fs::File::open(parent)?.sync_all()?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
