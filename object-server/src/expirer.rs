@@ -219,7 +219,7 @@ impl ObjectExpirer {
         }
         let now = Timestamp::now();
         let account = self.queue.account.clone();
-        let containers = match self.list(&self.account_ring, &account, None).await {
+        let containers = match self.list(&self.account_ring, &account, None, now.secs()).await {
             Ok(names) => names,
             Err(e) => {
                 log::error(&format!("ERROR listing the expirer queue account {account}: {e}"));
@@ -239,7 +239,7 @@ impl ObjectExpirer {
             }
             // One task container at a time: memory holds one listing, not
             // the whole queue.
-            let due = match self.list(&self.container_ring, &account, Some(&container)).await {
+            let due = match self.list(&self.container_ring, &account, Some(&container), now.secs()).await {
                 Ok(objects) if objects.is_empty() => {
                     self.delete_task_container(&container).await;
                     continue;
@@ -435,8 +435,12 @@ impl ObjectExpirer {
     }
 
     /// The names in an account (`container` None) or container listing,
-    /// from the first primary that answers, page by page.
-    async fn list(&self, ring: &Ring, account: &str, container: Option<&str>) -> Result<Vec<String>, String> {
+    /// from the first primary that answers, page by page. Names in the
+    /// queue start with their time (`<time>` containers, `<time>-...`
+    /// tasks) and sort by it: paging stops after the first page that
+    /// reaches past `due_by`, so a pass holds what is due, not a whole
+    /// day's tasks.
+    async fn list(&self, ring: &Ring, account: &str, container: Option<&str>, due_by: u64) -> Result<Vec<String>, String> {
         let (part, nodes) = ring.get_nodes(account, container, None).map_err(|e| e.to_string())?;
         let path = match container {
             Some(c) => format!("/{account}/{c}"),
@@ -449,7 +453,8 @@ impl ObjectExpirer {
             let full = page.len() >= LISTING_LIMIT;
             let Some(last) = page.last().cloned() else { break };
             names.extend(page);
-            if !full {
+            let past_due = last.split('-').next().and_then(|t| t.parse::<u64>().ok()).is_some_and(|t| t > due_by);
+            if !full || past_due {
                 break;
             }
             marker = last;
