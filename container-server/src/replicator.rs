@@ -6,42 +6,11 @@ use crate::settings::DEFAULT_PORT;
 use common::config::ConfigFile;
 use common::daemon::{Daemon, Scope};
 use common::db::container::{ContainerKind, DATADIR};
-use common::db::replicator::{DbReplicator, DbRing, Node, ReplicatorSettings};
+use common::db::replicator::{DbReplicator, ReplicatorSettings};
 use common::server::ServerSettings;
-use ring::{Device, Ring};
+use ring::Ring;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The container ring as the replicator asks it.
-pub struct ContainerRing(pub Ring);
-
-fn node(d: &Device) -> Node {
-    Node {
-        id: d.id,
-        region: d.region,
-        replication_ip: d.replication_ip.clone(),
-        replication_port: d.replication_port,
-        device: d.device.clone(),
-    }
-}
-
-impl DbRing for ContainerRing {
-    fn devices(&self) -> Vec<Node> {
-        self.0.table().devs().iter().flatten().map(node).collect()
-    }
-
-    fn part_nodes(&self, part: u32) -> Vec<Node> {
-        self.0.table().part_nodes(part).into_iter().map(node).collect()
-    }
-
-    fn more_nodes(&self, part: u32) -> Vec<Node> {
-        self.0.get_more_nodes(part).iter().map(node).collect()
-    }
-
-    fn get_part(&self, account: &str, container: Option<&str>) -> Option<u32> {
-        self.0.get_part(account, container, None).ok()
-    }
-}
 
 /// The container replicator daemon.
 pub struct ContainerReplicator(pub Arc<DbReplicator<ContainerKind>>);
@@ -55,7 +24,7 @@ impl Daemon for ContainerReplicator {
         let section = conf.section(Self::NAME).unwrap_or_else(|| conf.defaults());
         let settings = ReplicatorSettings::from_section(&section, Self::NAME, DEFAULT_PORT).map_err(|e| e.to_string())?;
         let ring = Ring::load_with_swift_conf(&settings.server.swift_dir, "container")?;
-        Ok(ContainerReplicator(Arc::new(DbReplicator::new(settings, Arc::new(ContainerRing(ring)), DATADIR))))
+        Ok(ContainerReplicator(Arc::new(DbReplicator::new(settings, Arc::new(ring), DATADIR))))
     }
 
     fn server(&self) -> &ServerSettings {

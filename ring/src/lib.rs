@@ -4,6 +4,8 @@
 
 pub mod builder;
 pub mod builder_cli;
+#[cfg(feature = "db")]
+mod db_ring;
 pub mod device;
 pub mod io;
 pub mod locations;

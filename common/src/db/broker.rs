@@ -138,8 +138,9 @@ pub fn chexor(old: &str, name: &str, timestamp: &str) -> String {
     format!("{:032x}", old ^ new)
 }
 
-/// A random version-4 UUID in its usual text form.
-fn uuid4() -> String {
+/// A random version-4 UUID in its usual text form (database ids are
+/// `<uuid>-<device>`).
+pub(crate) fn uuid4() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

@@ -92,15 +92,6 @@ fn info_columns(db_type: &str) -> &'static [&'static str] {
     }
 }
 
-/// A random version-4 UUID (database ids are `<uuid>-<device>`).
-fn uuid4() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
-
 impl<K: BrokerKind> DatabaseBroker<K> {
     /// The sync point recorded for `id` (-1 if none), in the incoming or
     /// outgoing table (Swift's `get_sync`).
@@ -227,7 +218,7 @@ impl<K: BrokerKind> DatabaseBroker<K> {
         let contains = K::CONTAINS_TYPE;
         let conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(&format!("UPDATE {table} SET id = ?1"), [format!("{}-{device}", uuid4())])?;
+        tx.execute(&format!("UPDATE {table} SET id = ?1"), [format!("{}-{device}", super::broker::uuid4())])?;
         let last: Option<i64> =
             tx.query_row(&format!("SELECT ROWID FROM {contains} ORDER BY ROWID DESC LIMIT 1"), [], |r| r.get(0)).optional()?;
         tx.execute(

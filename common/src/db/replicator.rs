@@ -127,7 +127,8 @@ pub struct Node {
 }
 
 /// What the replicator asks of the account or container ring (the ring
-/// crate depends on this one, so the servers adapt their `Ring` to it).
+/// crate depends on this one, so it implements this for its `Ring` behind
+/// its `db` feature).
 /// Lookups may reload the ring from disk: called on blocking threads.
 pub trait DbRing: Send + Sync + 'static {
     /// Every device of the ring.
