@@ -19,6 +19,7 @@
 
 use crate::settings::DEFAULT_PORT;
 use common::backend::{read_body, BackendClient};
+use common::backend_headers::{self as bh, AccountUpdate, ContainerUpdate, UpdateNode, UpdateTarget};
 use common::config::{ConfigError, ConfigFile, Section};
 use common::daemon::{non_negative, Daemon, Scope};
 use common::db::listing::{ListingItem, ListingParams};
@@ -47,10 +48,6 @@ const CONTAINER_PAGE: usize = 1000;
 /// Largest container listing page read from a container server (10000
 /// entries of at most ~1 KiB each).
 const LISTING_BODY_LIMIT: usize = 16 * 1024 * 1024;
-
-/// Swift's `X-Backend-Use-Replication-Network`: the reaper talks to the
-/// servers' replication addresses.
-const USE_REPLICATION_NETWORK: &str = "x-backend-use-replication-network";
 
 /// The `[account-reaper]` section of `account-server.conf` (over
 /// `[DEFAULT]`).
@@ -389,14 +386,12 @@ impl AccountReaper {
             // container replica (with fewer account replicas, the first
             // one takes the rest).
             let Some(anode) = account_nodes.get(account_nodes.len().saturating_sub(1 + i)) else { break };
-            let headers = update_headers(&[
-                ("x-account-host", format!("{}:{}", anode.ip, anode.port)),
-                ("x-account-partition", account_partition.to_string()),
-                ("x-account-device", anode.device.clone()),
-                ("x-account-override-deleted", "yes".into()),
-                ("x-timestamp", timestamp.clone()),
-                (USE_REPLICATION_NETWORK, "true".into()),
+            let mut headers = update_headers(&[
+                (bh::ACCOUNT_OVERRIDE_DELETED, "yes".into()),
+                (bh::TIMESTAMP, timestamp.clone()),
+                (bh::BACKEND_USE_REPLICATION_NETWORK, "true".into()),
             ]);
+            AccountUpdate(update_target(account_partition, anode)).write(&mut headers);
             requests.push(self.send(Method::DELETE, node.clone(), part, path.clone(), headers));
         }
         let codes = futures_join(requests).await;
@@ -424,7 +419,7 @@ impl AccountReaper {
         let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
         let query = format!("format=json&marker={}", enc(marker));
         let path = format!("/{}/{part}/{account}/{container}", node.device);
-        let headers = update_headers(&[(USE_REPLICATION_NETWORK, "true".into())]);
+        let headers = update_headers(&[(bh::BACKEND_USE_REPLICATION_NETWORK, "true".into())]);
         let resp =
             self.client.request_with_query(Method::GET, &node.replication_ip, node.replication_port, &path, &query, headers, empty()).await;
         let resp = match resp {
@@ -447,7 +442,7 @@ impl AccountReaper {
             return None;
         }
         let policy = headers
-            .get("x-backend-storage-policy-index")
+            .get(bh::BACKEND_STORAGE_POLICY_INDEX)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<i64>().ok())
             .unwrap_or(0);
@@ -492,14 +487,12 @@ impl AccountReaper {
         let mut requests = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
             let Some(cnode) = container_nodes.get(i % container_nodes.len().max(1)) else { break };
-            let headers = update_headers(&[
-                ("x-container-host", format!("{}:{}", cnode.ip, cnode.port)),
-                ("x-container-partition", container_partition.to_string()),
-                ("x-container-device", cnode.device.clone()),
-                ("x-backend-storage-policy-index", policy.to_string()),
-                ("x-timestamp", timestamp.clone()),
-                (USE_REPLICATION_NETWORK, "true".into()),
+            let mut headers = update_headers(&[
+                (bh::BACKEND_STORAGE_POLICY_INDEX, policy.to_string()),
+                (bh::TIMESTAMP, timestamp.clone()),
+                (bh::BACKEND_USE_REPLICATION_NETWORK, "true".into()),
             ]);
+            ContainerUpdate(update_target(container_partition, cnode)).write(&mut headers);
             requests.push(self.send(Method::DELETE, node.clone(), part, path.clone(), headers));
         }
         let codes = futures_join(requests).await;
@@ -561,6 +554,12 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Option<StatusCode>>>) -
         out.push(t.await.ok().flatten());
     }
     out
+}
+
+/// The one server to update, `node` in `partition`. The host is
+/// `ip:port` without brackets, as Swift's reaper writes it.
+fn update_target(partition: u32, node: &Device) -> UpdateTarget {
+    UpdateTarget::new(partition, [UpdateNode::new(format!("{}:{}", node.ip, node.port), &node.device)])
 }
 
 fn update_headers(pairs: &[(&'static str, String)]) -> HeaderMap {

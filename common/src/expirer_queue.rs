@@ -19,13 +19,12 @@ pub const DEFAULT_DIVISOR: u64 = 86400;
 /// How many task containers one divisor window is spread over.
 pub const CONTAINERS_PER_DIVISOR: u64 = 100;
 
-/// Headers the proxy sends an object server about the task container.
-pub const HOST_HEADER: &str = "x-delete-at-host";
-pub const DEVICE_HEADER: &str = "x-delete-at-device";
-pub const PARTITION_HEADER: &str = "x-delete-at-partition";
-pub const CONTAINER_HEADER: &str = "x-delete-at-container";
-/// `no` on an expirer's DELETE: the expirer removes the task row itself.
-pub const CLEAN_QUEUE_HEADER: &str = "x-backend-clean-expiring-object-queue";
+/// The `X-Delete-At-*` headers under their old names, for code that has
+/// not moved to [`crate::backend_headers`] (which defines them).
+pub use crate::backend_headers::{
+    BACKEND_CLEAN_EXPIRING_OBJECT_QUEUE as CLEAN_QUEUE_HEADER, DELETE_AT_CONTAINER as CONTAINER_HEADER, DELETE_AT_DEVICE as DEVICE_HEADER,
+    DELETE_AT_HOST as HOST_HEADER, DELETE_AT_PARTITION as PARTITION_HEADER,
+};
 /// The content type of a task row (Swift's `X_DELETE_TYPE`).
 pub const TASK_CONTENT_TYPE: &str = "text/plain";
 /// The MD5 of nothing: the etag of every task row.

@@ -10,6 +10,7 @@ pub mod timestamp;
 /// The version of this workspace, as reported by servers and tools.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod backend;
+pub mod backend_headers;
 pub mod daemon;
 #[cfg(feature = "db")]
 pub mod db;

@@ -2,6 +2,7 @@
 //! the accept loop, `OPTIONS` and `405` handling, the access log, and a
 //! graceful shutdown on SIGTERM.
 
+use crate::backend_headers as bh;
 use crate::config::{ConfigError, ConfigFile, Section};
 use crate::http::{self as h, Body};
 use crate::log;
@@ -183,12 +184,12 @@ pub fn allow_header(methods: &[&str]) -> String {
 /// the service; logs the access line.
 async fn dispatch<S: Service>(service: Arc<S>, req: Request<Incoming>, remote: SocketAddr, log_requests: bool) -> Response<Body> {
     let started = Instant::now();
-    let trans_id = h::header_str(req.headers(), "x-trans-id").map(str::to_string).unwrap_or_else(new_trans_id);
+    let trans_id = h::header_str(req.headers(), bh::TRANS_ID).map(str::to_string).unwrap_or_else(new_trans_id);
     let method = req.method().clone();
     let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let referer = h::header_str(req.headers(), "referer").map(str::to_string);
     let agent = h::header_str(req.headers(), "user-agent").map(str::to_string);
-    let policy = h::header_str(req.headers(), "x-backend-storage-policy-index").map(str::to_string);
+    let policy = h::header_str(req.headers(), bh::BACKEND_STORAGE_POLICY_INDEX).map(str::to_string);
     let allowed = service.allowed_methods();
     let mut resp = if method == Method::OPTIONS && !service.handles_options() {
         let mut r = h::status(StatusCode::OK);
@@ -208,8 +209,9 @@ async fn dispatch<S: Service>(service: Arc<S>, req: Request<Incoming>, remote: S
         let info = RequestInfo { remote, trans_id: trans_id.clone(), started };
         service.clone().handle(req, info).await
     };
-    if let Ok(v) = HeaderValue::from_str(&trans_id) {
-        resp.headers_mut().insert("x-trans-id", v);
+    // The proxy's catch_errors middleware gives its own id.
+    if let (Ok(v), false) = (HeaderValue::from_str(&trans_id), resp.headers().contains_key(bh::TRANS_ID)) {
+        resp.headers_mut().insert(bh::TRANS_ID, v);
     }
     if log_requests {
         let bytes = resp

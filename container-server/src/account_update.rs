@@ -2,6 +2,7 @@
 //! container PUT or DELETE, tell every account server the proxy named.
 
 use common::backend::{read_body, BackendClient};
+use common::backend_headers::{self as bh, AccountUpdate, UpdateHeaderError, UpdateTarget};
 use common::db::ContainerInfo;
 use common::http::empty;
 use common::log;
@@ -9,35 +10,16 @@ use common::path::StoragePath;
 use common::server::RequestInfo;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
-/// The account servers to update: from `X-Account-Host` (`ip:port`
-/// list), `X-Account-Device` (list) and `X-Account-Partition`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountTargets {
-    pub partition: String,
-    /// (`ip:port`, device) pairs.
-    pub nodes: Vec<(String, String)>,
-}
-
-fn csv(headers: &HeaderMap, name: &str) -> Vec<String> {
-    let v = headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    v.split(',').map(|s| s.trim().to_string()).collect()
-}
-
-impl AccountTargets {
-    /// `Ok(None)` when the request names no account servers; `Err` (400)
-    /// when hosts and devices differ in number (checked before any write,
-    /// unlike Swift, which notices afterwards).
-    pub fn from_headers(headers: &HeaderMap) -> Result<Option<AccountTargets>, String> {
-        let hosts = csv(headers, "x-account-host");
-        let devices = csv(headers, "x-account-device");
-        if hosts.len() != devices.len() {
-            return Err("X-Account-Host and X-Account-Device list different numbers of servers".into());
-        }
-        let partition = headers.get("x-account-partition").and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_string();
-        if partition.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(AccountTargets { partition, nodes: hosts.into_iter().zip(devices).collect() }))
+/// The account servers to update (`X-Account-Host`/`-Device`/`-Partition`).
+/// `Ok(None)` when the request names none (no partition); `Err` (400)
+/// when the headers are malformed, e.g. hosts and devices differ in number
+/// (checked before any write, unlike Swift, which notices afterwards).
+pub fn targets(headers: &HeaderMap) -> Result<Option<UpdateTarget>, String> {
+    match AccountUpdate::parse(headers) {
+        Ok(found) => Ok(found.map(|AccountUpdate(t)| t)),
+        Err(UpdateHeaderError::MissingPartition { .. }) => Ok(None),
+        Err(UpdateHeaderError::CountMismatch { .. }) => Err("X-Account-Host and X-Account-Device list different numbers of servers".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -47,7 +29,7 @@ impl AccountTargets {
 /// Other failures are logged; the container-updater daemon retries later.
 pub async fn send(
     client: &BackendClient,
-    targets: &AccountTargets,
+    targets: &UpdateTarget,
     path: &StoragePath,
     cinfo: &ContainerInfo,
     req_headers: &HeaderMap,
@@ -61,12 +43,12 @@ pub async fn send(
             headers.insert(HeaderName::from_static(k), v);
         }
     };
-    add("x-put-timestamp", cinfo.put_timestamp.clone());
-    add("x-delete-timestamp", cinfo.delete_timestamp.clone());
-    add("x-object-count", cinfo.object_count.to_string());
-    add("x-bytes-used", cinfo.bytes_used.to_string());
-    add("x-trans-id", info.trans_id.clone());
-    add("x-backend-storage-policy-index", cinfo.storage_policy_index.to_string());
+    add(bh::PUT_TIMESTAMP, cinfo.put_timestamp.clone());
+    add(bh::DELETE_TIMESTAMP, cinfo.delete_timestamp.clone());
+    add(bh::OBJECT_COUNT, cinfo.object_count.to_string());
+    add(bh::BYTES_USED, cinfo.bytes_used.to_string());
+    add(bh::TRANS_ID, info.trans_id.clone());
+    add(bh::BACKEND_STORAGE_POLICY_INDEX, cinfo.storage_policy_index.to_string());
     add("user-agent", format!("container-server {}", std::process::id()));
     let host = req_headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("localhost");
     add(
@@ -76,20 +58,19 @@ pub async fn send(
             common::http::quote_path(&format!("/{}/{}/{}/{}", path.device, path.partition, path.account, container))
         ),
     );
-    if req_headers.get("x-account-override-deleted").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("yes")) {
-        add("x-account-override-deleted", "yes".to_string());
+    if req_headers.get(bh::ACCOUNT_OVERRIDE_DELETED).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("yes")) {
+        add(bh::ACCOUNT_OVERRIDE_DELETED, "yes".to_string());
     }
     let mut tasks = Vec::new();
-    for (hostport, device) in targets.nodes.clone() {
+    for node in targets.nodes.clone() {
         let client = client.clone();
         let headers = headers.clone();
         let body_timeout = client.node_timeout();
-        let target_path = format!("/{device}/{}/{}/{container}", targets.partition, path.account);
+        let target_path = format!("/{}/{}/{}/{container}", node.device, targets.partition, path.account);
         tasks.push(tokio::spawn(async move {
-            let Some((ip, port)) =
-                hostport.rsplit_once(':').and_then(|(ip, p)| Some((ip.trim_matches(['[', ']']).to_string(), p.parse::<u16>().ok()?)))
-            else {
-                log::error(&format!("ERROR account update failed with {hostport}/{device}: bad address (will retry later)"));
+            let device = &node.device;
+            let Some((ip, port)) = node.ip_port() else {
+                log::error(&format!("ERROR account update failed with {}/{device}: bad address (will retry later)", node.host));
                 return None;
             };
             match client.request(Method::PUT, &ip, port, &target_path, headers, empty()).await {
@@ -121,17 +102,22 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::backend_headers::UpdateNode;
 
     #[test]
     fn targets_come_from_comma_lists() {
         let mut h = HeaderMap::new();
-        assert_eq!(AccountTargets::from_headers(&h), Ok(None));
+        assert_eq!(targets(&h), Ok(None));
         h.insert("x-account-host", HeaderValue::from_static("127.0.0.1:1, 127.0.0.1:2"));
         h.insert("x-account-device", HeaderValue::from_static("sda,sdb"));
+        assert_eq!(targets(&h), Ok(None), "no partition: no account update");
         h.insert("x-account-partition", HeaderValue::from_static("3"));
-        let t = AccountTargets::from_headers(&h).unwrap().unwrap();
-        assert_eq!(t.nodes, vec![("127.0.0.1:1".into(), "sda".into()), ("127.0.0.1:2".into(), "sdb".into())]);
+        let t = targets(&h).unwrap().unwrap();
+        assert_eq!(t.nodes, vec![UpdateNode::new("127.0.0.1:1", "sda"), UpdateNode::new("127.0.0.1:2", "sdb")]);
         h.insert("x-account-device", HeaderValue::from_static("sda"));
-        assert!(AccountTargets::from_headers(&h).is_err());
+        assert!(targets(&h).is_err());
+        h.insert("x-account-device", HeaderValue::from_static("sda,sdb"));
+        h.insert("x-account-partition", HeaderValue::from_static("three"));
+        assert!(targets(&h).is_err());
     }
 }

@@ -13,6 +13,7 @@
 
 use crate::settings::DEFAULT_PORT;
 use common::backend::{read_body, BackendClient};
+use common::backend_headers as bh;
 use common::config::{ConfigError, ConfigFile, Section};
 use common::db::broker::timestamp_or_zero;
 use common::db::{ContainerBroker, ContainerInfo};
@@ -318,14 +319,14 @@ impl ContainerUpdater {
                 headers.insert(HeaderName::from_static(k), v);
             }
         };
-        add("x-put-timestamp", info.put_timestamp.clone());
-        add("x-delete-timestamp", info.delete_timestamp.clone());
-        add("x-object-count", info.object_count.to_string());
-        add("x-bytes-used", info.bytes_used.to_string());
+        add(bh::PUT_TIMESTAMP, info.put_timestamp.clone());
+        add(bh::DELETE_TIMESTAMP, info.delete_timestamp.clone());
+        add(bh::OBJECT_COUNT, info.object_count.to_string());
+        add(bh::BYTES_USED, info.bytes_used.to_string());
         // The account may have been deleted and re-created since the
         // container was: the report must land anyway.
-        add("x-account-override-deleted", "yes".to_string());
-        add("x-backend-storage-policy-index", info.storage_policy_index.to_string());
+        add(bh::ACCOUNT_OVERRIDE_DELETED, "yes".to_string());
+        add(bh::BACKEND_STORAGE_POLICY_INDEX, info.storage_policy_index.to_string());
         add("user-agent", self.user_agent.clone());
         headers
     }

@@ -2,6 +2,7 @@
 //! one-line reasons (swift/common/constraints.py).
 
 use crate::metadata::Metadata;
+use common::backend_headers as bh;
 use common::http::{self as h, Body};
 use common::swift_conf::Constraints;
 use common::timestamp::{parse_int_header, Timestamp, MAX_DELETE_AT};
@@ -22,7 +23,7 @@ pub fn check_header_count(headers: &HeaderMap, c: &Constraints) -> Result<(), Re
 
 /// The request's `X-Timestamp` (Swift's `valid_timestamp`).
 pub fn valid_timestamp(headers: &HeaderMap) -> Result<Timestamp, Response<Body>> {
-    let Some(v) = headers.get("x-timestamp") else { return Err(bad("Missing X-Timestamp header")) };
+    let Some(v) = headers.get(bh::TIMESTAMP) else { return Err(bad("Missing X-Timestamp header")) };
     v.to_str().ok().and_then(|s| Timestamp::parse(s.trim()).ok()).ok_or_else(|| bad("Invalid X-Timestamp header"))
 }
 
@@ -70,7 +71,7 @@ pub fn check_metadata(headers: &HeaderMap, c: &Constraints) -> Result<(), Respon
 /// `X-Delete-At` (seconds) if any. `X-Delete-After` becomes `X-Delete-At`.
 pub fn check_delete_headers(headers: &HeaderMap, now: Timestamp) -> Result<Option<u64>, Response<Body>> {
     let now_f = now.as_secs_f64();
-    let replication = h::header_str(headers, "x-backend-replication").and_then(common::config::parse_bool).unwrap_or(false);
+    let replication = h::header_str(headers, bh::BACKEND_REPLICATION).and_then(common::config::parse_bool).unwrap_or(false);
     if let Some(v) = headers.get("x-delete-after") {
         let after = v.to_str().ok().and_then(parse_int_header).ok_or_else(|| bad("Non-integer X-Delete-After"))?;
         let at = (now_f + after as f64).floor().min(MAX_DELETE_AT as f64);
@@ -79,7 +80,7 @@ pub fn check_delete_headers(headers: &HeaderMap, now: Timestamp) -> Result<Optio
         }
         return Ok(Some(at as u64));
     }
-    if let Some(v) = headers.get("x-delete-at") {
+    if let Some(v) = headers.get(bh::DELETE_AT) {
         let at = v.to_str().ok().and_then(parse_int_header).ok_or_else(|| bad("Non-integer X-Delete-At"))?;
         if (at as f64) <= now_f && !replication {
             return Err(bad("X-Delete-At in past"));

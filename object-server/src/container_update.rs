@@ -20,6 +20,7 @@
 
 use crate::{ObjectServer, Target};
 use bytes::Bytes;
+use common::backend_headers::{self as bh, ContainerUpdate, DeleteAtUpdate, UpdateHeaderError, UpdateNode};
 use common::expirer_queue::{self, ExpirerQueue};
 use common::http::{self as h};
 use common::timestamp::Timestamp;
@@ -39,16 +40,6 @@ pub struct AsyncUpdate {
     pub db_state: Option<String>,
 }
 
-fn split_list(v: Option<&str>) -> Vec<String> {
-    v.unwrap_or("").split(',').map(|s| s.trim().to_string()).collect()
-}
-
-fn split_host(host: &str) -> Option<(String, u16)> {
-    let (ip, port) = host.rsplit_once(':')?;
-    let ip = ip.trim_start_matches('[').trim_end_matches(']');
-    Some((ip.to_string(), port.parse().ok()?))
-}
-
 /// Sends `op` for `target` with `headers_out` to the container servers the
 /// request names (`X-Container-Host`/`-Device`/`-Partition`), waiting at
 /// most `container_update_timeout`; updates still running after that carry
@@ -61,24 +52,26 @@ pub async fn update_containers(
     target: &Target,
     mut headers_out: BTreeMap<String, String>,
 ) {
-    let hosts = split_list(h::header_str(req_headers, "x-container-host"));
-    let devices = split_list(h::header_str(req_headers, "x-container-device"));
-    let partition = h::header_str(req_headers, "x-container-partition").unwrap_or("").trim().to_string();
-    if hosts.len() != devices.len() {
-        common::log::error(&format!(
-            "ERROR Container update failed: different numbers of hosts and devices in request: {:?} vs {:?}",
-            h::header_str(req_headers, "x-container-host").unwrap_or(""),
-            h::header_str(req_headers, "x-container-device").unwrap_or("")
-        ));
-        return;
-    }
-    if partition.is_empty() {
-        return;
-    }
-    headers_out.insert("x-trans-id".into(), h::header_str(req_headers, "x-trans-id").unwrap_or("-").to_string());
+    let updates = match ContainerUpdate::parse(req_headers) {
+        Ok(Some(ContainerUpdate(updates))) => updates,
+        // No partition: the request names no container servers.
+        Ok(None) | Err(UpdateHeaderError::MissingPartition { .. }) => return,
+        Err(UpdateHeaderError::CountMismatch { hosts, devices, .. }) => {
+            common::log::error(&format!(
+                "ERROR Container update failed: different numbers of hosts and devices in request: {hosts:?} vs {devices:?}"
+            ));
+            return;
+        }
+        Err(e) => {
+            common::log::error(&format!("ERROR Container update failed: {e}"));
+            return;
+        }
+    };
+    let partition = updates.partition;
+    headers_out.insert(bh::TRANS_ID.into(), h::header_str(req_headers, bh::TRANS_ID).unwrap_or("-").to_string());
     let host_hdr = h::header_str(req_headers, "host").unwrap_or("localhost");
     headers_out.insert("referer".into(), format!("{} http://{host_hdr}{}", op_method(method_and_path), path_of(method_and_path)));
-    headers_out.insert("x-backend-storage-policy-index".into(), target.location.policy.to_string());
+    headers_out.insert(bh::BACKEND_STORAGE_POLICY_INDEX.into(), target.location.policy.to_string());
     headers_out.insert("user-agent".into(), format!("object-server {}", std::process::id()));
     let update = AsyncUpdate {
         op: op.to_string(),
@@ -86,16 +79,15 @@ pub async fn update_containers(
         container: target.container.clone(),
         obj: target.object.clone(),
         headers: headers_out,
-        db_state: h::header_str(req_headers, "x-container-root-db-state").map(str::to_string),
+        db_state: h::header_str(req_headers, bh::CONTAINER_ROOT_DB_STATE).map(str::to_string),
     };
     let mut tasks = Vec::new();
-    for (host, device) in hosts.into_iter().zip(devices) {
+    for node in updates.nodes {
         let server = server.clone();
         let update = update.clone();
         let target = target.clone();
-        let partition = partition.clone();
         tasks.push(tokio::spawn(async move {
-            if !send_one(&server, &host, &device, &partition, &update).await {
+            if !send_one(&server, &node, partition, &update).await {
                 save_async_pending(&server, &target, &update).await;
             }
         }));
@@ -119,8 +111,9 @@ fn path_of(s: &str) -> &str {
 }
 
 /// Sends one update; true when the container server answered 2xx.
-async fn send_one(server: &ObjectServer, host: &str, device: &str, partition: &str, u: &AsyncUpdate) -> bool {
-    let Some((ip, port)) = split_host(host) else {
+async fn send_one(server: &ObjectServer, node: &UpdateNode, partition: u32, u: &AsyncUpdate) -> bool {
+    let (host, device) = (&node.host, &node.device);
+    let Some((ip, port)) = node.ip_port() else {
         common::log::error(&format!("ERROR container update failed: bad host {host:?} (saving for async update later)"));
         return false;
     };
@@ -182,45 +175,53 @@ pub async fn update_expirer_queue(
     target: &Target,
     extra: BTreeMap<String, String>,
 ) {
-    if h::header_str(req_headers, "x-backend-replication").and_then(common::config::parse_bool) == Some(true) {
+    if h::header_str(req_headers, bh::BACKEND_REPLICATION).and_then(common::config::parse_bool) == Some(true) {
         return;
     }
     let queue = ExpirerQueue::new(&server.swift.constraints.auto_create_account_prefix, expirer_queue::DEFAULT_DIVISOR);
     let mut task_container = queue.container(&server.swift.hash, delete_at, &target.account, &target.container, &target.object);
     let mut headers_out = BTreeMap::new();
     // The expirer queue's account is a system account: always policy 0.
-    headers_out.insert("x-backend-storage-policy-index".to_string(), "0".to_string());
-    headers_out.insert("x-timestamp".to_string(), ts.internal());
-    headers_out.insert("x-trans-id".into(), h::header_str(req_headers, "x-trans-id").unwrap_or("-").to_string());
+    headers_out.insert(bh::BACKEND_STORAGE_POLICY_INDEX.to_string(), "0".to_string());
+    headers_out.insert(bh::TIMESTAMP.to_string(), ts.internal());
+    headers_out.insert(bh::TRANS_ID.into(), h::header_str(req_headers, bh::TRANS_ID).unwrap_or("-").to_string());
     let host_hdr = h::header_str(req_headers, "host").unwrap_or("localhost");
     headers_out.insert("referer".into(), format!("{} http://{host_hdr}{}", op_method(method_and_path), path_of(method_and_path)));
     headers_out.insert("user-agent".into(), format!("object-server {}", std::process::id()));
-    let mut sends: Vec<(String, String)> = Vec::new();
-    let mut partition = String::new();
+    let mut sends: Vec<UpdateNode> = Vec::new();
+    let mut partition = 0;
     if op == "DELETE" {
-        let clean = h::header_str(req_headers, expirer_queue::CLEAN_QUEUE_HEADER).and_then(common::config::parse_bool).unwrap_or(true);
+        let clean =
+            h::header_str(req_headers, bh::BACKEND_CLEAN_EXPIRING_OBJECT_QUEUE).and_then(common::config::parse_bool).unwrap_or(true);
         if !clean {
             return;
         }
     } else {
-        let Some(hosts) = h::header_str(req_headers, expirer_queue::HOST_HEADER) else { return };
+        let parsed = DeleteAtUpdate::parse(req_headers);
+        // No X-Delete-At-Host: other object servers update the queue.
+        if let Ok(None) = parsed {
+            return;
+        }
         // The proxy's name wins: it matches the hosts and partition it sent.
-        if let Some(named) = h::header_str(req_headers, expirer_queue::CONTAINER_HEADER).map(str::trim).filter(|c| !c.is_empty()) {
+        if let Some(named) = DeleteAtUpdate::parse_container(req_headers) {
             match named.parse::<i64>() {
                 Ok(n) => task_container = expirer_queue::normalize(n),
                 Err(_) => common::log::error(&format!("ERROR bad X-Delete-At-Container {named:?}; using {task_container}")),
             }
         }
-        partition = h::header_str(req_headers, expirer_queue::PARTITION_HEADER).unwrap_or("").trim().to_string();
-        let devices = split_list(h::header_str(req_headers, expirer_queue::DEVICE_HEADER));
-        sends = split_list(Some(hosts))
-            .into_iter()
-            .zip(devices)
-            .filter(|(host, device)| !host.is_empty() && !device.is_empty() && !partition.is_empty())
-            .collect();
-        headers_out.insert("x-size".into(), "0".into());
-        headers_out.insert("x-content-type".into(), expirer_queue::TASK_CONTENT_TYPE.into());
-        headers_out.insert("x-etag".into(), expirer_queue::EMPTY_ETAG.into());
+        match parsed {
+            Ok(None) => return,
+            Ok(Some(DeleteAtUpdate { target: updates, .. })) => {
+                partition = updates.partition;
+                sends = updates.nodes.into_iter().filter(UpdateNode::is_complete).collect();
+            }
+            // Swift sends to none of them and leaves the row to the updater.
+            Err(UpdateHeaderError::MissingPartition { .. }) => {}
+            Err(e) => common::log::error(&format!("ERROR expirer queue update for {}: {e}; saving it for the updater", target.name)),
+        }
+        headers_out.insert(bh::SIZE.into(), "0".into());
+        headers_out.insert(bh::CONTENT_TYPE.into(), expirer_queue::TASK_CONTENT_TYPE.into());
+        headers_out.insert(bh::ETAG.into(), expirer_queue::EMPTY_ETAG.into());
         headers_out.extend(extra);
     }
     let update = AsyncUpdate {
@@ -247,10 +248,10 @@ pub async fn update_expirer_queue(
         return;
     }
     let mut tasks = Vec::new();
-    for (host, device) in sends {
-        let (server, update, pending_target, partition) = (server.clone(), update.clone(), pending_target.clone(), partition.clone());
+    for node in sends {
+        let (server, update, pending_target) = (server.clone(), update.clone(), pending_target.clone());
         tasks.push(tokio::spawn(async move {
-            if !send_one(&server, &host, &device, &partition, &update).await {
+            if !send_one(&server, &node, partition, &update).await {
                 save_async_pending(&server, &pending_target, &update).await;
             }
         }));
@@ -277,8 +278,8 @@ pub async fn update_delete_at(
 ) {
     if new_delete_at != 0 {
         let mut extra = BTreeMap::new();
-        extra.insert("x-content-type".to_string(), task_content_type(content_length));
-        extra.insert("x-content-type-timestamp".to_string(), ts.internal());
+        extra.insert(bh::CONTENT_TYPE.to_string(), task_content_type(content_length));
+        extra.insert(bh::CONTENT_TYPE_TIMESTAMP.to_string(), ts.internal());
         update_expirer_queue(server, req_headers, method_and_path, "PUT", new_delete_at, ts, target, extra).await;
     }
     if orig_delete_at != 0 && orig_delete_at != new_delete_at {
@@ -306,8 +307,8 @@ async fn save_async_pending(server: &ObjectServer, target: &Target, u: &AsyncUpd
     });
     let ts = u
         .headers
-        .get("x-meta-timestamp")
-        .or_else(|| u.headers.get("x-timestamp"))
+        .get(bh::META_TIMESTAMP)
+        .or_else(|| u.headers.get(bh::TIMESTAMP))
         .and_then(|t| common::timestamp::Timestamp::parse(t).ok())
         .map(|t| t.internal())
         .unwrap_or_default();

@@ -6,6 +6,7 @@ use crate::constraints;
 use crate::diskfile::{self, OpenError, WriteError};
 use crate::metadata::Metadata;
 use crate::{ObjectServer, Target};
+use common::backend_headers as bh;
 use common::http::{self as h, Body};
 use common::server::RequestInfo;
 use common::timestamp::Timestamp;
@@ -40,7 +41,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
         }
     };
     let response_ts = orig_ts.max(ts);
-    if let Some(v) = headers.get("x-if-delete-at") {
+    if let Some(v) = headers.get(bh::IF_DELETE_AT) {
         // The expirer deletes only the version it was told about.
         let Some(want) = v.to_str().ok().and_then(|s| Timestamp::parse(s.trim()).ok()) else {
             return h::text(StatusCode::BAD_REQUEST, "Bad X-If-Delete-At header value");
@@ -76,14 +77,14 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
             }
         }
         let mut update = BTreeMap::new();
-        update.insert("x-timestamp".to_string(), ts.internal());
+        update.insert(bh::TIMESTAMP.to_string(), ts.internal());
         crate::container_update::update_containers(&server, &headers, &what, "DELETE", &target, update).await;
     }
     let mut r = h::status(status);
-    r.headers_mut().insert("x-backend-timestamp", HeaderValue::from_str(&response_ts.internal()).expect("ASCII"));
+    r.headers_mut().insert(bh::BACKEND_TIMESTAMP, HeaderValue::from_str(&response_ts.internal()).expect("ASCII"));
     let ctype = orig_meta.get("Content-Type").map_or("", String::as_str);
     if let Ok(v) = HeaderValue::from_str(ctype) {
-        r.headers_mut().insert("x-backend-content-type", v);
+        r.headers_mut().insert(bh::BACKEND_CONTENT_TYPE, v);
     }
     r
 }

@@ -24,6 +24,7 @@
 //! object servers directly, through the rings, as the object updater does.
 
 use common::backend::{read_body, BackendClient};
+use common::backend_headers::{self as bh, AccountUpdate, ContainerUpdate, UpdateNode, UpdateTarget};
 use common::config::{ConfigError, ConfigFile, Section};
 use common::expirer_queue::{self, ExpirerQueue, Task};
 use common::http::empty;
@@ -332,20 +333,16 @@ impl ObjectExpirer {
         let updates = spread(&cnodes, nodes.len());
         let mut base = HeaderMap::new();
         let when = t.delete_at.normal();
-        self.insert(&mut base, "x-timestamp", &when);
-        self.insert(&mut base, "x-if-delete-at", &when);
+        self.insert(&mut base, bh::TIMESTAMP, &when);
+        self.insert(&mut base, bh::IF_DELETE_AT, &when);
         // We remove the task row ourselves once the object is settled.
-        self.insert(&mut base, expirer_queue::CLEAN_QUEUE_HEADER, "no");
-        self.insert(&mut base, "x-backend-storage-policy-index", &policy.to_string());
+        self.insert(&mut base, bh::BACKEND_CLEAN_EXPIRING_OBJECT_QUEUE, "no");
+        self.insert(&mut base, bh::BACKEND_STORAGE_POLICY_INDEX, &policy.to_string());
         let path = format!("/{}/{}/{}", t.account, t.container, t.object);
         let sends = nodes.iter().enumerate().map(|(i, node)| {
             let mut headers = base.clone();
-            if let Some(mine) = updates.get(i).filter(|u| !u.is_empty()) {
-                let hosts = mine.iter().map(|d| format!("{}:{}", ring::device::format_ip(&d.ip), d.port)).collect::<Vec<_>>().join(",");
-                let devices = mine.iter().map(|d| d.device.as_str()).collect::<Vec<_>>().join(",");
-                self.insert(&mut headers, "x-container-host", &hosts);
-                self.insert(&mut headers, "x-container-device", &devices);
-                self.insert(&mut headers, "x-container-partition", &cpart.to_string());
+            if let Some(mine) = updates.get(i) {
+                ContainerUpdate(update_target(cpart, mine)).write(&mut headers);
             }
             self.send(Method::DELETE, node, part, path.clone(), headers)
         });
@@ -361,8 +358,8 @@ impl ObjectExpirer {
             Err(_) => return false,
         };
         let mut headers = HeaderMap::new();
-        self.insert(&mut headers, "x-timestamp", &Timestamp::now().internal());
-        self.insert(&mut headers, "x-backend-storage-policy-index", "0");
+        self.insert(&mut headers, bh::TIMESTAMP, &Timestamp::now().internal());
+        self.insert(&mut headers, bh::BACKEND_STORAGE_POLICY_INDEX, "0");
         let path = format!("/{}/{container}/{object}", self.queue.account);
         let statuses = futures_join(nodes.iter().map(|n| self.send(Method::DELETE, n, part, path.clone(), headers.clone()))).await;
         let ok = statuses.iter().filter(|s| s.is_some_and(|s| s.is_success() || s == StatusCode::NOT_FOUND)).count();
@@ -380,16 +377,12 @@ impl ObjectExpirer {
         let (apart, anodes) = self.account_ring.get_nodes(account, None, None).unwrap_or((0, Vec::new()));
         let updates = spread(&anodes, nodes.len());
         let mut base = HeaderMap::new();
-        self.insert(&mut base, "x-timestamp", &Timestamp::now().internal());
+        self.insert(&mut base, bh::TIMESTAMP, &Timestamp::now().internal());
         let path = format!("/{account}/{container}");
         let sends = nodes.iter().enumerate().map(|(i, node)| {
             let mut headers = base.clone();
-            if let Some(mine) = updates.get(i).filter(|u| !u.is_empty()) {
-                let hosts = mine.iter().map(|d| format!("{}:{}", ring::device::format_ip(&d.ip), d.port)).collect::<Vec<_>>().join(",");
-                let devices = mine.iter().map(|d| d.device.as_str()).collect::<Vec<_>>().join(",");
-                self.insert(&mut headers, "x-account-host", &hosts);
-                self.insert(&mut headers, "x-account-device", &devices);
-                self.insert(&mut headers, "x-account-partition", &apart.to_string());
+            if let Some(mine) = updates.get(i) {
+                AccountUpdate(update_target(apart, mine)).write(&mut headers);
             }
             self.send(Method::DELETE, node, part, path.clone(), headers)
         });
@@ -415,7 +408,7 @@ impl ObjectExpirer {
             let target = format!("/{}/{part}{path}", node.device);
             let Ok(resp) = self.client.request(Method::HEAD, &node.ip, node.port, &target, headers, empty()).await else { continue };
             let status = resp.status();
-            let policy = resp.headers().get("x-backend-storage-policy-index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+            let policy = resp.headers().get(bh::BACKEND_STORAGE_POLICY_INDEX).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
             let _ = read_body(resp, 64 * 1024, self.client.node_timeout()).await;
             if status.is_success() {
                 found = ContainerPolicy::Policy(policy.unwrap_or(0));
@@ -551,6 +544,12 @@ fn quorum(n: usize) -> usize {
 
 /// Hands `nodes` (a container's or account's replicas) out over `n`
 /// requests so that each replica is named at least once, as the proxy does.
+/// The update target of ring devices `nodes` in `partition` (hosts as
+/// `ip:port`, IPv6 in brackets, as the proxy names them).
+fn update_target(partition: u32, nodes: &[Device]) -> UpdateTarget {
+    UpdateTarget::new(partition, nodes.iter().map(|d| UpdateNode::new(format!("{}:{}", ring::device::format_ip(&d.ip), d.port), &d.device)))
+}
+
 fn spread(nodes: &[Device], n: usize) -> Vec<Vec<Device>> {
     let n = n.max(1);
     let mut out = vec![Vec::new(); n];

@@ -8,6 +8,7 @@ use crate::diskfile::{self, OpenError, OpenObject};
 use crate::put::etag_list;
 use crate::{ObjectServer, Target};
 use bytes::Bytes;
+use common::backend_headers as bh;
 use common::http::{self as h, Body, BoxError};
 use common::timestamp::{http_date, parse_http_date};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
@@ -253,7 +254,7 @@ fn not_found(ts: Option<common::timestamp::Timestamp>, headers: &HeaderMap) -> R
     }
     let mut r = h::status(StatusCode::NOT_FOUND);
     if let Some(ts) = ts {
-        r.headers_mut().insert("x-backend-timestamp", HeaderValue::from_str(&ts.internal()).expect("timestamps are ASCII"));
+        r.headers_mut().insert(bh::BACKEND_TIMESTAMP, HeaderValue::from_str(&ts.internal()).expect("timestamps are ASCII"));
     }
     r
 }
@@ -305,10 +306,10 @@ fn object_headers(server: &ObjectServer, obj: &OpenObject) -> HeaderMap {
     if let Some(ce) = obj.metadata.get("Content-Encoding") {
         put("content-encoding", ce);
     }
-    put("x-timestamp", &ts.normal());
-    put("x-backend-timestamp", &ts.internal());
-    put("x-backend-data-timestamp", &obj.data_timestamp.internal());
-    put("x-backend-durable-timestamp", &obj.data_timestamp.internal());
+    put(bh::TIMESTAMP, &ts.normal());
+    put(bh::BACKEND_TIMESTAMP, &ts.internal());
+    put(bh::BACKEND_DATA_TIMESTAMP, &obj.data_timestamp.internal());
+    put(bh::BACKEND_DURABLE_TIMESTAMP, &obj.data_timestamp.internal());
     put("accept-ranges", "bytes");
     hm
 }
@@ -319,7 +320,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     drop(req);
     // The proxy asks for expired objects too when its operator allows it
     // and the client sent X-Open-Expired (Swift's allow_open_expired).
-    let open_expired = h::header_str(&headers, "x-backend-open-expired").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+    let open_expired = h::header_str(&headers, bh::BACKEND_OPEN_EXPIRED).is_some_and(|v| common::config::parse_bool(v) == Some(true));
     let now = if open_expired { 0.0 } else { constraints::request_time(&headers).as_secs_f64() };
     let loc = target.location.clone();
     let name = target.name.clone();
@@ -358,7 +359,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
 
     // The proxy asks us to ignore Range for objects carrying certain
     // metadata (a DLO manifest's ranges apply to the assembled object).
-    let ignore_range = h::header_str(&headers, "x-backend-ignore-range-if-metadata-present").is_some_and(|names| {
+    let ignore_range = h::header_str(&headers, bh::BACKEND_IGNORE_RANGE_IF_METADATA_PRESENT).is_some_and(|names| {
         names.split(',').map(str::trim).filter(|n| !n.is_empty()).any(|n| resp_headers.contains_key(n.to_ascii_lowercase().as_str()))
     });
     let ranges = h::header_str(&headers, "range").and_then(parse_range).filter(|r| !r.is_empty() && !ignore_range);

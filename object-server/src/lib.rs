@@ -36,6 +36,7 @@ pub mod ssync;
 pub mod updater;
 
 use common::backend::BackendClient;
+use common::backend_headers as bh;
 use common::devices::Devices;
 use common::http::{self as h, Body};
 use common::path::StoragePath;
@@ -87,7 +88,7 @@ impl ObjectServer {
     /// The storage policy index a request names (`X-Backend-Storage-Policy-Index`,
     /// default 0); an unknown index is refused with 503 as Swift does.
     fn policy_index(&self, headers: &http::HeaderMap) -> Result<u32, Response<Body>> {
-        let Some(raw) = headers.get("x-backend-storage-policy-index") else { return Ok(0) };
+        let Some(raw) = headers.get(bh::BACKEND_STORAGE_POLICY_INDEX) else { return Ok(0) };
         let raw = raw.to_str().unwrap_or("").trim();
         match raw.parse::<u32>() {
             Ok(i) if self.swift.policy_by_index(i).is_some() || (i == 0 && self.swift.policies.is_empty()) => Ok(i),

@@ -5,6 +5,7 @@ use crate::constraints;
 use crate::diskfile::{self, OpenError, WriteError};
 use crate::metadata::Metadata;
 use crate::{ObjectServer, Target};
+use common::backend_headers as bh;
 use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -24,7 +25,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
         Ok(t) => t,
         Err(r) => return r,
     };
-    let new_delete_at: u64 = match h::header_str(&headers, "x-delete-at").filter(|v| !v.is_empty()) {
+    let new_delete_at: u64 = match h::header_str(&headers, bh::DELETE_AT).filter(|v| !v.is_empty()) {
         None => 0,
         Some(v) => match v.trim().parse::<i64>() {
             Ok(n) if n >= 0 => n as u64,
@@ -52,7 +53,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     let name = target.name.clone();
     // An expired object can be given a new X-Delete-At when the proxy
     // passes X-Open-Expired on (Swift's allow_open_expired).
-    let open_expired = h::header_str(&headers, "x-backend-open-expired").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+    let open_expired = h::header_str(&headers, bh::BACKEND_OPEN_EXPIRED).is_some_and(|v| common::config::parse_bool(v) == Some(true));
     let now = if open_expired { 0.0 } else { ts.as_secs_f64() };
     let obj = match server.devices.run(&dev, move || diskfile::open(&loc, &name, now)).await {
         Ok(o) => o,
@@ -68,7 +69,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     let orig_ctype_ts = obj.content_type_timestamp;
     if orig_ts >= ts && orig_ctype_ts >= req_ctype_ts {
         let mut r = h::status(StatusCode::CONFLICT);
-        r.headers_mut().insert("x-backend-timestamp", HeaderValue::from_str(&orig_ts.internal()).expect("ASCII"));
+        r.headers_mut().insert(bh::BACKEND_TIMESTAMP, HeaderValue::from_str(&orig_ts.internal()).expect("ASCII"));
         return r;
     }
     let mut metadata: Metadata = if ts > orig_ts {
@@ -126,18 +127,18 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     // listing shows the new content type and metadata time.
     let mut update: BTreeMap<String, String> = BTreeMap::new();
     let data = &obj.data_metadata;
-    update.insert("x-size".into(), data.get("Content-Length").cloned().unwrap_or_else(|| "0".into()));
-    update.insert("x-content-type".into(), ctype.clone());
-    update.insert("x-timestamp".into(), obj.data_timestamp.internal());
-    update.insert("x-content-type-timestamp".into(), ctype_ts.unwrap_or(obj.data_timestamp).internal());
-    update.insert("x-meta-timestamp".into(), meta_ts.internal());
-    update.insert("x-etag".into(), data.get("ETag").cloned().unwrap_or_default());
+    update.insert(bh::SIZE.into(), data.get("Content-Length").cloned().unwrap_or_else(|| "0".into()));
+    update.insert(bh::CONTENT_TYPE.into(), ctype.clone());
+    update.insert(bh::TIMESTAMP.into(), obj.data_timestamp.internal());
+    update.insert(bh::CONTENT_TYPE_TIMESTAMP.into(), ctype_ts.unwrap_or(obj.data_timestamp).internal());
+    update.insert(bh::META_TIMESTAMP.into(), meta_ts.internal());
+    update.insert(bh::ETAG.into(), data.get("ETag").cloned().unwrap_or_default());
     crate::put::apply_container_overrides(&mut update, &headers);
     crate::container_update::update_containers(&server, &headers, &what, "PUT", &target, update).await;
     let mut resp = h::status(StatusCode::ACCEPTED);
     let hm = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_bytes(ctype.as_bytes()) {
-        hm.insert("x-backend-content-type", v);
+        hm.insert(bh::BACKEND_CONTENT_TYPE, v);
     }
     for (k, v) in &obj.data_metadata {
         if k.to_ascii_lowercase().starts_with("x-object-sysmeta-") {

@@ -7,6 +7,7 @@ use crate::diskfile::{self, DataWriter, OpenError, WriteError};
 use crate::metadata::Metadata;
 use crate::{ObjectServer, Target};
 use bytes::{Bytes, BytesMut};
+use common::backend_headers as bh;
 use common::http::{self as h, Body};
 use common::server::RequestInfo;
 use common::timestamp::Timestamp;
@@ -145,7 +146,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
             }
             if orig_ts >= ts {
                 let mut r = h::status(StatusCode::CONFLICT);
-                r.headers_mut().insert("x-backend-timestamp", HeaderValue::from_str(&orig_ts.internal()).expect("timestamps are ASCII"));
+                r.headers_mut().insert(bh::BACKEND_TIMESTAMP, HeaderValue::from_str(&orig_ts.internal()).expect("timestamps are ASCII"));
                 return Err(r);
             }
             // An expired or deleted object's task is not withdrawn (Swift
@@ -259,10 +260,10 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
     let size = metadata.get("Content-Length").map(String::as_str);
     crate::container_update::update_delete_at(&server, &headers, &what, &target, ts, orig_delete_at, delete_at.unwrap_or(0), size).await;
     let mut update: BTreeMap<String, String> = BTreeMap::new();
-    update.insert("x-size".into(), metadata["Content-Length"].clone());
-    update.insert("x-content-type".into(), metadata["Content-Type"].clone());
-    update.insert("x-timestamp".into(), ts.internal());
-    update.insert("x-etag".into(), etag.clone());
+    update.insert(bh::SIZE.into(), metadata["Content-Length"].clone());
+    update.insert(bh::CONTENT_TYPE.into(), metadata["Content-Type"].clone());
+    update.insert(bh::TIMESTAMP.into(), ts.internal());
+    update.insert(bh::ETAG.into(), etag.clone());
     apply_container_overrides(&mut update, &headers);
     crate::container_update::update_containers(&server, &headers, &what, "PUT", &target, update).await;
 
@@ -275,7 +276,7 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: T
 /// then `X-Object-Sysmeta-Container-Update-Override-*` replace the
 /// matching `X-*` update headers.
 pub fn apply_container_overrides(update: &mut BTreeMap<String, String>, headers: &HeaderMap) {
-    for prefix in ["x-backend-container-update-override-", "x-object-sysmeta-container-update-override-"] {
+    for prefix in [bh::BACKEND_CONTAINER_UPDATE_OVERRIDE_PREFIX, bh::OBJECT_SYSMETA_CONTAINER_UPDATE_OVERRIDE_PREFIX] {
         for (k, v) in headers {
             if let (Some(rest), Ok(v)) = (k.as_str().strip_prefix(prefix), v.to_str()) {
                 update.insert(format!("x-{rest}"), v.to_string());

@@ -27,6 +27,7 @@ use crate::ssync::disk;
 use crate::ssync::sender::{Sender, Source, SyncReport, Target};
 use crate::ssync::wire::ObjectTimestamps;
 use common::backend::{read_body, BackendClient};
+use common::backend_headers as bh;
 use common::config::{ConfigError, ConfigFile, Section};
 use common::daemon::Scope;
 use common::devices::Devices;
@@ -831,7 +832,7 @@ impl ObjectReplicator {
         }
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-        headers.insert(crate::ssync::wire::POLICY_INDEX_HEADER, HeaderValue::from(policy));
+        headers.insert(bh::BACKEND_STORAGE_POLICY_INDEX, HeaderValue::from(policy));
         if let Ok(ua) = HeaderValue::from_str(&self.user_agent) {
             headers.insert(http::header::USER_AGENT, ua);
         }

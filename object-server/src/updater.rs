@@ -16,6 +16,7 @@
 use crate::async_pending;
 use crate::diskfile::{self, AsyncPendingFile};
 use common::backend::{read_body, BackendClient};
+use common::backend_headers as bh;
 use common::config::{ConfigError, ConfigFile, Section};
 use common::devices::Devices;
 use common::http::empty;
@@ -347,8 +348,8 @@ impl ObjectUpdater {
         // The directory the pending was found in names its policy when the
         // pending does not (Swift's `setdefault`): an expirer queue row says
         // policy 0 while it waits in the object's policy's directory.
-        if !headers.contains_key("x-backend-storage-policy-index") {
-            headers.insert(HeaderName::from_static("x-backend-storage-policy-index"), HeaderValue::from(policy));
+        if !headers.contains_key(bh::BACKEND_STORAGE_POLICY_INDEX) {
+            headers.insert(HeaderName::from_static(bh::BACKEND_STORAGE_POLICY_INDEX), HeaderValue::from(policy));
         }
         if let Ok(ua) = HeaderValue::from_str(&self.user_agent) {
             headers.insert(http::header::USER_AGENT, ua);

@@ -5,6 +5,7 @@
 
 use crate::server::AccountServer;
 use crate::storage::{self, ContainerUpdate};
+use common::backend_headers as bh;
 use common::db::broker::title_case_header;
 use common::db::{ContainerRecord, InitParams};
 use common::dbserver::request::{bad_request, header, request_timestamp, Refusal};
@@ -43,13 +44,13 @@ fn count_header(headers: &HeaderMap, name: &str) -> Result<i64, Refusal> {
 /// The row a container update carries (its `deleted` flag worked out as
 /// Swift's `put_container` does).
 fn container_record(container: &str, headers: &HeaderMap) -> Result<ContainerRecord, Refusal> {
-    let put = timestamp_header(headers, "x-put-timestamp")?;
-    let delete = timestamp_header(headers, "x-delete-timestamp")?;
-    let objects = count_header(headers, "x-object-count")?;
-    let bytes = count_header(headers, "x-bytes-used")?;
+    let put = timestamp_header(headers, bh::PUT_TIMESTAMP)?;
+    let delete = timestamp_header(headers, bh::DELETE_TIMESTAMP)?;
+    let objects = count_header(headers, bh::OBJECT_COUNT)?;
+    let bytes = count_header(headers, bh::BYTES_USED)?;
     // Swift stores any index (a policy may be gone from swift.conf and still
     // hold containers); it must be a number.
-    let policy = match header(headers, "x-backend-storage-policy-index")? {
+    let policy = match header(headers, bh::BACKEND_STORAGE_POLICY_INDEX)? {
         None => 0,
         Some(v) => {
             v.trim().parse::<u32>().map(i64::from).map_err(|_| bad_request(format!("Invalid X-Backend-Storage-Policy-Index '{v}'")))?
@@ -65,9 +66,9 @@ impl AccountServer {
     pub async fn container_update(&self, path: StoragePath, headers: &HeaderMap) -> Response<Body> {
         let prepared = (|| -> Result<_, Refusal> {
             // Unlike the account verbs, X-Timestamp is optional here.
-            let ts = if headers.contains_key("x-timestamp") { request_timestamp(headers)? } else { Timestamp::now() };
+            let ts = if headers.contains_key(bh::TIMESTAMP) { request_timestamp(headers)? } else { Timestamp::now() };
             let record = container_record(path.container.as_deref().unwrap_or_default(), headers)?;
-            let override_deleted = header(headers, "x-account-override-deleted")?.is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+            let override_deleted = header(headers, bh::ACCOUNT_OVERRIDE_DELETED)?.is_some_and(|v| v.eq_ignore_ascii_case("yes"));
             Ok((ts, record, override_deleted))
         })();
         let (ts, record, override_deleted) = match prepared {
@@ -88,7 +89,7 @@ impl AccountServer {
             record,
             autocreate,
             override_deleted,
-            pending_timeout: headers.contains_key("x-trans-id").then_some(PROXIED_PENDING_TIMEOUT),
+            pending_timeout: headers.contains_key(bh::TRANS_ID).then_some(PROXIED_PENDING_TIMEOUT),
         };
         let result = self.store.run_on_db(&path, move |db| storage::update_container(db, update)).await;
         match result {

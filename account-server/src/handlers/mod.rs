@@ -8,6 +8,7 @@ pub mod listing;
 
 use crate::server::AccountServer;
 use crate::storage::AccountState;
+use common::backend_headers as bh;
 use common::db::broker::timestamp_or_zero;
 use common::db::{Metadata, MetadataLimits};
 use common::dbserver::request::{self, Refusal};
@@ -52,8 +53,8 @@ impl AccountServer {
             ("x-account-container-count".to_string(), info.container_count.to_string()),
             ("x-account-object-count".to_string(), info.object_count.to_string()),
             ("x-account-bytes-used".to_string(), info.bytes_used.to_string()),
-            ("x-timestamp".to_string(), timestamp_or_zero(&info.created_at).normal()),
-            ("x-put-timestamp".to_string(), timestamp_or_zero(&info.put_timestamp).normal()),
+            (bh::TIMESTAMP.to_string(), timestamp_or_zero(&info.created_at).normal()),
+            (bh::PUT_TIMESTAMP.to_string(), timestamp_or_zero(&info.put_timestamp).normal()),
         ];
         for stats in &state.policy_stats {
             let Some(policy) = u32::try_from(stats.storage_policy_index).ok().and_then(|i| self.swift.policy_by_index(i)) else {

@@ -7,6 +7,7 @@
 //! one-line reason, which [`super::response::refuse`] turns into the
 //! response.
 
+use crate::backend_headers as bh;
 use crate::db::broker::title_case_header;
 use crate::db::listing::{listing_content_type, ListingParams, NegotiationError};
 use crate::db::{Metadata, MetadataLimits};
@@ -61,7 +62,7 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
 
 /// The request's required `X-Timestamp` (Swift's `valid_timestamp`).
 pub fn request_timestamp(headers: &HeaderMap) -> Result<Timestamp, Refusal> {
-    match header(headers, "x-timestamp") {
+    match header(headers, bh::TIMESTAMP) {
         Ok(Some(v)) => Timestamp::parse(v).map_err(|_| bad_request("Invalid X-Timestamp header")),
         Ok(None) => Err(bad_request("Missing X-Timestamp header")),
         Err(_) => Err(bad_request("Invalid X-Timestamp header")),

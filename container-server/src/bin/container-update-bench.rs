@@ -6,6 +6,7 @@
 //! on a temporary device. Build with `--release` for meaningful numbers.
 
 use common::backend::{read_body, BackendClient};
+use common::backend_headers as bh;
 use common::http::empty;
 use common::testing::{free_port, ServerProcess};
 use http::{HeaderMap, HeaderValue, Method};
@@ -53,7 +54,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let client = BackendClient::new(Duration::from_secs(1), Duration::from_secs(30));
         let mut h = HeaderMap::new();
-        h.insert("x-timestamp", HeaderValue::from_static("1700000000.00000"));
+        h.insert(bh::TIMESTAMP, HeaderValue::from_static("1700000000.00000"));
         let resp = client.request(Method::PUT, &host, port, "/sda/0/bench/c", h, empty()).await?;
         let status = resp.status();
         read_body(resp, 65536, Duration::from_secs(10)).await?;
@@ -70,10 +71,10 @@ fn main() -> anyhow::Result<()> {
                         return Ok::<(), anyhow::Error>(());
                     }
                     let mut h = HeaderMap::new();
-                    h.insert("x-timestamp", HeaderValue::from_str(&format!("1700000001.{:05}", i % 100_000))?);
-                    h.insert("x-size", HeaderValue::from_static("1024"));
-                    h.insert("x-content-type", HeaderValue::from_static("application/octet-stream"));
-                    h.insert("x-etag", HeaderValue::from_static("d41d8cd98f00b204e9800998ecf8427e"));
+                    h.insert(bh::TIMESTAMP, HeaderValue::from_str(&format!("1700000001.{:05}", i % 100_000))?);
+                    h.insert(bh::SIZE, HeaderValue::from_static("1024"));
+                    h.insert(bh::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                    h.insert(bh::ETAG, HeaderValue::from_static("d41d8cd98f00b204e9800998ecf8427e"));
                     let resp = client.request(Method::PUT, &host, port, &format!("/sda/0/bench/c/obj-{i:08}"), h, empty()).await?;
                     let status = resp.status();
                     read_body(resp, 65536, Duration::from_secs(10)).await?;

@@ -1,9 +1,10 @@
 //! Container `PUT`, `POST`, `DELETE` and `HEAD`.
 
 use super::{info_headers, last_modified};
-use crate::account_update::{self, AccountTargets};
+use crate::account_update;
 use crate::server::ContainerServer;
 use crate::storage::{self, ContainerWrite, DeleteContainerOutcome, PutContainerOutcome};
+use common::backend_headers as bh;
 use common::db::MetadataLimits;
 use common::dbserver::request::{
     bad_request, header, metadata_limits, negotiate_listing, query_param, request_timestamp, true_value, Refusal,
@@ -76,7 +77,7 @@ impl ContainerServer {
         let prepared = (|| -> Result<_, Refusal> {
             let write = self.container_write(&path, headers)?;
             let requested = self.requested_policy(headers)?;
-            let targets = AccountTargets::from_headers(headers).map_err(bad_request)?;
+            let targets = account_update::targets(headers).map_err(bad_request)?;
             Ok((write, requested, targets))
         })();
         let (write, requested, targets) = match prepared {
@@ -85,7 +86,7 @@ impl ContainerServer {
         };
         let new_policy = match requested {
             Some(p) => p,
-            None => match header(headers, "x-backend-storage-policy-default") {
+            None => match header(headers, bh::BACKEND_STORAGE_POLICY_DEFAULT) {
                 Ok(Some(v)) => match v.trim().parse::<i64>() {
                     Ok(p) => p,
                     Err(_) => return refuse(bad_request(format!("Invalid X-Backend-Storage-Policy-Default '{v}'"))),
@@ -103,7 +104,7 @@ impl ContainerServer {
         let (status, cinfo) = match outcome {
             PutContainerOutcome::PolicyConflict(current) => {
                 let mut r = h::status(StatusCode::CONFLICT);
-                set_header(&mut r, "x-backend-storage-policy-index", &current.to_string());
+                set_header(&mut r, bh::BACKEND_STORAGE_POLICY_INDEX, &current.to_string());
                 return r;
             }
             PutContainerOutcome::StillDeleted => return h::status(StatusCode::CONFLICT),
@@ -117,7 +118,7 @@ impl ContainerServer {
             }
         }
         let mut r = h::status(status);
-        set_header(&mut r, "x-backend-storage-policy-index", &cinfo.storage_policy_index.to_string());
+        set_header(&mut r, bh::BACKEND_STORAGE_POLICY_INDEX, &cinfo.storage_policy_index.to_string());
         r
     }
 
@@ -128,7 +129,7 @@ impl ContainerServer {
             Ok(w) => w,
             Err(r) => return refuse(r),
         };
-        let keep = true_value(headers.get("x-backend-no-timestamp-update").and_then(|v| v.to_str().ok()));
+        let keep = true_value(headers.get(bh::BACKEND_NO_TIMESTAMP_UPDATE).and_then(|v| v.to_str().ok()));
         let result = self.store.run_on_db(&path, move |db| storage::post_container(db, &write, keep)).await;
         match result {
             Err(e) => device_failure(&path.device, e),
@@ -141,7 +142,7 @@ impl ContainerServer {
     /// `DELETE /dev/part/a/c`: 204, 404 if missing, 409 if not empty.
     pub async fn delete_container(&self, path: StoragePath, headers: &HeaderMap, info: &RequestInfo) -> Response<Body> {
         let prepared =
-            (|| -> Result<_, Refusal> { Ok((request_timestamp(headers)?, AccountTargets::from_headers(headers).map_err(bad_request)?)) })();
+            (|| -> Result<_, Refusal> { Ok((request_timestamp(headers)?, account_update::targets(headers).map_err(bad_request)?)) })();
         let (ts, targets) = match prepared {
             Ok(p) => p,
             Err(r) => return refuse(r),

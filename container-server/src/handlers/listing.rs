@@ -4,6 +4,7 @@
 use super::{info_headers, last_modified};
 use crate::server::ContainerServer;
 use crate::storage;
+use common::backend_headers as bh;
 use common::db::container::{extract_swift_bytes, ListedObject};
 use common::db::listing::{render_container, ListingItem, ObjectEntry};
 use common::dbserver::request::{container_listing_params, negotiate_listing, query_param, Refusal};
@@ -66,9 +67,9 @@ impl ContainerServer {
         for (k, v) in info_headers(&state.info, false) {
             set_header(&mut r, k, &v);
         }
-        set_header(&mut r, "x-backend-record-type", "object");
+        set_header(&mut r, bh::BACKEND_RECORD_TYPE, "object");
         let listed_policy = policy.unwrap_or(state.info.storage_policy_index);
-        set_header(&mut r, "x-backend-record-storage-policy-index", &listed_policy.to_string());
+        set_header(&mut r, bh::BACKEND_RECORD_STORAGE_POLICY_INDEX, &listed_policy.to_string());
         for (k, v) in self.response_metadata(&state.metadata) {
             set_header(&mut r, k, v);
         }

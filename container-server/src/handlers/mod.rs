@@ -7,6 +7,7 @@ pub mod listing;
 pub mod object;
 
 use crate::server::ContainerServer;
+use common::backend_headers as bh;
 use common::db::broker::timestamp_or_zero;
 use common::db::{ContainerInfo, Metadata};
 use common::dbserver::request::{self, bad_request, Refusal};
@@ -16,7 +17,7 @@ use http::HeaderMap;
 impl ContainerServer {
     /// `X-Backend-Storage-Policy-Index`, which must name a configured policy.
     pub fn requested_policy(&self, headers: &HeaderMap) -> Result<Option<i64>, Refusal> {
-        let Some(raw) = headers.get("x-backend-storage-policy-index") else { return Ok(None) };
+        let Some(raw) = headers.get(bh::BACKEND_STORAGE_POLICY_INDEX) else { return Ok(None) };
         let text = String::from_utf8_lossy(raw.as_bytes());
         let known = text.trim().parse::<u32>().ok().filter(|i| self.swift.policy_by_index(*i).is_some());
         match known {
@@ -58,19 +59,19 @@ fn ts_normal(s: &str) -> String {
 /// client timestamps only for a live container.
 pub fn info_headers(info: &ContainerInfo, deleted: bool) -> Vec<(&'static str, String)> {
     let mut v = vec![
-        ("x-backend-timestamp", ts_internal(&info.created_at)),
-        ("x-backend-put-timestamp", ts_internal(&info.put_timestamp)),
-        ("x-backend-delete-timestamp", ts_internal(&info.delete_timestamp)),
-        ("x-backend-status-changed-at", ts_internal(&info.status_changed_at)),
-        ("x-backend-storage-policy-index", info.storage_policy_index.to_string()),
+        (bh::BACKEND_TIMESTAMP, ts_internal(&info.created_at)),
+        (bh::BACKEND_PUT_TIMESTAMP, ts_internal(&info.put_timestamp)),
+        (bh::BACKEND_DELETE_TIMESTAMP, ts_internal(&info.delete_timestamp)),
+        (bh::BACKEND_STATUS_CHANGED_AT, ts_internal(&info.status_changed_at)),
+        (bh::BACKEND_STORAGE_POLICY_INDEX, info.storage_policy_index.to_string()),
     ];
     if !deleted {
         v.extend([
             ("x-container-object-count", info.object_count.to_string()),
             ("x-container-bytes-used", info.bytes_used.to_string()),
-            ("x-timestamp", ts_normal(&info.created_at)),
-            ("x-put-timestamp", ts_normal(&info.put_timestamp)),
-            ("x-backend-sharding-state", "unsharded".to_string()),
+            (bh::TIMESTAMP, ts_normal(&info.created_at)),
+            (bh::PUT_TIMESTAMP, ts_normal(&info.put_timestamp)),
+            (bh::BACKEND_SHARDING_STATE, "unsharded".to_string()),
         ]);
     }
     v

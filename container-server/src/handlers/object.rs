@@ -4,6 +4,7 @@
 
 use crate::routing::ObjectOp;
 use crate::server::ContainerServer;
+use common::backend_headers as bh;
 use common::db::{InitParams, ObjectRecord};
 use common::dbserver::request::{bad_request, header, request_timestamp, true_value, Refusal};
 use common::dbserver::response::{device_failure, refuse, storage_failure};
@@ -30,7 +31,7 @@ fn record_from(op: ObjectOp, headers: &HeaderMap, name: &str, ts: &Timestamp, po
     let required = |n: &str| -> Result<String, Refusal> {
         header(headers, n)?.map(str::to_string).ok_or_else(|| bad_request(format!("Missing {n} header")))
     };
-    let size_text = required("x-size")?;
+    let size_text = required(bh::SIZE)?;
     let size: i64 =
         size_text.trim().parse().ok().filter(|s| *s >= 0).ok_or_else(|| bad_request(format!("Invalid X-Size '{size_text}'")))?;
     let optional_ts = |n: &str| -> Result<Option<String>, Refusal> {
@@ -43,12 +44,12 @@ fn record_from(op: ObjectOp, headers: &HeaderMap, name: &str, ts: &Timestamp, po
         name: name.to_string(),
         created_at: ts.internal(),
         size,
-        content_type: required("x-content-type")?,
-        etag: required("x-etag")?,
+        content_type: required(bh::CONTENT_TYPE)?,
+        etag: required(bh::ETAG)?,
         deleted: 0,
         storage_policy_index: policy,
-        ctype_timestamp: optional_ts("x-content-type-timestamp")?,
-        meta_timestamp: optional_ts("x-meta-timestamp")?,
+        ctype_timestamp: optional_ts(bh::CONTENT_TYPE_TIMESTAMP)?,
+        meta_timestamp: optional_ts(bh::META_TIMESTAMP)?,
     })
 }
 
@@ -57,7 +58,7 @@ impl ContainerServer {
     /// given; otherwise accounts with the auto-create prefix (but not the
     /// shards account).
     fn should_autocreate(&self, account: &str, headers: &HeaderMap) -> bool {
-        if let Some(v) = headers.get("x-backend-auto-create").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+        if let Some(v) = headers.get(bh::BACKEND_AUTO_CREATE).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
             return true_value(Some(v));
         }
         let prefix = &self.auto_create_prefix;

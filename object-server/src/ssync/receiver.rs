@@ -22,6 +22,7 @@ use crate::diskfile::ObjectLocation;
 use crate::metadata::Metadata;
 use crate::ObjectServer;
 use bytes::Bytes;
+use common::backend_headers as bh;
 use common::http::{self as h, Body};
 use common::log;
 use common::server::RequestInfo;
@@ -48,13 +49,13 @@ const CHECK_BATCH: usize = 128;
 /// overrides the rest; neither sender sends them).
 const NOT_STORED: [&str; 8] = [
     "etag",
-    wire::NO_COMMIT_HEADER,
+    bh::BACKEND_NO_COMMIT,
     "name",
-    wire::POLICY_INDEX_HEADER,
-    wire::REPLICATION_HEADER,
-    "x-backend-replication-headers",
-    wire::FRAG_INDEX_HEADER,
-    "x-backend-ssync-node-index",
+    bh::BACKEND_STORAGE_POLICY_INDEX,
+    bh::BACKEND_REPLICATION,
+    bh::BACKEND_REPLICATION_HEADERS,
+    bh::BACKEND_SSYNC_FRAG_INDEX,
+    bh::BACKEND_SSYNC_NODE_INDEX,
 ];
 
 /// The server-wide state of SSYNC receptions: the slots that bound how
@@ -93,7 +94,7 @@ pub async fn handle(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Some(v) = req.headers().get(wire::FRAG_INDEX_HEADER).filter(|v| !v.is_empty()) {
+    if let Some(v) = req.headers().get(bh::BACKEND_SSYNC_FRAG_INDEX).filter(|v| !v.is_empty()) {
         // Replication policies have no fragments; the value must still
         // be an integer, as Swift checks.
         if v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).is_none() {
@@ -443,7 +444,7 @@ impl Session {
             Err(reason) => return Ok(Outcome::new(400, reason, 0)),
         };
         let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let Some(ts) = header("x-timestamp").and_then(|v| Timestamp::parse(v).ok()) else {
+        let Some(ts) = header(bh::TIMESTAMP).and_then(|v| Timestamp::parse(v).ok()) else {
             return Ok(Outcome::new(400, "Missing or invalid X-Timestamp header", 0));
         };
         // The object server's request checks, on the headers that an HTTP
@@ -454,7 +455,7 @@ impl Session {
                 checkable.append(k, v);
             }
         }
-        checkable.insert(wire::REPLICATION_HEADER, HeaderValue::from_static("True"));
+        checkable.insert(bh::BACKEND_REPLICATION, HeaderValue::from_static("True"));
         if let Err(r) = constraints::check_metadata(&checkable, &self.server.swift.constraints) {
             return Ok(Outcome::new(r.status().as_u16(), "metadata refused", 0));
         }
@@ -474,7 +475,7 @@ impl Session {
                 })
             }
             _ => {
-                if let Some(v) = header("x-delete-at").filter(|v| !v.is_empty()) {
+                if let Some(v) = header(bh::DELETE_AT).filter(|v| !v.is_empty()) {
                     if v.trim().parse::<i64>().is_err() {
                         return Ok(Outcome::new(400, "Non-integer X-Delete-At", 0));
                     }

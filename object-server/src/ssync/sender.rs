@@ -15,6 +15,7 @@ use crate::diskfile::{self, ObjectLocation, OpenError, OpenObject};
 use crate::metadata::Metadata;
 use bytes::Bytes;
 use common::backend::{read_body, BackendClient};
+use common::backend_headers as bh;
 use common::devices::Devices;
 use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -107,7 +108,7 @@ impl Sender {
             .map_err(|e| SyncError::Disk(format!("listing the partition: {e}")))?;
         let (out, body) = wire::channel(self.node_timeout);
         let mut headers = HeaderMap::new();
-        headers.insert(wire::POLICY_INDEX_HEADER, HeaderValue::from(source.policy));
+        headers.insert(bh::BACKEND_STORAGE_POLICY_INDEX, HeaderValue::from(source.policy));
         if let Ok(ua) = HeaderValue::from_str(&self.user_agent) {
             headers.insert(http::header::USER_AGENT, ua);
         }

@@ -48,15 +48,8 @@ pub const UPDATES_END: &str = ":UPDATES: END";
 /// Prefix of a receiver's error line.
 pub const ERROR_PREFIX: &str = ":ERROR:";
 
-/// The request's storage policy (also forced onto every subrequest).
-pub const POLICY_INDEX_HEADER: &str = "x-backend-storage-policy-index";
-/// EC fragment index of the receiving node; replication ignores it.
-pub const FRAG_INDEX_HEADER: &str = "x-backend-ssync-frag-index";
-/// Sent with non-durable EC fragments; never stored.
-pub const NO_COMMIT_HEADER: &str = "x-backend-no-commit";
-/// The header Swift's receiver sets on its subrequests so that the object
-/// server copies every header sent into the object's metadata.
-pub const REPLICATION_HEADER: &str = "x-backend-replication";
+// The SSYNC headers (`X-Backend-Ssync-*`, `X-Backend-No-Commit`, ...)
+// are in `common::backend_headers`.
 
 /// Why reading or parsing an SSYNC stream failed.
 #[derive(Debug, thiserror::Error)]
