@@ -2,21 +2,21 @@
 
 use crate::backend::{best_response, quorum, Answer};
 use crate::listing;
+use crate::middleware::Authorization;
 use crate::proxy::{answer_response, param, query, Ctx, Proxy};
 use bytes::Bytes;
 use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 /// Listing query parameters passed on to storage servers.
 pub const LISTING_PARAMS: &[&str] = &["prefix", "delimiter", "marker", "end_marker", "limit", "reverse", "path"];
 
-pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Body>) -> Response<Body> {
     let method = req.method().clone();
-    let owner = match p.authorize(ctx, &method, None, None).await {
-        crate::auth::Decision::Deny => return p.denied(ctx),
-        crate::auth::Decision::Allow { owner } => owner,
+    let owner = match p.authorize(ctx, &method, None, req.headers()).await {
+        Authorization::Deny(denied) => return denied,
+        Authorization::Allow { owner } => owner,
     };
     let mut req = req;
     if !owner {
@@ -69,7 +69,7 @@ pub fn listing_query(q: &[(String, String)]) -> String {
     out.join("&")
 }
 
-async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
+async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>) -> Response<Body> {
     let method = req.method().clone();
     let q = query(req);
     let format = match listing::negotiate(param(&q, "format"), h::header_str(req.headers(), "accept")) {
@@ -175,7 +175,7 @@ pub fn meta_headers(from: &HeaderMap, to: &mut HeaderMap, kind: &str) {
 }
 
 /// Checks a client's `X-Account-Access-Control`, if any.
-fn check_acl_header(req: &Request<Incoming>) -> Result<(), Response<Body>> {
+fn check_acl_header(req: &Request<Body>) -> Result<(), Response<Body>> {
     if let Some(v) = req.headers().get("x-account-access-control") {
         let text = v.to_str().map_err(|_| h::text(StatusCode::BAD_REQUEST, "Invalid X-Account-Access-Control"))?;
         crate::auth::validate_account_acl(text).map_err(|e| h::text(StatusCode::BAD_REQUEST, e))?;
@@ -183,7 +183,7 @@ fn check_acl_header(req: &Request<Incoming>) -> Result<(), Response<Body>> {
     Ok(())
 }
 
-async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
+async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Body>) -> Response<Body> {
     if let Err(e) = crate::constraints::check_metadata(req.headers(), "account", &p.swift.constraints) {
         return h::text(StatusCode::BAD_REQUEST, e);
     }
@@ -201,7 +201,7 @@ async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
     answer_response(&ans, &Method::POST)
 }
 
-async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) -> Response<Body> {
+async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Body>, method: Method) -> Response<Body> {
     if method == Method::PUT {
         if let Err(e) = crate::constraints::check_metadata(req.headers(), "account", &p.swift.constraints) {
             return h::text(StatusCode::BAD_REQUEST, e);
@@ -215,7 +215,7 @@ async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) ->
     answer_response(&ans, &method)
 }
 
-async fn account_write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) -> Answer {
+async fn account_write(p: &Proxy, ctx: &Ctx, req: &Request<Body>, method: Method) -> Answer {
     let part = p.account_ring.get_part(&ctx.account, None, None).unwrap_or(0);
     let path = format!("/{}", ctx.account);
     let mut headers = p.backend_headers(ctx, &method, &path);

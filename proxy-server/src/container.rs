@@ -1,31 +1,29 @@
 //! Container requests (Swift's `ContainerController`).
 
 use crate::account::{create_account, listing_query, listing_response, meta_headers, pick};
-use crate::auth::Decision;
 use crate::listing;
+use crate::middleware::Authorization;
 use crate::proxy::{answer_response, param, query, Ctx, Proxy};
 use bytes::Bytes;
 use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
-pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Body>) -> Response<Body> {
     let method = req.method().clone();
     let container = ctx.container.as_deref().expect("container requests have a container");
     match method {
         Method::GET | Method::HEAD => {
             let info = p.info(ctx, &ctx.account, Some(container)).await;
             let acl = h::header_str(&info.headers, "x-container-read");
-            let referer = h::header_str(req.headers(), "referer");
-            match p.authorize(ctx, &method, acl, referer).await {
-                Decision::Deny => p.denied(ctx),
-                Decision::Allow { owner } => get(p, ctx, &req, owner).await,
+            match p.authorize(ctx, &method, acl, req.headers()).await {
+                Authorization::Deny(denied) => denied,
+                Authorization::Allow { owner } => get(p, ctx, &req, owner).await,
             }
         }
-        Method::PUT | Method::POST | Method::DELETE => match p.authorize(ctx, &method, None, None).await {
-            Decision::Deny => p.denied(ctx),
-            Decision::Allow { owner } => {
+        Method::PUT | Method::POST | Method::DELETE => match p.authorize(ctx, &method, None, req.headers()).await {
+            Authorization::Deny(denied) => denied,
+            Authorization::Allow { owner } => {
                 if container.contains('/') {
                     return h::text(StatusCode::BAD_REQUEST, "Container name cannot contain slashes");
                 }
@@ -40,7 +38,7 @@ pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Incoming>) -> Response<Bo
     }
 }
 
-async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, owner: bool) -> Response<Body> {
+async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>, owner: bool) -> Response<Body> {
     let method = req.method().clone();
     let container = ctx.container.as_deref().expect("container");
     let q = query(req);
@@ -78,7 +76,7 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, owner: bool) -> Resp
     resp
 }
 
-async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, method: Method) -> Response<Body> {
+async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Body>, method: Method) -> Response<Body> {
     let container = ctx.container.as_deref().expect("container");
     if method != Method::DELETE {
         if let Err(e) = crate::constraints::check_metadata(req.headers(), "container", &p.swift.constraints) {

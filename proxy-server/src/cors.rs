@@ -4,9 +4,8 @@
 use crate::proxy::{Ctx, Proxy};
 use common::http::{self as h, Body};
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
-pub async fn options(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>) -> Response<Body> {
+pub async fn options(p: &Proxy, ctx: &Ctx, req: &Request<Body>) -> Response<Body> {
     let allowed: &[&str] = if ctx.object.is_some() {
         &["GET", "PUT", "POST", "HEAD", "DELETE", "OPTIONS", "COPY"]
     } else if ctx.container.is_some() {

@@ -5,10 +5,9 @@
 use crate::proxy::Proxy;
 use common::http::{self as h, Body};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::json;
 
-pub fn info(p: &Proxy, req: &Request<Incoming>) -> Response<Body> {
+pub fn info(p: &Proxy, req: &Request<Body>) -> Response<Body> {
     if !p.settings.expose_info {
         return h::text(StatusCode::FORBIDDEN, "Forbidden");
     }
@@ -62,8 +61,10 @@ pub fn info(p: &Proxy, req: &Request<Incoming>) -> Response<Body> {
             "extra_header_count": c.extra_header_count,
         }
     });
-    if p.auth.is_some() {
-        body["tempauth"] = json!({"account_acls": true});
+    if let Some(caps) = p.capabilities() {
+        for (name, value) in caps {
+            body[name] = value.clone();
+        }
     }
     let text = body.to_string();
     let mut r = h::text(StatusCode::OK, text);

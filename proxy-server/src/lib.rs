@@ -1,6 +1,11 @@
-//! The Swift proxy server: the client-facing API v1 with TempAuth,
-//! placing requests on account, container and object servers through the
-//! rings.
+//! The Swift proxy server: the client-facing API v1, placing requests on
+//! account, container and object servers through the rings.
+//!
+//! A request passes through the middlewares of `[pipeline:main]`
+//! (`pipeline` builds them, `middleware` holds them and says how to add
+//! one) and ends in the proxy app (`proxy::App`), whose controllers
+//! (`account`, `container`, `object`) talk to the storage servers
+//! (`backend`, `putter`, `resume`).
 
 // Handlers answer with a ready `Response` as their error: it is what the
 // client gets, and boxing it would only add an allocation per refusal.
@@ -12,9 +17,9 @@ pub mod backend;
 pub mod constraints;
 pub mod container;
 pub mod cors;
-pub mod dlo;
 pub mod info;
 pub mod listing;
+pub mod middleware;
 pub mod nodes;
 pub mod object;
 pub mod pipeline;

@@ -1,20 +1,19 @@
-//! Object requests (Swift's `ObjectController` plus the `copy`
-//! middleware): streamed GET/HEAD with failover between nodes, streamed
-//! PUT to every primary with quorum, POST, DELETE, COPY and X-Copy-From.
+//! Object requests (Swift's `ObjectController`): streamed GET/HEAD with
+//! failover between nodes, streamed PUT to every primary with quorum, POST
+//! and DELETE. (`COPY` and `X-Copy-From` are the copy middleware's.)
 
 use crate::account::{meta_headers, pick};
-use crate::auth::Decision;
 use crate::backend::{best_response, futures_join_all, quorum, stream_body, Answer};
+use crate::middleware::Authorization;
 use crate::nodes::node_iter;
 use crate::proxy::{answer_response, client_headers, Ctx, Proxy};
 use crate::putter::{PutAnswer, PutError, Putter};
 use bytes::Bytes;
 use common::expirer_queue::{self, ExpirerQueue};
-use common::http::{self as h, Body, BoxError};
+use common::http::{self as h, Body};
 use common::timestamp::{parse_int_header, Timestamp, MAX_DELETE_AT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use ring::{Device, Ring};
 
 /// Client headers stored with an object besides its metadata (Swift's
@@ -31,8 +30,10 @@ const STORED_HEADERS: &[&str] = &[
     "x-robots-tag",
 ];
 
-/// Client headers passed through to object servers on reads.
-const READ_HEADERS: &[&str] = &["range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"];
+/// Request headers passed through to object servers on reads (the last
+/// one set by the DLO middleware: a manifest's Range is its own).
+const READ_HEADERS: &[&str] =
+    &["range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "x-backend-ignore-range-if-metadata-present"];
 
 /// Where an object lives.
 struct Target<'a> {
@@ -47,22 +48,15 @@ impl Target<'_> {
     }
 }
 
-pub async fn handle(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Body>) -> Response<Body> {
     let method = req.method().clone();
     let container = ctx.container.as_deref().expect("object requests have a container");
     let object = ctx.object.as_deref().expect("object requests have an object");
-    if method == Method::PUT {
-        if let Some(src) = utf8_header(req.headers(), "x-copy-from") {
-            let src_account = utf8_header(req.headers(), "x-copy-from-account");
-            let target = Target { account: &ctx.account, container, object };
-            return copy(p, ctx, req, &src, src_account.as_deref(), &target).await;
-        }
-    }
     let info = p.info(ctx, &ctx.account, Some(container)).await;
     if info.status == StatusCode::NOT_FOUND {
         // Authorize first so an anonymous caller learns nothing.
-        if let Decision::Deny = p.authorize(ctx, &method, None, h::header_str(req.headers(), "referer")).await {
-            return p.denied(ctx);
+        if let Authorization::Deny(denied) = p.authorize(ctx, &method, None, req.headers()).await {
+            return denied;
         }
         return not_found();
     }
@@ -75,9 +69,8 @@ pub async fn handle(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Incoming>
     };
     let acl_header = if matches!(method, Method::GET | Method::HEAD) { "x-container-read" } else { "x-container-write" };
     let acl = h::header_str(&info.headers, acl_header);
-    let referer = h::header_str(req.headers(), "referer");
-    if let Decision::Deny = p.authorize(ctx, &method, acl, referer).await {
-        return p.denied(ctx);
+    if let Authorization::Deny(denied) = p.authorize(ctx, &method, acl, req.headers()).await {
+        return denied;
     }
     let target = Target { account: &ctx.account, container, object };
     match method.as_str() {
@@ -85,12 +78,6 @@ pub async fn handle(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Incoming>
         "PUT" => put(p, ctx, req, ring, policy, &target).await,
         "POST" => post(p, ctx, &req, ring, policy, &target).await,
         "DELETE" => delete(p, ctx, &req, ring, policy, &target).await,
-        "COPY" => {
-            let Some(dest) = utf8_header(req.headers(), "destination") else {
-                return h::text(StatusCode::PRECONDITION_FAILED, "Destination header required");
-            };
-            copy_to(p, ctx, req, &dest).await
-        }
         _ => h::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
     }
 }
@@ -104,12 +91,6 @@ fn open_expired(p: &Proxy, client: &HeaderMap, backend: &mut HeaderMap) {
     }
 }
 
-/// A header that names an account, container or object: UTF-8 text
-/// (clients send names raw or percent-encoded).
-fn utf8_header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).map(str::to_string)
-}
-
 fn not_found() -> Response<Body> {
     h::text(StatusCode::NOT_FOUND, "<html><h1>Not Found</h1><p>The resource could not be found.</p></html>")
 }
@@ -120,7 +101,7 @@ fn policy_header(hm: &mut HeaderMap, policy: u32) {
 
 /// GET/HEAD: the first node with a good answer streams it to the client;
 /// with `X-Newest`, every node is asked (HEAD) and the newest one serves.
-async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
+async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Body>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let method = req.method().clone();
     let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
     let mut nodes =
@@ -134,12 +115,6 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring
         }
     }
     open_expired(p, req.headers(), &mut headers);
-    // A DLO manifest's Range applies to the assembled object (Swift's dlo
-    // middleware asks the object server to ignore it).
-    let manifest_get = crate::proxy::param(&crate::proxy::query(req), "multipart-manifest") == Some("get");
-    if !manifest_get {
-        headers.insert("x-backend-ignore-range-if-metadata-present", HeaderValue::from_static("X-Object-Manifest"));
-    }
     let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
     if newest {
         // Ask everyone, then read from the node with the newest timestamp.
@@ -191,18 +166,6 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Incoming>, ring
                 saw_404 = Some(Answer { status, headers: parts.headers, body: Bytes::new() });
             }
             continue;
-        }
-        // The object server answers a conditional GET of a manifest from
-        // the manifest's own ETag (412, 304); the conditions are about the
-        // joined object, so the DLO answer re-judges them with its ETag.
-        let judged = matches!(resp.status(), StatusCode::PRECONDITION_FAILED | StatusCode::NOT_MODIFIED);
-        if !manifest_get && (resp.status().is_success() || judged) {
-            if let Some(value) =
-                resp.headers().get("x-object-manifest").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).map(str::to_string)
-            {
-                let (parts, _) = resp.into_parts();
-                return crate::dlo::respond(p, ctx, &method, req.headers(), &parts.headers, &value).await;
-            }
         }
         let (parts, body) = stream_body(resp, p.settings.node_timeout);
         // A node failing part-way through the body is replaced by the next.
@@ -359,10 +322,7 @@ fn guess_content_type(name: &str) -> &'static str {
     }
 }
 
-/// A body being uploaded: the client's, or another object's for a copy.
-type Upload = Body;
-
-async fn put(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
+async fn put(p: &Proxy, ctx: &Ctx, req: Request<Body>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let chunked = h::header_str(req.headers(), "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     let content_length = match h::header_str(req.headers(), "content-length") {
         Some(v) => match v.trim().parse::<u64>() {
@@ -380,16 +340,7 @@ async fn put(p: &Proxy, ctx: &Ctx, req: Request<Incoming>, ring: &Ring, policy: 
     if h::header_str(req.headers(), "if-none-match").is_some_and(|v| v.trim() != "*") {
         return h::text(StatusCode::BAD_REQUEST, "If-None-Match only supports *");
     }
-    if let Some(v) = req.headers().get("x-object-manifest") {
-        // Raw UTF-8 is allowed in the value, as Swift reads it.
-        let ok =
-            std::str::from_utf8(v.as_bytes()).ok().filter(|v| !v.contains('?') && !v.contains('&')).and_then(crate::dlo::parse_manifest);
-        if ok.is_none_or(|(_, prefix)| prefix.starts_with('/')) {
-            return h::text(StatusCode::BAD_REQUEST, "X-Object-Manifest must be in the format container/prefix");
-        }
-    }
     let (parts, body) = req.into_parts();
-    let body: Upload = body.map_err(|e| Box::new(e) as BoxError).boxed();
     let mut headers = HeaderMap::new();
     object_write_headers(&parts.headers, &mut headers);
     for name in ["etag", "if-none-match", "content-type"] {
@@ -408,7 +359,7 @@ async fn upload(
     ctx: &Ctx,
     client_headers_in: &HeaderMap,
     mut headers: HeaderMap,
-    mut body: Upload,
+    mut body: Body,
     content_length: Option<u64>,
     ring: &Ring,
     policy: u32,
@@ -590,7 +541,7 @@ async fn upload(
     r
 }
 
-async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
+async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Body>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let mut headers = p.backend_headers(ctx, &Method::POST, &t.path());
     open_expired(p, req.headers(), &mut headers);
     object_write_headers(req.headers(), &mut headers);
@@ -655,7 +606,7 @@ async fn write_to_object_nodes(
     answer_response(&ans, &method)
 }
 
-async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
+async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Body>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let mut headers = p.backend_headers(ctx, &Method::DELETE, &t.path());
     if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
         headers.insert("x-timestamp", v);
@@ -665,190 +616,6 @@ async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Incoming>, ring: &Ring, poli
     }
     policy_header(&mut headers, policy);
     write_to_object_nodes(p, ring, t, Method::DELETE, headers, None).await
-}
-
-/// `COPY` with `Destination: container/object`: a GET of this object and a
-/// PUT of the destination (the copy middleware's rewrite).
-async fn copy_to(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Incoming>, dest: &str) -> Response<Body> {
-    let dest = percent_encoding::percent_decode_str(dest).decode_utf8_lossy().into_owned();
-    let dest = dest.trim_start_matches('/');
-    let Some((dc, dobj)) = dest.split_once('/').filter(|(c, o)| !c.is_empty() && !o.is_empty()) else {
-        return h::text(StatusCode::PRECONDITION_FAILED, "Bad URL: Destination header must be of the form <container name>/<object name>");
-    };
-    let dest_account = utf8_header(req.headers(), "destination-account").unwrap_or_else(|| ctx.account.clone());
-    let src = format!("/{}/{}", ctx.container.as_deref().unwrap_or_default(), ctx.object.as_deref().unwrap_or_default());
-    let dctx = Ctx {
-        info: ctx.info.clone(),
-        identity: ctx.identity.clone(),
-        account: dest_account,
-        container: Some(dc.to_string()),
-        object: Some(dobj.to_string()),
-        host_url: ctx.host_url.clone(),
-    };
-    let src_account = ctx.account.clone();
-    do_copy(p, &dctx, req, &src, &src_account).await
-}
-
-/// `PUT` with `X-Copy-From: container/object`.
-async fn copy(
-    p: &std::sync::Arc<Proxy>,
-    ctx: &Ctx,
-    req: Request<Incoming>,
-    src: &str,
-    src_account: Option<&str>,
-    _t: &Target<'_>,
-) -> Response<Body> {
-    let src = percent_encoding::percent_decode_str(src).decode_utf8_lossy().into_owned();
-    let src_account = src_account.map(str::to_string).unwrap_or_else(|| ctx.account.clone());
-    do_copy(p, ctx, req, &format!("/{}", src.trim_start_matches('/')), &src_account).await
-}
-
-async fn do_copy(p: &std::sync::Arc<Proxy>, dctx: &Ctx, req: Request<Incoming>, src: &str, src_account: &str) -> Response<Body> {
-    let Some((sc, so)) = src.trim_start_matches('/').split_once('/').filter(|(c, o)| !c.is_empty() && !o.is_empty()) else {
-        return h::text(StatusCode::PRECONDITION_FAILED, "Bad URL: X-Copy-From header must be of the form <container name>/<object name>");
-    };
-    let dc = dctx.container.as_deref().expect("destination container");
-    let dobj = dctx.object.as_deref().expect("destination object");
-    // The caller needs read access to the source and write access to the
-    // destination.
-    let sctx = Ctx {
-        info: dctx.info.clone(),
-        identity: dctx.identity.clone(),
-        account: src_account.to_string(),
-        container: Some(sc.to_string()),
-        object: Some(so.to_string()),
-        host_url: dctx.host_url.clone(),
-    };
-    let sinfo = p.info(&sctx, src_account, Some(sc)).await;
-    if let Decision::Deny =
-        p.authorize(&sctx, &Method::GET, h::header_str(&sinfo.headers, "x-container-read"), h::header_str(req.headers(), "referer")).await
-    {
-        return p.denied(&sctx);
-    }
-    if sinfo.status == StatusCode::NOT_FOUND {
-        return not_found();
-    }
-    let spolicy = h::header_str(&sinfo.headers, "x-backend-storage-policy-index").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let Some(sring) = p.object_rings.get(&spolicy) else {
-        return h::text(StatusCode::SERVICE_UNAVAILABLE, "No object ring");
-    };
-    // Read the source from the first node that has it.
-    let spart = sring.get_part(src_account, Some(sc), Some(so)).unwrap_or(0);
-    let spath = format!("/{src_account}/{sc}/{so}");
-    let mut sheaders = p.backend_headers(&sctx, &Method::GET, &spath);
-    policy_header(&mut sheaders, spolicy);
-    // A Range on a copy copies just that part of the source.
-    for name in ["if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "range"] {
-        if let Some(v) = req.headers().get(name) {
-            sheaders.insert(HeaderName::from_static(name), v.clone());
-        }
-    }
-    let nodes =
-        node_iter(sring, spart, (sring.table().replica_count().ceil() as usize) * p.settings.request_node_count_factor, &p.backends.errors);
-    let mut source = None;
-    let mut missing = false;
-    for node in &nodes {
-        match p
-            .backends
-            .client
-            .request(Method::GET, &node.ip, node.port, &format!("/{}/{spart}{spath}", node.device), sheaders.clone(), h::empty())
-            .await
-        {
-            Ok(r) if r.status().is_success() => {
-                source = Some(r);
-                break;
-            }
-            Ok(r) if r.status() == StatusCode::NOT_FOUND => missing = true,
-            Ok(r) if r.status().is_client_error() || r.status() == StatusCode::NOT_MODIFIED => {
-                let (parts, _) = r.into_parts();
-                return answer_response(&Answer { status: parts.status, headers: parts.headers, body: Bytes::new() }, &Method::GET);
-            }
-            Ok(r) => {
-                if r.status() == StatusCode::INSUFFICIENT_STORAGE {
-                    p.backends.errors.limit(node);
-                } else {
-                    p.backends.errors.error(node);
-                }
-            }
-            Err(_) => p.backends.errors.error(node),
-        }
-    }
-    let Some(source) = source else {
-        return if missing { not_found() } else { h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable") };
-    };
-    // As Swift's copy middleware: the source is read first, then the
-    // destination's permission and existence are checked by the PUT.
-    let dinfo = p.info(dctx, &dctx.account, Some(dc)).await;
-    if let Decision::Deny = p.authorize(dctx, &Method::PUT, h::header_str(&dinfo.headers, "x-container-write"), None).await {
-        return p.denied(dctx);
-    }
-    if dinfo.status == StatusCode::NOT_FOUND {
-        return not_found();
-    }
-    let dpolicy = h::header_str(&dinfo.headers, "x-backend-storage-policy-index").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let Some(dring) = p.object_rings.get(&dpolicy) else {
-        return h::text(StatusCode::SERVICE_UNAVAILABLE, "No object ring");
-    };
-    let (mut sparts, mut sbody) = stream_body(source, p.settings.node_timeout);
-    // A DLO manifest is copied as the object it stands for (its segments
-    // joined), unless the client asked for the manifest itself, as Swift's
-    // copy of a DLO does.
-    let manifest_copy = req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "multipart-manifest=get"));
-    let manifest = sparts.headers.get("x-object-manifest").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).map(str::to_string);
-    if let (Some(value), false) = (manifest, manifest_copy) {
-        let joined = crate::dlo::respond(p, &sctx, &Method::GET, req.headers(), &sparts.headers, &value).await;
-        if !joined.status().is_success() {
-            return joined;
-        }
-        let (mut jparts, jbody) = joined.into_parts();
-        // The copy is a plain object: no manifest, and no ETag to check
-        // (a DLO's ETag is not the MD5 of its bytes).
-        jparts.headers.remove("x-object-manifest");
-        jparts.headers.remove(http::header::ETAG);
-        (sparts, sbody) = (jparts, jbody);
-    }
-    let length = h::header_str(&sparts.headers, "content-length").and_then(|v| v.parse::<u64>().ok());
-    let mut headers = HeaderMap::new();
-    let fresh = h::header_str(req.headers(), "x-fresh-metadata").is_some_and(|v| common::config::parse_bool(v) == Some(true));
-    if !fresh {
-        // Keep the source's metadata and stored headers...
-        object_write_headers(&sparts.headers, &mut headers);
-    }
-    if let Some(ct) = sparts.headers.get(http::header::CONTENT_TYPE) {
-        headers.insert(http::header::CONTENT_TYPE, ct.clone());
-    }
-    if sparts.status != StatusCode::PARTIAL_CONTENT {
-        if let Some(etag) = sparts.headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
-            if let Ok(v) = HeaderValue::from_str(&etag.replace('"', "")) {
-                headers.insert(http::header::ETAG, v);
-            }
-        }
-    }
-    // ...then let the request's own headers override them.
-    let (parts, _) = req.into_parts();
-    let mut mine = HeaderMap::new();
-    object_write_headers(&parts.headers, &mut mine);
-    for (k, v) in &mine {
-        headers.insert(k.clone(), v.clone());
-    }
-    if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE) {
-        headers.insert(http::header::CONTENT_TYPE, ct.clone());
-    }
-    let t = Target { account: &dctx.account, container: dc, object: dobj };
-    let mut resp = upload(p, dctx, &parts.headers, headers, sbody, length, dring, dpolicy, &t).await;
-    if resp.status().is_success() {
-        let hm = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&h::quote_path(&format!("{sc}/{so}"))) {
-            hm.insert("x-copied-from", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&h::quote_path(src_account)) {
-            hm.insert("x-copied-from-account", v);
-        }
-        if let Some(lm) = sparts.headers.get(http::header::LAST_MODIFIED) {
-            hm.insert("x-copied-from-last-modified", lm.clone());
-        }
-    }
-    resp
 }
 
 #[cfg(test)]

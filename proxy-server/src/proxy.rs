@@ -1,37 +1,40 @@
 //! The proxy application: routing of client requests, authentication,
 //! account/container info, and the gatekeeper rules on headers.
 
-use crate::auth::{Decision, Identity, LoginError, TempAuth};
 use crate::backend::{Answer, Backends};
-use crate::settings::{ProxySettings, TempAuthSettings};
+use crate::middleware::{AuthRequest, Authorization, AuthorizeHook, BoxFuture, Handler, Next};
+use crate::settings::ProxySettings;
 use bytes::Bytes;
-use common::http::{self as h, Body};
+use common::http::{self as h, Body, BoxError};
 use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use ring::Ring;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Everything the proxy needs to serve requests.
 pub struct Proxy {
     pub settings: ProxySettings,
     pub swift: SwiftConf,
-    pub auth: Option<TempAuth>,
     pub account_ring: Ring,
     pub container_ring: Ring,
     /// Object rings by storage policy index.
     pub object_rings: HashMap<u32, Ring>,
     pub backends: Backends,
     info_cache: Mutex<HashMap<String, (Instant, Arc<Answer>)>>,
+    /// What the pipeline's middlewares registered for `GET /info`.
+    capabilities: OnceLock<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What a controller knows about the request beyond the HTTP message.
 pub struct Ctx {
     pub info: RequestInfo,
-    pub identity: Option<Identity>,
+    /// The auth middleware's judgement (none: no auth in the pipeline).
+    pub auth: Option<AuthorizeHook>,
     /// Unquoted path segments under `/v1`.
     pub account: String,
     pub container: Option<String>,
@@ -53,7 +56,7 @@ pub enum SetupError {
 
 impl Proxy {
     /// Loads swift.conf and the rings named by the settings.
-    pub fn new(settings: ProxySettings, tempauth: Option<TempAuthSettings>) -> Result<Proxy, SetupError> {
+    pub fn new(settings: ProxySettings) -> Result<Proxy, SetupError> {
         let swift = SwiftConf::load_dir(&settings.swift_dir)?;
         let account_ring = Ring::load_named(&settings.swift_dir, "account", swift.hash.clone())?;
         let container_ring = Ring::load_named(&settings.swift_dir, "container", swift.hash.clone())?;
@@ -61,17 +64,33 @@ impl Proxy {
         for p in &swift.policies {
             object_rings.insert(p.index, Ring::load_named(&settings.swift_dir, &p.ring_name(), swift.hash.clone())?);
         }
-        let mut secret = swift.hash.prefix.clone();
-        secret.push(0);
-        secret.extend_from_slice(&swift.hash.suffix);
-        let auth = tempauth.map(|t| TempAuth::new(t, &secret));
         let backends = Backends {
             client: common::backend::BackendClient::new(settings.conn_timeout, settings.node_timeout),
             errors: crate::nodes::ErrorLimiter::new(settings.error_suppression_limit, settings.error_suppression_interval),
             node_timeout: settings.node_timeout,
             request_node_count_factor: settings.request_node_count_factor,
         };
-        Ok(Proxy { settings, swift, auth, account_ring, container_ring, object_rings, backends, info_cache: Mutex::new(HashMap::new()) })
+        Ok(Proxy {
+            settings,
+            swift,
+            account_ring,
+            container_ring,
+            object_rings,
+            backends,
+            info_cache: Mutex::new(HashMap::new()),
+            capabilities: OnceLock::new(),
+        })
+    }
+
+    /// Records what the middlewares registered for `/info` (once, when the
+    /// pipeline is built).
+    pub fn set_capabilities(&self, capabilities: serde_json::Map<String, serde_json::Value>) {
+        let _ = self.capabilities.set(capabilities);
+    }
+
+    /// What the middlewares registered for `/info`.
+    pub fn capabilities(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.capabilities.get()
     }
 
     /// Headers every backend request carries.
@@ -138,42 +157,13 @@ impl Proxy {
         }
     }
 
-    /// Asks TempAuth (container ACL `acl`, then the account's ACLs);
-    /// without TempAuth in the pipeline everything is allowed.
-    pub async fn authorize(&self, ctx: &Ctx, method: &Method, acl: Option<&str>, referer: Option<&str>) -> Decision {
-        let Some(auth) = &self.auth else { return Decision::Allow { owner: true } };
-        let decision = auth.authorize(
-            ctx.identity.as_ref(),
-            method.as_str(),
-            &ctx.account,
-            ctx.container.as_deref(),
-            ctx.object.as_deref(),
-            acl,
-            referer,
-        );
-        let Some(identity) = ctx.identity.as_ref() else { return decision };
-        if decision != Decision::Deny || auth.account_prefix(&ctx.account).is_none() {
-            return decision;
-        }
-        // Account ACLs (X-Account-Access-Control, kept as sysmeta).
-        let info = self.info(ctx, &ctx.account, None).await;
-        let Some(acls) = h::header_str(&info.headers, ACCOUNT_ACL_SYSMETA).and_then(crate::auth::parse_account_acl) else {
-            return decision;
-        };
-        crate::auth::account_acl_decision(&acls, identity, method.as_str(), ctx.container.is_some()).unwrap_or(decision)
-    }
-
-    /// The 401/403 for a denied request.
-    pub fn denied(&self, ctx: &Ctx) -> Response<Body> {
-        if ctx.identity.is_some() {
-            h::text(StatusCode::FORBIDDEN, "<html><h1>Forbidden</h1><p>Access was denied to this resource.</p></html>")
-        } else {
-            let mut r = h::text(StatusCode::UNAUTHORIZED, "<html><h1>Unauthorized</h1><p>This server could not verify that you are authorized to access the document you requested.</p></html>");
-            if let Ok(v) = HeaderValue::from_str(&format!("Swift realm=\"{}\"", h::quote_path(&ctx.account))) {
-                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
-            }
-            r
-        }
+    /// Asks the request's auth middleware whether it may do `method` here,
+    /// given the container ACL that applies; allowed as owner when the
+    /// pipeline has no auth.
+    pub async fn authorize(&self, ctx: &Ctx, method: &Method, acl: Option<&str>, headers: &HeaderMap) -> Authorization {
+        let req =
+            AuthRequest { method, account: &ctx.account, container: ctx.container.as_deref(), object: ctx.object.as_deref(), acl, headers };
+        crate::middleware::authorize(ctx.auth.as_ref(), &req).await
     }
 }
 
@@ -202,37 +192,13 @@ pub fn strip_owner_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// Gatekeeper: headers clients may not send (and never see).
-pub fn is_internal_header(name: &str) -> bool {
-    name.starts_with("x-backend-")
-        || name.starts_with("x-object-sysmeta-")
-        || name.starts_with("x-container-sysmeta-")
-        || name.starts_with("x-account-sysmeta-")
-        || name.starts_with("x-object-transient-sysmeta-")
-        || matches!(
-            name,
-            "x-timestamp"
-                | "x-container-host"
-                | "x-container-device"
-                | "x-container-partition"
-                | "x-account-host"
-                | "x-account-device"
-                | "x-account-partition"
-                | "x-delete-at-host"
-                | "x-delete-at-device"
-                | "x-delete-at-partition"
-                | "x-delete-at-container"
-        )
-}
-
 /// Copies a backend answer's headers that a client may see.
 pub fn client_headers(from: &HeaderMap, to: &mut HeaderMap) {
     for (name, value) in from {
         let n = name.as_str();
-        if n.starts_with("x-backend-")
-            || n.contains("-sysmeta-")
-            || matches!(n, "connection" | "keep-alive" | "transfer-encoding" | "date" | "server" | "x-trans-id" | "content-length")
-        {
+        // System metadata and backend headers go on to the middlewares;
+        // the gatekeeper keeps them from clients.
+        if matches!(n, "connection" | "keep-alive" | "transfer-encoding" | "date" | "server" | "x-trans-id" | "content-length") {
             continue;
         }
         if n == "etag" {
@@ -274,7 +240,7 @@ fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// The decoded query parameters of a request.
-pub fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
+pub fn query(req: &Request<Body>) -> Vec<(String, String)> {
     parse_query(req.uri().query())
 }
 
@@ -283,7 +249,13 @@ pub fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-impl Service for Proxy {
+/// The proxy server: the pipeline built from `[pipeline:main]`, served by
+/// the common scaffold.
+pub struct ProxyService {
+    pub pipeline: Next,
+}
+
+impl Service for ProxyService {
     fn server_type(&self) -> &'static str {
         "proxy-server"
     }
@@ -297,17 +269,14 @@ impl Service for Proxy {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
-        let trans_id = info.trans_id.clone();
         // Swift (eventlet) echoes a client's keep-alive request.
         let keep_alive = h::header_str(req.headers(), "connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
-        let mut resp = self.route(req, info).await;
+        let mut req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
+        req.extensions_mut().insert(info);
+        let mut resp = self.pipeline.call(req).await;
         let hm = resp.headers_mut();
         if keep_alive && !hm.contains_key(http::header::CONNECTION) {
             hm.insert(http::header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        }
-        if let Ok(v) = HeaderValue::from_str(&trans_id) {
-            hm.insert("x-openstack-request-id", v.clone());
-            hm.insert("x-trans-id", v);
         }
         if !hm.contains_key(http::header::DATE) {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -322,16 +291,19 @@ impl Service for Proxy {
     }
 }
 
+/// The proxy app, last in the pipeline (Swift's `proxy-server` app).
+pub struct App(pub Arc<Proxy>);
+
+impl Handler for App {
+    fn call(&self, req: Request<Body>) -> BoxFuture<'_, Response<Body>> {
+        Box::pin(self.0.clone().route(req))
+    }
+}
+
 impl Proxy {
-    async fn route(self: Arc<Self>, mut req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
+    async fn route(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
+        let info = crate::middleware::request_info(&req);
         let raw_path = req.uri().path().to_string();
-        if raw_path == "/healthcheck" {
-            let mut r = h::text(StatusCode::OK, "OK");
-            if req.method() == Method::HEAD {
-                *r.body_mut() = h::empty();
-            }
-            return r;
-        }
         if raw_path == "/info" {
             return crate::info::info(&self, &req);
         }
@@ -341,11 +313,6 @@ impl Proxy {
         };
         let host = h::header_str(req.headers(), "host").unwrap_or("localhost").to_string();
         let host_url = format!("http://{host}");
-        if let Some(auth) = &self.auth {
-            if path.starts_with(&auth.settings().auth_prefix) || path == auth.settings().auth_prefix.trim_end_matches('/') {
-                return login(auth, &req, &path, &host_url);
-            }
-        }
         let segs = match common::path::split_path(&path, 1, 4, true) {
             Ok(s) => s,
             Err(_) => return h::text(StatusCode::NOT_FOUND, "Not Found"),
@@ -386,20 +353,8 @@ impl Proxy {
         if req.headers().iter().any(|(n, v)| n.as_str().len() + 2 + v.len() > max_line) {
             return h::text(StatusCode::BAD_REQUEST, "Header value too long");
         }
-        // Gatekeeper: what clients may not send.
-        let internal: Vec<HeaderName> = req.headers().keys().filter(|n| is_internal_header(n.as_str())).cloned().collect();
-        for n in internal {
-            req.headers_mut().remove(&n);
-        }
-        let identity = self.auth.as_ref().and_then(|a| {
-            let token = h::header_str(req.headers(), "x-auth-token").or_else(|| h::header_str(req.headers(), "x-storage-token"))?;
-            let mut id = a.validate(token)?;
-            if let Some(st) = h::header_str(req.headers(), "x-service-token").and_then(|t| a.validate(t)) {
-                id.groups.extend(st.groups);
-            }
-            Some(id)
-        });
-        let ctx = Ctx { info, identity, account, container, object, host_url };
+        let auth = req.extensions().get::<AuthorizeHook>().cloned();
+        let ctx = Ctx { info, auth, account, container, object, host_url };
         if let Some(e) =
             [Some(("account", &ctx.account)), ctx.container.as_ref().map(|c| ("container", c)), ctx.object.as_ref().map(|o| ("object", o))]
                 .into_iter()
@@ -422,55 +377,13 @@ impl Proxy {
         if let Some(origin) = origin {
             crate::cors::apply(&self, &ctx, &origin, &mut resp).await;
         }
-        // Gatekeeper, outbound.
-        let internal: Vec<HeaderName> = resp
-            .headers()
-            .keys()
-            .filter(|n| {
-                let n = n.as_str();
-                n.starts_with("x-backend-") || n.contains("-sysmeta-")
-            })
-            .cloned()
-            .collect();
-        for n in internal {
-            resp.headers_mut().remove(&n);
-        }
         resp
-    }
-}
-
-fn login(auth: &TempAuth, req: &Request<Incoming>, path: &str, host_url: &str) -> Response<Body> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return h::text(StatusCode::BAD_REQUEST, "Bad Request");
-    }
-    let headers = req.headers().clone();
-    let header = move |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    match auth.login(path, header, host_url) {
-        Ok(l) => {
-            let mut r = h::status(StatusCode::OK);
-            let hm = r.headers_mut();
-            for (k, v) in [("x-auth-token", &l.token), ("x-storage-token", &l.token), ("x-storage-url", &l.storage_url)] {
-                if let Ok(v) = HeaderValue::from_str(v) {
-                    hm.insert(k, v);
-                }
-            }
-            hm.insert("x-auth-token-expires", HeaderValue::from(l.expires_in));
-            r
-        }
-        Err(LoginError::BadRequest) => h::text(StatusCode::BAD_REQUEST, "Bad Request"),
-        Err(LoginError::Unauthorized { realm }) => {
-            let mut r = h::text(StatusCode::UNAUTHORIZED, "Unauthorized");
-            if let Ok(v) = HeaderValue::from_str(&format!("Swift realm=\"{}\"", h::quote_path(&realm))) {
-                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
-            }
-            r
-        }
     }
 }
 
 /// Reads a small request body (account/container requests), within the
 /// client timeout; `None` if it is too large or the client stalls.
-pub async fn small_body(req: Request<Incoming>, limit: usize, timeout: Duration) -> Option<Bytes> {
+pub async fn small_body(req: Request<Body>, limit: usize, timeout: Duration) -> Option<Bytes> {
     use http_body_util::BodyExt;
     let limited = http_body_util::Limited::new(req.into_body(), limit);
     match tokio::time::timeout(timeout, limited.collect()).await {

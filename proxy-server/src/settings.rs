@@ -139,16 +139,9 @@ pub struct TempAuthSettings {
 }
 
 impl TempAuthSettings {
-    /// Reads the section of the pipeline's tempauth filter, whatever its
-    /// name (`use = egg:swift#tempauth`); `None` when the pipeline runs no
-    /// tempauth. A config without `[pipeline:main]` reads
-    /// `[filter:tempauth]` if there is one.
-    pub fn from_config(conf: &ConfigFile, pipeline: &crate::pipeline::Pipeline) -> Result<Option<TempAuthSettings>, ConfigError> {
-        let section = match conf.pipeline() {
-            Some(_) => pipeline.section_of("tempauth").and_then(|name| conf.filter_section(name)),
-            None => conf.filter_section("tempauth"),
-        };
-        let Some(s) = section else { return Ok(None) };
+    /// Reads a tempauth filter's section (`use = egg:swift#tempauth`,
+    /// whatever the section's name).
+    pub fn from_section(s: &Section) -> Result<TempAuthSettings, ConfigError> {
         let prefixes: Vec<String> = s
             .get_list("reseller_prefix")
             .map(|l| if l.is_empty() { vec!["AUTH".to_string()] } else { l })?
@@ -206,7 +199,7 @@ impl TempAuthSettings {
             });
         }
         let token_life = s.get_f64("token_life", 86400.0)?;
-        Ok(Some(TempAuthSettings {
+        Ok(TempAuthSettings {
             reseller_prefixes: prefixes,
             require_group,
             auth_prefix,
@@ -214,6 +207,6 @@ impl TempAuthSettings {
             storage_url_scheme: s.get("storage_url_scheme").map(str::to_string).filter(|v| v != "default"),
             users,
             token_secret: s.get("token_secret").map(str::to_string),
-        }))
+        })
     }
 }

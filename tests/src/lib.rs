@@ -550,7 +550,7 @@ fn create_layout(opts: &Options) -> Result<()> {
          log_name = proxy-server\n\
          {extra}\n\
          [pipeline:main]\n\
-         pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats tempauth copy proxy-logging proxy-server\n\
+         pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats tempauth copy dlo proxy-logging proxy-server\n\
          \n\
          [app:proxy-server]\n\
          use = egg:swift#proxy\n\
@@ -568,7 +568,8 @@ fn create_layout(opts: &Options) -> Result<()> {
          [filter:proxy-logging]\nuse = egg:swift#proxy_logging\n\n\
          [filter:cache]\nuse = egg:swift#memcache\n\n\
          [filter:listing_formats]\nuse = egg:swift#listing_formats\n\n\
-         [filter:copy]\nuse = egg:swift#copy\n",
+         [filter:copy]\nuse = egg:swift#copy\n\n\
+         [filter:dlo]\nuse = egg:swift#dlo\n",
         etc = etc.display(),
         extra = opts.extra_conf,
     );

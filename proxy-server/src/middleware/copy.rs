@@ -1,0 +1,240 @@
+//! `egg:swift#copy`: server-side copies. `COPY` with `Destination:
+//! <container>/<object>` (and `Destination-Account`) becomes a `PUT` of the
+//! destination with `X-Copy-From`; a `PUT` with `X-Copy-From:
+//! <container>/<object>` (and `X-Copy-From-Account`) is served by two
+//! subrequests into the pipeline to the right: a `GET` of the source (with
+//! `X-Newest`, as the caller, so its read ACL applies and a DLO manifest
+//! arrives joined) and a `PUT` of the destination whose body is the
+//! source's, streamed.
+
+use super::{subrequest, BoxFuture, Build, Handler, Next, ObjectPath};
+use crate::proxy::Proxy;
+use common::config::Section;
+use common::http::{self as h, Body};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use std::sync::Arc;
+
+/// `swift.source` of the copy's subrequests (Swift's "server-side copy").
+const SOURCE: &str = "SSC";
+
+pub struct Copy {
+    next: Next,
+}
+
+pub fn factory(_section: &Section, _proxy: &Proxy, next: Next, _build: &mut Build) -> Result<Next, String> {
+    Ok(Arc::new(Copy { next }))
+}
+
+impl Handler for Copy {
+    fn call(&self, req: Request<Body>) -> BoxFuture<'_, Response<Body>> {
+        Box::pin(async move {
+            let Some(path) = ObjectPath::parse(req.uri().path()) else { return self.next.call(req).await };
+            if req.method().as_str() == "COPY" {
+                return match copy_as_put(req, path) {
+                    Ok((req, path)) => self.put_copy(req, path).await,
+                    Err(resp) => resp,
+                };
+            }
+            if req.method() == Method::PUT && req.headers().contains_key("x-copy-from") {
+                return self.put_copy(req, path).await;
+            }
+            self.next.call(req).await
+        })
+    }
+}
+
+/// Decodes a header naming `<container>/<object>` (raw UTF-8 or
+/// percent-encoded, a leading `/` allowed).
+fn container_and_object(value: &str, header: &str) -> Result<(String, String), Response<Body>> {
+    let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+    decoded
+        .trim_start_matches('/')
+        .split_once('/')
+        .filter(|(c, o)| !c.is_empty() && !o.is_empty())
+        .map(|(c, o)| (c.to_string(), o.to_string()))
+        .ok_or_else(|| {
+            h::text(StatusCode::PRECONDITION_FAILED, format!("{header} header must be of the form <container name>/<object name>"))
+        })
+}
+
+/// An account named by `X-Copy-From-Account` / `Destination-Account`.
+fn account_header(value: &str) -> Result<String, Response<Body>> {
+    let account = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
+    if account.is_empty() || account.contains('/') {
+        return Err(h::text(StatusCode::PRECONDITION_FAILED, "Account name cannot be empty or contain slashes"));
+    }
+    Ok(account)
+}
+
+fn utf8_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
+/// Swift's `handle_COPY`: the request becomes the destination's `PUT`
+/// with `X-Copy-From` naming this object.
+fn copy_as_put(mut req: Request<Body>, path: ObjectPath) -> Result<(Request<Body>, ObjectPath), Response<Body>> {
+    let Some(dest) = utf8_header(req.headers(), "destination") else {
+        return Err(h::text(StatusCode::PRECONDITION_FAILED, "Destination header required"));
+    };
+    let (container, object) = container_and_object(dest, "Destination")?;
+    let mut account = path.account.clone();
+    if let Some(a) = utf8_header(req.headers(), "destination-account") {
+        account = account_header(a)?;
+        let src_account =
+            HeaderValue::from_str(&h::quote_path(&path.account)).map_err(|_| h::text(StatusCode::BAD_REQUEST, "Bad account"))?;
+        req.headers_mut().insert("x-copy-from-account", src_account);
+    }
+    let source = h::quote_path(&format!("/{}/{}", path.container, path.object));
+    let dest = ObjectPath { version: path.version, account, container, object };
+    let hm = req.headers_mut();
+    hm.remove("destination");
+    hm.remove("destination-account");
+    hm.insert(http::header::CONTENT_LENGTH, HeaderValue::from(0));
+    hm.insert("x-copy-from", HeaderValue::from_str(&source).map_err(|_| h::text(StatusCode::BAD_REQUEST, "Bad source"))?);
+    *req.method_mut() = Method::PUT;
+    Ok((req, dest))
+}
+
+/// Object headers a copy carries over from its source unless the request
+/// asks for fresh metadata (Swift excludes these from the source's).
+const NOT_FROM_SOURCE: &[&str] = &[
+    "x-static-large-object",
+    "x-object-manifest",
+    "etag",
+    "content-type",
+    "x-timestamp",
+    "x-backend-timestamp",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+];
+
+fn is_object_sysmeta(name: &str) -> bool {
+    name.starts_with("x-object-sysmeta-")
+}
+
+fn is_object_meta(name: &str) -> bool {
+    name.starts_with("x-object-meta-") || is_object_sysmeta(name) || name.starts_with("x-object-transient-sysmeta-")
+}
+
+impl Copy {
+    /// Swift's `handle_PUT` of the copy middleware.
+    async fn put_copy(&self, req: Request<Body>, dest: ObjectPath) -> Response<Body> {
+        if h::header_str(req.headers(), "content-length").and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > 0) {
+            return h::text(StatusCode::BAD_REQUEST, "Copy requests require a zero byte body");
+        }
+        let (parts, _) = req.into_parts();
+        let src_account = match utf8_header(&parts.headers, "x-copy-from-account") {
+            Some(a) => match account_header(a) {
+                Ok(a) => a,
+                Err(resp) => return resp,
+            },
+            None => dest.account.clone(),
+        };
+        let (src_container, src_object) =
+            match container_and_object(utf8_header(&parts.headers, "x-copy-from").unwrap_or(""), "X-Copy-From") {
+                Ok(co) => co,
+                Err(resp) => return resp,
+            };
+        let source = ObjectPath { version: dest.version.clone(), account: src_account, container: src_container, object: src_object };
+        let manifest_get = super::query_param(parts.uri.query(), "multipart-manifest").as_deref() == Some("get");
+
+        // The source, read as the caller would read it (conditions and
+        // Range apply), from the newest replica.
+        let mut headers = parts.headers.clone();
+        for name in ["x-copy-from", "x-copy-from-account", "content-length", "transfer-encoding", "content-type", "etag"] {
+            headers.remove(name);
+        }
+        headers.insert("x-newest", HeaderValue::from_static("true"));
+        let uri = match parts.uri.query() {
+            Some(q) => format!("{}?{q}", source.quoted()),
+            None => source.quoted(),
+        };
+        let get = match subrequest(&parts, Method::GET, &uri, headers, h::empty(), SOURCE) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let source_resp = self.next.call(get).await;
+        if source_resp.status().as_u16() >= 300 {
+            return source_resp;
+        }
+        let (sparts, sbody) = source_resp.into_parts();
+        let Some(length) = h::header_str(&sparts.headers, "content-length").and_then(|v| v.parse::<u64>().ok()) else {
+            // A source of unknown length cannot be copied in one PUT.
+            return h::text(StatusCode::PAYLOAD_TOO_LARGE, "Your request is too large.");
+        };
+
+        // The destination's headers: the source's metadata, then the
+        // request's own headers over them.
+        let fresh = h::header_str(&parts.headers, "x-fresh-metadata").is_some_and(|v| common::config::parse_bool(v) == Some(true));
+        let mut sink = HeaderMap::new();
+        for (name, value) in &sparts.headers {
+            let n = name.as_str();
+            let wanted = if fresh { is_object_sysmeta(n) } else { !NOT_FROM_SOURCE.contains(&n) };
+            if wanted {
+                sink.insert(name.clone(), value.clone());
+            }
+        }
+        for (name, value) in &parts.headers {
+            sink.insert(name.clone(), value.clone());
+        }
+        let dlo = sparts.headers.contains_key("x-object-manifest");
+        if manifest_get && dlo {
+            // Copying the manifest itself makes a new manifest.
+            if let Some(v) = sparts.headers.get("x-object-manifest") {
+                sink.insert("x-object-manifest", v.clone());
+            }
+        }
+        // The source's ETag verifies the copy, unless the bytes are not
+        // what it hashes: a part (206), or a joined DLO.
+        if sparts.status == StatusCode::OK && (!dlo || manifest_get) {
+            if let Some(etag) = sparts.headers.get(http::header::ETAG) {
+                sink.insert(http::header::ETAG, etag.clone());
+            }
+        } else {
+            sink.remove(http::header::ETAG);
+        }
+        for name in [
+            "x-copy-from",
+            "x-copy-from-account",
+            "x-newest",
+            "range",
+            "if-match",
+            "if-none-match",
+            "if-modified-since",
+            "if-unmodified-since",
+        ] {
+            sink.remove(name);
+        }
+        if !parts.headers.contains_key(http::header::CONTENT_TYPE) {
+            if let Some(ct) = sparts.headers.get(http::header::CONTENT_TYPE) {
+                sink.insert(http::header::CONTENT_TYPE, ct.clone());
+            }
+        }
+        sink.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+        let put = match subrequest(&parts, Method::PUT, &dest.quoted(), sink.clone(), sbody, SOURCE) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let mut resp = self.next.call(put).await;
+        if resp.status().is_success() {
+            let hm = resp.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&h::quote_path(&format!("{}/{}", source.container, source.object))) {
+                hm.insert("x-copied-from", v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&h::quote_path(&source.account)) {
+                hm.insert("x-copied-from-account", v);
+            }
+            if let Some(lm) = sparts.headers.get(http::header::LAST_MODIFIED) {
+                hm.insert("x-copied-from-last-modified", lm.clone());
+            }
+            // Swift answers with the copy's metadata too.
+            for (name, value) in &sink {
+                if is_object_meta(name.as_str()) || name.as_str() == "x-delete-at" {
+                    hm.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        resp
+    }
+}
