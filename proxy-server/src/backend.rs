@@ -2,7 +2,7 @@
 //! writes that go to every primary (handoffs replacing failed ones) and
 //! answer with the best response a quorum agrees on.
 
-use crate::nodes::{node_iter, quorum_size, ErrorLimiter};
+use crate::nodes::{quorum_size, ErrorLimiter};
 use bytes::Bytes;
 use common::backend::{read_body, BackendClient};
 use common::http::{self as h, Body};
@@ -29,14 +29,9 @@ pub struct Backends {
 
 /// Bodies of account/container answers are small (listings are capped at
 /// 10,000 names of at most 1 KiB).
-const MAX_SMALL_BODY: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_SMALL_BODY: usize = 64 * 1024 * 1024;
 
 impl Backends {
-    fn max_nodes(&self, ring: &Ring) -> usize {
-        let replicas = ring.table().replica_count().ceil() as usize;
-        (replicas * self.request_node_count_factor).max(1)
-    }
-
     /// Sends one request to one node and reads the whole answer; errors and
     /// 5xx count against the node, 507 error-limits it.
     pub async fn ask(&self, node: &Device, method: Method, path: &str, headers: HeaderMap, body: Bytes) -> Option<Answer> {
@@ -86,48 +81,24 @@ impl Backends {
         }
     }
 
-    /// A read (GET/HEAD) of a small resource: tries nodes in order until one
-    /// answers 2xx/3xx (or, with `newest`, asks all and keeps the newest
-    /// `X-Timestamp`). `path` is `<part>/<account>[/<container>]`.
-    /// Returns the answer to pass on: the success, else 404 when every node
-    /// that answered said 404, else 503.
+    /// A read (GET/HEAD) of a small resource through the one reader
+    /// (`getter::GetOrHead`); `path` is `<part>/<account>[/<container>]`.
+    /// Returns the answer to pass on: the success, else 404 when a node
+    /// said 404, else 503 (or another 4xx about the request).
     #[allow(clippy::too_many_arguments)]
     pub async fn read(&self, ring: &Ring, part: u32, method: Method, path: &str, query: &str, headers: &HeaderMap, newest: bool) -> Answer {
-        let nodes = node_iter(ring, part, self.max_nodes(ring), &self.errors);
-        let mut best: Option<Answer> = None;
-        let mut not_found: Option<Answer> = None;
-        let mut answered = 0;
-        for node in &nodes {
-            let Some(a) = self.ask_query(node, method.clone(), path, query, headers.clone(), Bytes::new()).await else { continue };
-            answered += 1;
-            if a.status.is_success() || a.status.is_redirection() {
-                if !newest {
-                    return a;
-                }
-                let ts = |x: &Answer| {
-                    h::header_str(&x.headers, "x-backend-timestamp")
-                        .or_else(|| h::header_str(&x.headers, "x-timestamp"))
-                        .map(str::to_string)
-                };
-                if best.as_ref().is_none_or(|b| ts(&a) > ts(b)) {
-                    best = Some(a);
-                }
-            } else if a.status == StatusCode::NOT_FOUND {
-                if not_found.is_none() {
-                    not_found = Some(a);
-                }
-            } else if a.status.is_client_error() && a.status != StatusCode::INSUFFICIENT_STORAGE {
-                // A 4xx other than 404 is an answer about the request itself.
-                return a;
-            }
+        crate::getter::GetOrHead {
+            backends: self,
+            ring,
+            part,
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: headers.clone(),
+            newest,
         }
-        if let Some(b) = best {
-            return b;
-        }
-        match not_found {
-            Some(nf) if answered > 0 => nf,
-            _ => Answer { status: StatusCode::SERVICE_UNAVAILABLE, headers: HeaderMap::new(), body: Bytes::new() },
-        }
+        .read()
+        .await
     }
 
     /// A write to every primary of `part`; a primary that fails (no answer,

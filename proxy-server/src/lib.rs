@@ -16,6 +16,7 @@ pub mod auth;
 pub mod backend;
 pub mod constraints;
 pub mod container;
+pub mod getter;
 pub mod cors;
 pub mod info;
 pub mod listing;

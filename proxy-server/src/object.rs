@@ -3,9 +3,8 @@
 //! and DELETE. (`COPY` and `X-Copy-From` are the copy middleware's.)
 
 use crate::account::{meta_headers, pick};
-use crate::backend::{best_response, futures_join_all, quorum, stream_body, Answer};
+use crate::backend::{best_response, futures_join_all, quorum, Answer};
 use crate::middleware::Authorization;
-use crate::nodes::node_iter;
 use crate::proxy::{answer_response, client_headers, Ctx, Proxy};
 use crate::putter::{PutAnswer, PutError, Putter};
 use bytes::Bytes;
@@ -99,13 +98,12 @@ fn policy_header(hm: &mut HeaderMap, policy: u32) {
     hm.insert("x-backend-storage-policy-index", HeaderValue::from(policy));
 }
 
-/// GET/HEAD: the first node with a good answer streams it to the client;
-/// with `X-Newest`, every node is asked (HEAD) and the newest one serves.
+/// GET/HEAD: the first node with a good answer streams it to the client
+/// (the one reader, `getter::GetOrHead`); a body that breaks part-way is
+/// resumed from the nodes not yet tried.
 async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Body>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let method = req.method().clone();
     let part = ring.get_part(t.account, Some(t.container), Some(t.object)).unwrap_or(0);
-    let mut nodes =
-        node_iter(ring, part, (ring.table().replica_count().ceil() as usize) * p.settings.request_node_count_factor, &p.backends.errors);
     let path = t.path();
     let mut headers = p.backend_headers(ctx, &method, &path);
     policy_header(&mut headers, policy);
@@ -116,88 +114,50 @@ async fn get(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: &Request<Body>, ring: &R
     }
     open_expired(p, req.headers(), &mut headers);
     let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
-    if newest {
-        // Ask everyone, then read from the node with the newest timestamp.
-        let head_path = format!("{part}{path}");
-        let heads = futures_join_all(nodes.iter().map(|n| {
-            let mut hh = headers.clone();
-            hh.remove(http::header::RANGE);
-            p.backends.ask(n, Method::HEAD, &head_path, hh, Bytes::new())
-        }))
-        .await;
-        let ts = |a: &Answer| {
-            h::header_str(&a.headers, "x-backend-timestamp").or_else(|| h::header_str(&a.headers, "x-timestamp")).map(str::to_string)
-        };
-        let mut order: Vec<(Option<String>, usize)> =
-            heads.iter().enumerate().filter_map(|(i, a)| a.as_ref().filter(|a| a.status.is_success()).map(|a| (ts(a), i))).collect();
-        order.sort_by(|a, b| b.0.cmp(&a.0));
-        if let Some(&(_, i)) = order.first() {
-            let chosen = nodes.remove(i);
-            nodes.insert(0, chosen);
+    let reader = crate::getter::GetOrHead {
+        backends: &p.backends,
+        ring,
+        part,
+        method: method.clone(),
+        path: format!("{part}{path}"),
+        query: String::new(),
+        headers,
+        newest,
+    };
+    let source = match reader.source(false).await {
+        Ok(s) => s,
+        Err(a) if a.status == StatusCode::NOT_FOUND => return not_found(),
+        Err(a) if a.status == StatusCode::SERVICE_UNAVAILABLE => return h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+        Err(a) => {
+            let mut r = answer_response(&a, &method);
+            r.headers_mut().insert(http::header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            return r;
         }
+    };
+    let body = match (method == Method::GET, crate::resume::span(source.status, &source.headers), h::header_str(&source.headers, "etag")) {
+        (true, Some((start, end)), Some(etag)) => crate::resume::resumable(
+            p.clone(),
+            source.body,
+            crate::resume::Resume {
+                start,
+                end,
+                etag: etag.to_string(),
+                nodes: source.rest,
+                path: format!("/{part}{path}"),
+                headers: reader.headers.clone(),
+                whole_object: source.status == StatusCode::OK,
+            },
+        ),
+        _ => source.body,
+    };
+    let mut r = Response::new(if method == Method::HEAD { h::empty() } else { body });
+    *r.status_mut() = source.status;
+    client_headers(&source.headers, r.headers_mut());
+    if let Some(len) = source.headers.get(http::header::CONTENT_LENGTH) {
+        r.headers_mut().insert(http::header::CONTENT_LENGTH, len.clone());
     }
-    let mut saw_404: Option<Answer> = None;
-    for (tried, node) in nodes.iter().enumerate() {
-        let resp = p
-            .backends
-            .client
-            .request(method.clone(), &node.ip, node.port, &format!("/{}/{part}{path}", node.device), headers.clone(), h::empty())
-            .await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                p.backends.errors.error(node);
-                common::log::warning(&format!("ERROR GET from {}:{}/{}: {e}", node.ip, node.port, node.device));
-                continue;
-            }
-        };
-        let status = resp.status();
-        if status == StatusCode::INSUFFICIENT_STORAGE {
-            p.backends.errors.limit(node);
-            continue;
-        }
-        if status.is_server_error() {
-            p.backends.errors.error(node);
-            continue;
-        }
-        if status == StatusCode::NOT_FOUND {
-            if saw_404.is_none() {
-                let (parts, _) = resp.into_parts();
-                saw_404 = Some(Answer { status, headers: parts.headers, body: Bytes::new() });
-            }
-            continue;
-        }
-        let (parts, body) = stream_body(resp, p.settings.node_timeout);
-        // A node failing part-way through the body is replaced by the next.
-        let body = match (method == Method::GET, crate::resume::span(parts.status, &parts.headers), h::header_str(&parts.headers, "etag")) {
-            (true, Some((start, end)), Some(etag)) => crate::resume::resumable(
-                p.clone(),
-                body,
-                crate::resume::Resume {
-                    start,
-                    end,
-                    etag: etag.to_string(),
-                    nodes: nodes[tried + 1..].to_vec(),
-                    path: format!("/{part}{path}"),
-                    headers: headers.clone(),
-                    whole_object: parts.status == StatusCode::OK,
-                },
-            ),
-            _ => body,
-        };
-        let mut r = Response::new(if method == Method::HEAD { h::empty() } else { body });
-        *r.status_mut() = parts.status;
-        client_headers(&parts.headers, r.headers_mut());
-        if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH) {
-            r.headers_mut().insert(http::header::CONTENT_LENGTH, len.clone());
-        }
-        r.headers_mut().insert(http::header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        return r;
-    }
-    match saw_404 {
-        Some(_) => not_found(),
-        None => h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
-    }
+    r.headers_mut().insert(http::header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    r
 }
 
 /// The `X-Container-*` update headers for each of `n` object requests,

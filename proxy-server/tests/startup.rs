@@ -45,3 +45,17 @@ fn missing_rings_are_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("account.ring.gz"), "{err}");
 }
+
+#[test]
+fn a_pipeline_filter_this_proxy_cannot_run_stops_start_up() {
+    // Start-up stops before it needs rings: the pipeline is checked first.
+    let (code, err) = run("[DEFAULT]\nbind_port = 0\n[pipeline:main]\npipeline = catch_errors keystone proxy-server\n\
+         [filter:catch_errors]\nuse = egg:swift#catch_errors\n[filter:keystone]\nuse = egg:swift#keystoneauth\n\
+         [app:proxy-server]\nuse = egg:swift#proxy\n");
+    assert_ne!(code, 0);
+    assert!(err.contains("[filter:keystone]") && err.contains("keystoneauth"), "{err}");
+    let (code, err) =
+        run("[DEFAULT]\nbind_port = 0\n[pipeline:main]\npipeline = nosuch proxy-server\n[app:proxy-server]\nuse = egg:swift#proxy\n");
+    assert_ne!(code, 0);
+    assert!(err.contains("[filter:nosuch]"), "{err}");
+}

@@ -238,3 +238,86 @@ impl Copy {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{request, Recorder, Seen};
+    use super::*;
+
+    /// A fake proxy app holding one object, `/v1/a/c/src` ("hello"), and
+    /// accepting PUTs.
+    fn app() -> Arc<Recorder> {
+        Recorder::new(|seen: &Seen| match (seen.method.as_str(), seen.uri.as_str()) {
+            ("GET", "/v1/a/c/src") => {
+                let mut r = Response::new(h::full("hello"));
+                let hm = r.headers_mut();
+                for (k, v) in [
+                    ("content-length", "5"),
+                    ("etag", "5d41402abc4b2a76b9719d911017c592"),
+                    ("content-type", "text/plain"),
+                    ("x-object-meta-color", "blue"),
+                    ("last-modified", "Tue, 01 Dec 2026 00:00:00 GMT"),
+                ] {
+                    hm.insert(k, v.parse().unwrap());
+                }
+                r
+            }
+            ("GET", _) => h::text(StatusCode::NOT_FOUND, "Not Found"),
+            ("PUT", _) => h::status(StatusCode::CREATED),
+            _ => h::status(StatusCode::METHOD_NOT_ALLOWED),
+        })
+    }
+
+    #[tokio::test]
+    async fn copy_reads_the_source_as_the_newest_and_puts_its_bytes() {
+        let next = app();
+        let m = Copy { next: next.clone() };
+        let resp = m.call(request("COPY", "/v1/a/c/src", &[("destination", "d/dst"), ("x-object-meta-size", "big")], "")).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(resp.headers()["x-copied-from"], "c/src");
+        assert_eq!(resp.headers()["x-copied-from-account"], "a");
+        assert_eq!(resp.headers()["x-object-meta-color"], "blue");
+        let seen = next.seen();
+        assert_eq!((seen[0].method.as_str(), seen[0].uri.as_str()), ("GET", "/v1/a/c/src"));
+        assert_eq!(seen[0].headers["x-newest"], "true");
+        assert_eq!(seen[0].source, Some("SSC"));
+        let put = &seen[1];
+        assert_eq!((put.method.as_str(), put.uri.as_str()), ("PUT", "/v1/a/d/dst"));
+        assert_eq!(put.body, "hello");
+        assert_eq!(put.headers["content-length"], "5");
+        assert_eq!(put.headers["etag"], "5d41402abc4b2a76b9719d911017c592");
+        assert_eq!(put.headers["x-object-meta-color"], "blue");
+        assert_eq!(put.headers["x-object-meta-size"], "big");
+        assert!(!put.headers.contains_key("x-copy-from") && !put.headers.contains_key("destination"));
+    }
+
+    #[tokio::test]
+    async fn fresh_metadata_leaves_the_sources_behind() {
+        let next = app();
+        let m = Copy { next: next.clone() };
+        let resp = m.call(request("PUT", "/v1/a/d/dst", &[("x-copy-from", "/c/src"), ("x-fresh-metadata", "true")], "")).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert!(!next.seen()[1].headers.contains_key("x-object-meta-color"));
+    }
+
+    #[tokio::test]
+    async fn refusals() {
+        let next = app();
+        let m = Copy { next: next.clone() };
+        let r = m.call(request("PUT", "/v1/a/d/dst", &[("x-copy-from", "c/src"), ("content-length", "3")], "abc")).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = m.call(request("PUT", "/v1/a/d/dst", &[("x-copy-from", "nocontainer")], "")).await;
+        assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+        let r = m.call(request("COPY", "/v1/a/c/src", &[], "")).await;
+        assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+        assert!(next.seen().is_empty());
+        // A missing source is the answer; nothing is written.
+        let r = m.call(request("COPY", "/v1/a/c/missing", &[("destination", "d/x")], "")).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(next.seen().len(), 1);
+        // Other requests pass untouched.
+        let r = m.call(request("PUT", "/v1/a/d/plain", &[], "x")).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(next.seen()[1].body, "x");
+    }
+}
