@@ -76,6 +76,11 @@ pub const BACKEND_SHARDING_STATE: &str = "x-backend-sharding-state";
 /// The newest timestamp of an object (also of its tombstone) or of a
 /// database's creation: object and container servers to the proxy.
 pub const BACKEND_TIMESTAMP: &str = "x-backend-timestamp";
+/// Proxy (gatekeeper) to the rest of its pipeline: the `X-Timestamp` a
+/// client sent, kept aside (clients may not set timestamps).
+pub const BACKEND_INBOUND_X_TIMESTAMP: &str = "x-backend-inbound-x-timestamp";
+/// Proxy to servers: the request may use reserved (`\x00`-prefixed) names.
+pub const BACKEND_ALLOW_RESERVED_NAMES: &str = "x-backend-allow-reserved-names";
 /// The timestamp of an object's data file: object server to proxy.
 pub const BACKEND_DATA_TIMESTAMP: &str = "x-backend-data-timestamp";
 /// The timestamp of an object's durable data file: object server to proxy.

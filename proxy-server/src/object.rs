@@ -8,6 +8,7 @@ use crate::middleware::Authorization;
 use crate::proxy::{answer_response, client_headers, Ctx, Proxy};
 use crate::putter::{PutAnswer, PutError, Putter};
 use bytes::Bytes;
+use common::backend_headers::{self as bh, ContainerUpdate, DeleteAtUpdate, UpdateNode, UpdateTarget};
 use common::expirer_queue::{self, ExpirerQueue};
 use common::http::{self as h, Body};
 use common::timestamp::{parse_int_header, Timestamp, MAX_DELETE_AT};
@@ -32,7 +33,7 @@ const STORED_HEADERS: &[&str] = &[
 /// Request headers passed through to object servers on reads (the last
 /// one set by the DLO middleware: a manifest's Range is its own).
 const READ_HEADERS: &[&str] =
-    &["range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "x-backend-ignore-range-if-metadata-present"];
+    &["range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", bh::BACKEND_IGNORE_RANGE_IF_METADATA_PRESENT];
 
 /// Where an object lives.
 struct Target<'a> {
@@ -62,7 +63,7 @@ pub async fn handle(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Body>) ->
     if !info.status.is_success() {
         return h::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
     }
-    let policy = h::header_str(&info.headers, "x-backend-storage-policy-index").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+    let policy = h::header_str(&info.headers, bh::BACKEND_STORAGE_POLICY_INDEX).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
     let Some(ring) = p.object_rings.get(&policy) else {
         return h::text(StatusCode::SERVICE_UNAVAILABLE, format!("No object ring for policy {policy}"));
     };
@@ -86,7 +87,7 @@ pub async fn handle(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Body>) ->
 fn open_expired(p: &Proxy, client: &HeaderMap, backend: &mut HeaderMap) {
     let asked = h::header_str(client, "x-open-expired").is_some_and(|v| common::config::parse_bool(v) == Some(true));
     if p.settings.allow_open_expired && asked {
-        backend.insert("x-backend-open-expired", HeaderValue::from_static("true"));
+        backend.insert(bh::BACKEND_OPEN_EXPIRED, HeaderValue::from_static("true"));
     }
 }
 
@@ -95,7 +96,7 @@ fn not_found() -> Response<Body> {
 }
 
 fn policy_header(hm: &mut HeaderMap, policy: u32) {
-    hm.insert("x-backend-storage-policy-index", HeaderValue::from(policy));
+    hm.insert(bh::BACKEND_STORAGE_POLICY_INDEX, HeaderValue::from(policy));
 }
 
 /// GET/HEAD: the first node with a good answer streams it to the client
@@ -187,23 +188,14 @@ fn spread_updates(nodes: &[Device], n_objects: usize, reversed: bool) -> Vec<Vec
     out
 }
 
-fn add_container_headers(hm: &mut HeaderMap, p: &Proxy, t: &Target<'_>, nodes: &[Device]) {
-    if nodes.is_empty() {
-        return;
-    }
-    let cpart = p.container_ring.get_part(t.account, Some(t.container), None).unwrap_or(0);
-    let (hosts, devs) = hosts_and_devices(nodes);
-    if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&hosts), HeaderValue::from_str(&devs)) {
-        hm.insert("x-container-host", a);
-        hm.insert("x-container-device", b);
-        hm.insert("x-container-partition", HeaderValue::from(cpart));
-    }
+/// Object request `nodes`'s container replicas as an update target.
+fn update_target(partition: u32, nodes: &[Device]) -> UpdateTarget {
+    UpdateTarget::new(partition, nodes.iter().map(|d| UpdateNode::new(format!("{}:{}", ring::device::format_ip(&d.ip), d.port), &d.device)))
 }
 
-fn hosts_and_devices(nodes: &[Device]) -> (String, String) {
-    let hosts = nodes.iter().map(|d| format!("{}:{}", ring::device::format_ip(&d.ip), d.port)).collect::<Vec<_>>().join(",");
-    let devs = nodes.iter().map(|d| d.device.clone()).collect::<Vec<_>>().join(",");
-    (hosts, devs)
+fn add_container_headers(hm: &mut HeaderMap, p: &Proxy, t: &Target<'_>, nodes: &[Device]) {
+    let cpart = p.container_ring.get_part(t.account, Some(t.container), None).unwrap_or(0);
+    ContainerUpdate(update_target(cpart, nodes)).write(hm);
 }
 
 /// Where an object's expirer task goes (Swift's `get_delete_at_nodes`):
@@ -227,15 +219,8 @@ fn delete_at_updates(p: &Proxy, t: &Target<'_>, delete_at: u64, n_objects: usize
 impl DeleteAtUpdates {
     /// Adds the `X-Delete-At-*` headers of object request `i`.
     fn add_headers(&self, hm: &mut HeaderMap, i: usize) {
-        let Some(nodes) = self.per_request.get(i).filter(|n| !n.is_empty()) else { return };
-        let (hosts, devs) = hosts_and_devices(nodes);
-        if let (Ok(a), Ok(b), Ok(c)) = (HeaderValue::from_str(&hosts), HeaderValue::from_str(&devs), HeaderValue::from_str(&self.container))
-        {
-            hm.insert(expirer_queue::HOST_HEADER, a);
-            hm.insert(expirer_queue::DEVICE_HEADER, b);
-            hm.insert(expirer_queue::CONTAINER_HEADER, c);
-            hm.insert(expirer_queue::PARTITION_HEADER, HeaderValue::from(self.partition));
-        }
+        let Some(nodes) = self.per_request.get(i) else { return };
+        DeleteAtUpdate { target: update_target(self.partition, nodes), container: Some(self.container.clone()) }.write(hm);
     }
 }
 
@@ -251,7 +236,7 @@ fn delete_at(headers: &HeaderMap, now: &Timestamp) -> Result<Option<u64>, String
         }
         return Ok(Some(at as u64));
     }
-    if let Some(at) = h::header_str(headers, "x-delete-at") {
+    if let Some(at) = h::header_str(headers, bh::DELETE_AT) {
         // "1.5e9" or "nan" is 400, not a float rounded into some date.
         let at = parse_int_header(at).ok_or_else(|| "Non-integer X-Delete-At".to_string())?.min(MAX_DELETE_AT);
         if at as f64 <= now.as_secs_f64() {
@@ -332,7 +317,7 @@ async fn upload(
     let delete_at = match delete_at(client_headers_in, &now) {
         Ok(Some(at)) => {
             headers.remove("x-delete-after");
-            headers.insert("x-delete-at", HeaderValue::from(at));
+            headers.insert(bh::DELETE_AT, HeaderValue::from(at));
             Some(at)
         }
         Ok(None) => None,
@@ -344,7 +329,7 @@ async fn upload(
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(guess));
     }
     if let Ok(v) = HeaderValue::from_str(&now.internal()) {
-        headers.insert("x-timestamp", v);
+        headers.insert(bh::TIMESTAMP, v);
     }
     policy_header(&mut headers, policy);
     let path = t.path();
@@ -514,14 +499,14 @@ async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Body>, ring: &Ring, policy: u3
     let now = Timestamp::now();
     let delete_at = match delete_at(req.headers(), &now) {
         Ok(Some(at)) => {
-            headers.insert("x-delete-at", HeaderValue::from(at));
+            headers.insert(bh::DELETE_AT, HeaderValue::from(at));
             Some(at)
         }
         Ok(None) => None,
         Err(e) => return h::text(StatusCode::BAD_REQUEST, e),
     };
     if let Ok(v) = HeaderValue::from_str(&now.internal()) {
-        headers.insert("x-timestamp", v);
+        headers.insert(bh::TIMESTAMP, v);
     }
     policy_header(&mut headers, policy);
     write_to_object_nodes(p, ring, t, Method::POST, headers, delete_at).await
@@ -569,10 +554,10 @@ async fn write_to_object_nodes(
 async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Body>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let mut headers = p.backend_headers(ctx, &Method::DELETE, &t.path());
     if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
-        headers.insert("x-timestamp", v);
+        headers.insert(bh::TIMESTAMP, v);
     }
-    if let Some(v) = req.headers().get("x-if-delete-at") {
-        headers.insert("x-if-delete-at", v.clone());
+    if let Some(v) = req.headers().get(bh::IF_DELETE_AT) {
+        headers.insert(bh::IF_DELETE_AT, v.clone());
     }
     policy_header(&mut headers, policy);
     write_to_object_nodes(p, ring, t, Method::DELETE, headers, None).await

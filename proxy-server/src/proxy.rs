@@ -5,6 +5,7 @@ use crate::backend::{Answer, Backends};
 use crate::middleware::{AuthRequest, Authorization, AuthorizeHook, BoxFuture, Handler, Next};
 use crate::settings::ProxySettings;
 use bytes::Bytes;
+use common::backend_headers as bh;
 use common::http::{self as h, Body, BoxError};
 use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
@@ -97,7 +98,7 @@ impl Proxy {
     pub fn backend_headers(&self, ctx: &Ctx, method: &Method, path: &str) -> HeaderMap {
         let mut hm = HeaderMap::new();
         if let Ok(v) = HeaderValue::from_str(&ctx.info.trans_id) {
-            hm.insert("x-trans-id", v);
+            hm.insert(bh::TRANS_ID, v);
         }
         if let Ok(v) = HeaderValue::from_str(&format!("{method} {}", h::quote_path(path))) {
             hm.insert(http::header::REFERER, v);

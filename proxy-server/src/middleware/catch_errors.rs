@@ -6,6 +6,7 @@
 
 use super::{BoxFuture, Build, Handler, Next};
 use crate::proxy::Proxy;
+use common::backend_headers as bh;
 use common::config::Section;
 use common::http::{self as h, Body};
 use common::server::RequestInfo;
@@ -57,7 +58,7 @@ impl Handler for CatchErrors {
             };
             if let Ok(v) = HeaderValue::from_str(&trans_id) {
                 resp.headers_mut().insert("x-openstack-request-id", v.clone());
-                resp.headers_mut().insert("x-trans-id", v);
+                resp.headers_mut().insert(bh::TRANS_ID, v);
             }
             resp
         })

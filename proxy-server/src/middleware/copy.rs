@@ -9,6 +9,7 @@
 
 use super::{subrequest, BoxFuture, Build, Handler, Next, ObjectPath};
 use crate::proxy::Proxy;
+use common::backend_headers as bh;
 use common::config::Section;
 use common::http::{self as h, Body};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -102,8 +103,8 @@ const NOT_FROM_SOURCE: &[&str] = &[
     "x-object-manifest",
     "etag",
     "content-type",
-    "x-timestamp",
-    "x-backend-timestamp",
+    bh::TIMESTAMP,
+    bh::BACKEND_TIMESTAMP,
     "content-length",
     "transfer-encoding",
     "connection",

@@ -8,6 +8,7 @@
 
 use super::{subrequest, BoxFuture, Build, Handler, Next, ObjectPath};
 use crate::proxy::Proxy;
+use common::backend_headers as bh;
 use common::config::Section;
 use common::http::{self as h, Body};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -58,7 +59,7 @@ impl Handler for Dlo {
                 Method::GET | Method::HEAD if !manifest_get => {
                     // A manifest's Range applies to the joined object, so the
                     // object server is asked to ignore it for one.
-                    req.headers_mut().insert("x-backend-ignore-range-if-metadata-present", HeaderValue::from_static("X-Object-Manifest"));
+                    req.headers_mut().insert(bh::BACKEND_IGNORE_RANGE_IF_METADATA_PRESENT, HeaderValue::from_static("X-Object-Manifest"));
                     let (parts, body) = req.into_parts();
                     let mut base = Request::new(()).into_parts().0;
                     base.method = parts.method.clone();

@@ -8,6 +8,7 @@
 
 use super::{BoxFuture, Build, Handler, Next};
 use crate::proxy::Proxy;
+use common::backend_headers as bh;
 use common::config::Section;
 use common::http::Body;
 use http::{HeaderMap, HeaderName, Request, Response};
@@ -31,6 +32,7 @@ pub fn factory(section: &Section, _proxy: &Proxy, next: Next, _build: &mut Build
 /// sysmeta prefixes, anything starting `x-backend`, and the update-target
 /// headers that predate the `X-Backend-*` names.
 pub fn is_internal_header(name: &str) -> bool {
+    // Swift matches the bare prefix `x-backend` (no dash).
     name.starts_with("x-backend")
         || name.starts_with("x-object-sysmeta-")
         || name.starts_with("x-container-sysmeta-")
@@ -38,17 +40,17 @@ pub fn is_internal_header(name: &str) -> bool {
         || name.starts_with("x-object-transient-sysmeta-")
         || matches!(
             name,
-            "x-account-host"
-                | "x-account-device"
-                | "x-account-partition"
-                | "x-container-host"
-                | "x-container-device"
-                | "x-container-partition"
-                | "x-container-root-db-state"
-                | "x-delete-at-host"
-                | "x-delete-at-device"
-                | "x-delete-at-partition"
-                | "x-delete-at-container"
+            bh::ACCOUNT_HOST
+                | bh::ACCOUNT_DEVICE
+                | bh::ACCOUNT_PARTITION
+                | bh::CONTAINER_HOST
+                | bh::CONTAINER_DEVICE
+                | bh::CONTAINER_PARTITION
+                | bh::CONTAINER_ROOT_DB_STATE
+                | bh::DELETE_AT_HOST
+                | bh::DELETE_AT_DEVICE
+                | bh::DELETE_AT_PARTITION
+                | bh::DELETE_AT_CONTAINER
         )
 }
 
@@ -64,14 +66,14 @@ impl Handler for Gatekeeper {
         Box::pin(async move {
             let hm = req.headers_mut();
             remove_internal(hm);
-            if let Some(ts) = hm.remove("x-timestamp") {
+            if let Some(ts) = hm.remove(bh::TIMESTAMP) {
                 if self.shunt_x_timestamp {
-                    hm.insert("x-backend-inbound-x-timestamp", ts);
+                    hm.insert(bh::BACKEND_INBOUND_X_TIMESTAMP, ts);
                 }
             }
             if let Some(v) = hm.remove("x-allow-reserved-names") {
                 if self.allow_reserved_names_header {
-                    hm.insert("x-backend-allow-reserved-names", v);
+                    hm.insert(bh::BACKEND_ALLOW_RESERVED_NAMES, v);
                 }
             }
             let mut resp = self.next.call(req).await;
