@@ -31,6 +31,9 @@ fn main() {
              every account. Add tempauth to [pipeline:main] unless that is what you want.",
         );
     }
+    // proxy_logging writes Swift's proxy access line; the scaffold's
+    // storage-server style line would log every request a second time.
+    let log_requests = settings.log_requests && !pipeline.has("proxy_logging");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| {
         eprintln!("cannot start the runtime: {e}");
         std::process::exit(1);
@@ -51,7 +54,7 @@ fn main() {
             Arc::new(ProxyService { pipeline }),
             listener,
             &settings.connections,
-            settings.log_requests,
+            log_requests,
             common::server::shutdown_signal(),
             settings.graceful_shutdown_timeout,
         )
