@@ -3,14 +3,11 @@
 use crate::backend::{best_response, quorum, Answer};
 use crate::listing;
 use crate::middleware::Authorization;
-use crate::proxy::{answer_response, param, query, Ctx, Proxy};
+use crate::proxy::{answer_response, query, Ctx, Proxy};
 use bytes::Bytes;
 use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-
-/// Listing query parameters passed on to storage servers.
-pub const LISTING_PARAMS: &[&str] = &["prefix", "delimiter", "marker", "end_marker", "limit", "reverse", "path"];
 
 pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Body>) -> Response<Body> {
     let method = req.method().clone();
@@ -57,27 +54,12 @@ fn add_acl_header(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-/// Builds the backend listing query: the client's listing parameters, and
-/// always `format=json`.
-pub fn listing_query(q: &[(String, String)]) -> String {
-    let mut out = vec!["format=json".to_string()];
-    for (k, v) in q {
-        if LISTING_PARAMS.contains(&k.as_str()) {
-            out.push(format!("{}={}", k, percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)));
-        }
-    }
-    out.join("&")
-}
-
+/// A listing GET or HEAD, answered in JSON (the `listing_formats`
+/// middleware renders what the client asked for).
 async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>) -> Response<Body> {
     let method = req.method().clone();
-    let q = query(req);
-    let format = match listing::negotiate(param(&q, "format"), h::header_str(req.headers(), "accept")) {
-        Ok(f) => f,
-        Err(listing::NotAcceptable) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
-    };
-    let mut q = q;
-    if let Err(r) = crate::listing::constrain_limit(&mut q, p.swift.constraints.account_listing_limit) {
+    let mut q = query(req);
+    if let Err(r) = listing::constrain_limit(&mut q, p.swift.constraints.account_listing_limit) {
         return r;
     }
     let part = p.account_ring.get_part(&ctx.account, None, None).unwrap_or(0);
@@ -85,7 +67,7 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>) -> Response<Body> {
     let headers = p.backend_headers(ctx, &method, &path);
     let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
     let backend_path = format!("{part}{path}");
-    let backend_query = listing_query(&q);
+    let backend_query = listing::backend_query(&q);
     let mut ans = p.backends.read(&p.account_ring, part, method.clone(), &backend_path, &backend_query, &headers, newest).await;
     if ans.status == StatusCode::NOT_FOUND && p.settings.account_autocreate {
         ans = fake_account(&ctx.account);
@@ -98,44 +80,8 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>) -> Response<Body> {
         }
         return answer_response(&ans, &method);
     }
-    let mut r = listing_response(&ans, format, &method, |items| listing::render_account(format, &ctx.account, items));
+    let mut r = listing::json_response(&ans, &method);
     add_acl_header(&ans.headers, r.headers_mut());
-    r
-}
-
-/// Re-renders a JSON listing answer in the client's format; an empty
-/// rendering is a 204.
-pub fn listing_response(
-    ans: &Answer,
-    format: listing::Format,
-    method: &Method,
-    render: impl Fn(&[serde_json::Value]) -> String,
-) -> Response<Body> {
-    let items: Vec<serde_json::Value> =
-        if ans.body.is_empty() { Vec::new() } else { serde_json::from_slice(&ans.body).unwrap_or_default() };
-    // JSON goes out as the storage server wrote it (Swift's formatting).
-    let body = if format == listing::Format::Json && !ans.body.is_empty() {
-        String::from_utf8_lossy(&ans.body).into_owned()
-    } else {
-        render(&items)
-    };
-    let mut r = Response::new(h::empty());
-    crate::proxy::client_headers(&ans.headers, r.headers_mut());
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    // HEAD answers as the storage server did (204); GET is 204 iff the
-    // rendered listing is empty.
-    let status = if *method == Method::HEAD {
-        ans.status
-    } else if body.is_empty() {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::OK
-    };
-    *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    if *method != Method::HEAD {
-        *r.body_mut() = h::full(body);
-    }
     r
 }
 

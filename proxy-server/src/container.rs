@@ -1,9 +1,9 @@
 //! Container requests (Swift's `ContainerController`).
 
-use crate::account::{create_account, listing_query, listing_response, meta_headers, pick};
+use crate::account::{create_account, meta_headers, pick};
 use crate::listing;
 use crate::middleware::Authorization;
-use crate::proxy::{answer_response, param, query, Ctx, Proxy};
+use crate::proxy::{answer_response, query, Ctx, Proxy};
 use bytes::Bytes;
 use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
@@ -38,16 +38,13 @@ pub async fn handle(p: &Proxy, ctx: &Ctx, req: Request<Body>) -> Response<Body> 
     }
 }
 
+/// A listing GET or HEAD, answered in JSON (the `listing_formats`
+/// middleware renders what the client asked for).
 async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>, owner: bool) -> Response<Body> {
     let method = req.method().clone();
     let container = ctx.container.as_deref().expect("container");
-    let q = query(req);
-    let format = match listing::negotiate(param(&q, "format"), h::header_str(req.headers(), "accept")) {
-        Ok(f) => f,
-        Err(listing::NotAcceptable) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
-    };
-    let mut q = q;
-    if let Err(r) = crate::listing::constrain_limit(&mut q, p.swift.constraints.container_listing_limit) {
+    let mut q = query(req);
+    if let Err(r) = listing::constrain_limit(&mut q, p.swift.constraints.container_listing_limit) {
         return r;
     }
     let part = p.container_ring.get_part(&ctx.account, Some(container), None).unwrap_or(0);
@@ -55,12 +52,12 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>, owner: bool) -> Response
     let headers = p.backend_headers(ctx, &method, &path);
     let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
     let backend_path = format!("{part}{path}");
-    let backend_query = listing_query(&q);
+    let backend_query = listing::backend_query(&q);
     let ans = p.backends.read(&p.container_ring, part, method.clone(), &backend_path, &backend_query, &headers, newest).await;
     let mut resp = if !ans.status.is_success() {
         answer_response(&ans, &method)
     } else {
-        let mut r = listing_response(&ans, format, &method, |items| listing::render_container(format, container, items));
+        let mut r = listing::json_response(&ans, &method);
         if let Some(policy) = h::header_str(&ans.headers, "x-backend-storage-policy-index").and_then(|i| i.parse::<u32>().ok()) {
             if let Some(pol) = p.swift.policy_by_index(policy) {
                 if let Ok(v) = HeaderValue::from_str(&pol.name) {
