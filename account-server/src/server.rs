@@ -13,7 +13,7 @@ use common::recon::Recon;
 use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
 use http::{Request, Response};
-use hyper::body::Incoming;
+
 use std::sync::Arc;
 
 /// Every verb the account server answers.
@@ -49,12 +49,11 @@ impl Service for AccountServer {
         allowed_methods(&ALL_METHODS, self.settings.server.replication_server)
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, _info: RequestInfo) -> Response<Body> {
-        // Swift's recon middleware sits in front of the app and takes every
-        // `/recon/` path.
-        if let Some(recon) = self.recon.as_ref().filter(|_| Recon::handles(req.uri().path())) {
-            return recon.clone().respond(req.uri().path()).await;
-        }
+    fn filters(&self) -> (&[common::pipeline::StorageFilter], Option<Arc<Recon>>) {
+        (&self.settings.server.filters, self.recon.clone())
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Body>, _info: RequestInfo) -> Response<Body> {
         // Only REPLICATE reads its body.
         let (parts, body) = req.into_parts();
         let r = match route(&parts.method, parts.uri.path(), &self.swift.constraints) {

@@ -43,6 +43,7 @@ mod tests {
             "[DEFAULT]\ndevices = /srv/node/1/node\nmount_check = false\ndisable_fallocate = true\nbind_port = 6212\n\
              workers = 1\nlog_facility = LOG_LOCAL2\n[pipeline:main]\npipeline = healthcheck recon account-server\n\
              [app:account-server]\nuse = egg:swift#account\n[filter:recon]\nuse = egg:swift#recon\n\
+             [filter:healthcheck]\nuse = egg:swift#healthcheck\n\
              [account-replicator]\nrsync_module = {replication_ip}::account{replication_port}\n",
             "test.conf",
         )

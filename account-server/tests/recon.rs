@@ -28,7 +28,7 @@ fn start(pipeline: &str) -> (tempfile::TempDir, ServerProcess) {
             "[DEFAULT]\ndevices = {root}/node\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {port}\n\
              swift_dir = {root}/etc\nlog_requests = false\nrecon_cache_path = {root}/cache\n\
              [pipeline:main]\npipeline = {pipeline}\n[app:account-server]\nuse = egg:swift#account\n\
-             [filter:recon]\nuse = egg:swift#recon\n",
+             [filter:recon]\nuse = egg:swift#recon\n[filter:healthcheck]\nuse = egg:swift#healthcheck\n",
             root = root.display(),
         ),
     )

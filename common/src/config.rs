@@ -63,6 +63,14 @@ pub enum ConfigError {
     /// A value could not be converted to the type asked for.
     #[error(transparent)]
     Value(Box<ValueError>),
+    /// `[pipeline:main]` names something the server cannot run.
+    #[error("{file}: {message}")]
+    Pipeline {
+        /// The config file.
+        file: String,
+        /// What is wrong, naming the filter.
+        message: String,
+    },
     /// A `%(name)s` reference in a value could not be resolved.
     #[error("{}[{section}] {key}: {message}", location(.file, .line))]
     Interpolation {

@@ -98,6 +98,32 @@ pub enum ReconAnswer {
     Failed(String),
 }
 
+/// `egg:swift#recon` in a storage server's pipeline: takes every path
+/// starting `/recon/` (whatever the method, as Swift's middleware) and
+/// passes the rest on.
+pub struct ReconFilter {
+    recon: Arc<Recon>,
+    next: crate::pipeline::Next,
+}
+
+impl ReconFilter {
+    pub fn new(recon: Arc<Recon>, next: crate::pipeline::Next) -> ReconFilter {
+        ReconFilter { recon, next }
+    }
+}
+
+impl crate::pipeline::Handler for ReconFilter {
+    fn call(&self, req: http::Request<Body>) -> crate::pipeline::BoxFuture<'_, Response<Body>> {
+        Box::pin(async move {
+            let raw_path = req.uri().path();
+            if Recon::handles(raw_path) {
+                return self.recon.clone().respond(raw_path).await;
+            }
+            self.next.call(req).await
+        })
+    }
+}
+
 /// The recon endpoints of one storage server.
 #[derive(Debug, Clone)]
 pub struct Recon {

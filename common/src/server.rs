@@ -49,6 +49,11 @@ pub struct ServerSettings {
     /// (Swift's `pipeline = recon <type>-server`); `None` turns `/recon/*`
     /// off, as in Swift.
     pub recon: Option<crate::recon::ReconSettings>,
+    /// The filters of `[pipeline:main]` before the app, in order.
+    pub filters: Vec<crate::pipeline::StorageFilter>,
+    /// Filters of the pipeline this server skips (`backend_ratelimit`,
+    /// `xprofile`), for a warning at start-up.
+    pub skipped_filters: Vec<String>,
 }
 
 impl ServerSettings {
@@ -58,6 +63,9 @@ impl ServerSettings {
         let section = conf.app_section(server_type).unwrap_or_else(|| conf.defaults());
         let mut settings = Self::from_section(&section, server_type, default_port)?;
         settings.recon = crate::recon::ReconSettings::from_config(conf)?;
+        let (filters, skipped) = crate::pipeline::storage_filters(conf)?;
+        settings.filters = filters;
+        settings.skipped_filters = skipped.into_iter().map(|f| format!("[filter:{}] (egg:swift#{})", f.name, f.entry_point)).collect();
         Ok(settings)
     }
 
@@ -91,6 +99,8 @@ impl ServerSettings {
             graceful_shutdown_timeout: secs("graceful_shutdown_timeout", 30.0)?,
             recon_cache_path: PathBuf::from(s.get_str("recon_cache_path", "/var/cache/swift")?),
             recon: None,
+            filters: Vec::new(),
+            skipped_filters: Vec::new(),
         })
     }
 }
@@ -168,8 +178,32 @@ pub trait Service: Send + Sync + 'static {
     }
 
     /// Handles a request whose method is allowed (and is not `OPTIONS`,
-    /// unless `handles_options`).
-    fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> impl Future<Output = Response<Body>> + Send;
+    /// unless `handles_options`), after the pipeline's filters.
+    fn handle(self: Arc<Self>, req: Request<Body>, info: RequestInfo) -> impl Future<Output = Response<Body>> + Send;
+
+    /// The filters of the server's `[pipeline:main]`, in order, and the
+    /// recon endpoints its `recon` filter serves.
+    fn filters(&self) -> (&[crate::pipeline::StorageFilter], Option<Arc<crate::recon::Recon>>) {
+        (&[], None)
+    }
+
+    /// What requests pass through: the filters around `handle` (the proxy
+    /// builds its own, longer line).
+    fn pipeline(self: Arc<Self>) -> crate::pipeline::Next
+    where
+        Self: Sized,
+    {
+        let (filters, recon) = self.filters();
+        let filters = filters.to_vec();
+        crate::pipeline::build_storage(&filters, recon, Arc::new(crate::pipeline::ServiceApp(self)))
+    }
+}
+
+/// Logs the pipeline filters a storage server runs without.
+pub fn warn_skipped_filters(settings: &ServerSettings) {
+    for f in &settings.skipped_filters {
+        log::warning(&format!("{f} is not implemented by this server; running without it"));
+    }
 }
 
 /// The `Allow` header value: sorted, comma and space separated.
@@ -182,7 +216,13 @@ pub fn allow_header(methods: &[&str]) -> String {
 
 /// Answers `OPTIONS` (any path) and unknown verbs, then hands the request to
 /// the service; logs the access line.
-async fn dispatch<S: Service>(service: Arc<S>, req: Request<Incoming>, remote: SocketAddr, log_requests: bool) -> Response<Body> {
+async fn dispatch<S: Service>(
+    service: Arc<S>,
+    pipeline: crate::pipeline::Next,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    log_requests: bool,
+) -> Response<Body> {
     let started = Instant::now();
     let trans_id = h::header_str(req.headers(), bh::TRANS_ID).map(str::to_string).unwrap_or_else(new_trans_id);
     let method = req.method().clone();
@@ -207,7 +247,9 @@ async fn dispatch<S: Service>(service: Arc<S>, req: Request<Incoming>, remote: S
         r
     } else {
         let info = RequestInfo { remote, trans_id: trans_id.clone(), started };
-        service.clone().handle(req, info).await
+        let mut req = req.map(|b| http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(b, |e| Box::new(e) as h::BoxError)));
+        req.extensions_mut().insert(info);
+        pipeline.call(req).await
     };
     // The proxy's catch_errors middleware gives its own id.
     if let (Ok(v), false) = (HeaderValue::from_str(&trans_id), resp.headers().contains_key(bh::TRANS_ID)) {
@@ -254,6 +296,7 @@ pub async fn serve<S: Service>(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
+    let pipeline = service.clone().pipeline();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     // hyper enforces the header timeout only when it has a timer. Its timer
@@ -305,9 +348,10 @@ pub async fn serve<S: Service>(
         stream.set_read_timeout(Some(longest_read + Duration::from_secs(1)));
         stream.set_write_timeout(Some(limits.client_timeout));
         let svc = service.clone();
+        let pipeline = pipeline.clone();
         let handler = service_fn(move |req| {
-            let svc = svc.clone();
-            async move { Ok::<_, std::convert::Infallible>(dispatch(svc, req, remote, log_requests).await) }
+            let (svc, pipeline) = (svc.clone(), pipeline.clone());
+            async move { Ok::<_, std::convert::Infallible>(dispatch(svc, pipeline, req, remote, log_requests).await) }
         });
         let conn = builder.serve_connection(TokioIo::new(Box::pin(stream)), handler);
         let conn = graceful.watch(conn);

@@ -14,7 +14,7 @@ use common::recon::Recon;
 use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+
 use std::sync::Arc;
 
 /// Every verb the container server answers.
@@ -57,12 +57,11 @@ impl Service for ContainerServer {
         allowed_methods(&ALL_METHODS, self.settings.server.replication_server)
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
-        // Swift's recon middleware sits in front of the app and takes every
-        // `/recon/` path.
-        if let Some(recon) = self.recon.as_ref().filter(|_| Recon::handles(req.uri().path())) {
-            return recon.clone().respond(req.uri().path()).await;
-        }
+    fn filters(&self) -> (&[common::pipeline::StorageFilter], Option<Arc<Recon>>) {
+        (&self.settings.server.filters, self.recon.clone())
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Body>, info: RequestInfo) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let r = match route(&parts.method, parts.uri.path(), &self.swift.constraints) {
             Ok(r) => r,

@@ -49,7 +49,8 @@ mod tests {
     fn swift_sample_config_is_accepted() {
         let conf = ConfigFile::parse(
             "[DEFAULT]\nbind_port = 6211\nmount_check = false\n[pipeline:main]\npipeline = healthcheck recon container-server\n\
-             [app:container-server]\nuse = egg:swift#container\nallow_versions = true\ndb_preallocation = on\n",
+             [app:container-server]\nuse = egg:swift#container\nallow_versions = true\ndb_preallocation = on\n\
+             [filter:healthcheck]\nuse = egg:swift#healthcheck\n[filter:recon]\nuse = egg:swift#recon\n",
             "test.conf",
         )
         .unwrap();

@@ -57,6 +57,7 @@ fn start(pipeline: &str, defaults: &str, filter: &str) -> Node {
              log_requests = false\n{defaults}\n\
              [pipeline:main]\npipeline = {pipeline}\n\
              [app:container-server]\nuse = egg:swift#container\n\
+             [filter:healthcheck]\nuse = egg:swift#healthcheck\n\
              [filter:recon]\nuse = egg:swift#recon\n{filter}\n",
             root = root.display(),
         ),

@@ -11,12 +11,12 @@ use common::http::{self as h, Body};
 use common::server::RequestInfo;
 use common::timestamp::Timestamp;
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Handles `DELETE /<dev>/<part>/<a>/<c>/<o>`.
-pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: Target, _info: RequestInfo) -> Response<Body> {
+pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Target, _info: RequestInfo) -> Response<Body> {
     let (parts, _body) = req.into_parts();
     let headers = parts.headers;
     let ts = match constraints::valid_timestamp(&headers) {

@@ -13,7 +13,7 @@ use common::http::{self as h, Body, BoxError};
 use common::timestamp::{http_date, parse_http_date};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use md5::{Digest, Md5};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -315,7 +315,7 @@ fn object_headers(server: &ObjectServer, obj: &OpenObject) -> HeaderMap {
 }
 
 /// Handles `GET` and `HEAD /<dev>/<part>/<a>/<c>/<o>`.
-pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: Target, head: bool) -> Response<Body> {
+pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Target, head: bool) -> Response<Body> {
     let headers = req.headers().clone();
     drop(req);
     // The proxy asks for expired objects too when its operator allows it

@@ -45,7 +45,7 @@ use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
 use diskfile::ObjectLocation;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+
 use routing::{ObjectVerb, Route};
 use settings::ObjectSettings;
 use std::path::PathBuf;
@@ -153,13 +153,12 @@ impl Service for ObjectServer {
         }
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
+    fn filters(&self) -> (&[common::pipeline::StorageFilter], Option<Arc<Recon>>) {
+        (&self.settings.server.filters, self.recon.clone())
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Body>, info: RequestInfo) -> Response<Body> {
         let raw_path = req.uri().path().to_string();
-        // Swift's recon middleware sits in front of the app and takes every
-        // `/recon/` path.
-        if let Some(recon) = self.recon.as_ref().filter(|_| Recon::handles(&raw_path)) {
-            return recon.clone().respond(&raw_path).await;
-        }
         if let Err(resp) = constraints::check_header_count(req.headers(), &self.swift.constraints) {
             return resp;
         }

@@ -9,7 +9,7 @@ use common::backend_headers as bh;
 use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ fn bad(reason: &str) -> Response<Body> {
 }
 
 /// Handles `POST /<dev>/<part>/<a>/<c>/<o>`.
-pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: Target) -> Response<Body> {
+pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Target) -> Response<Body> {
     let headers = req.headers().clone();
     drop(req);
     let ts = match constraints::valid_timestamp(&headers) {

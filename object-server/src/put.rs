@@ -13,7 +13,7 @@ use common::server::RequestInfo;
 use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,7 +102,7 @@ fn device_error(device: &str, e: WriteError) -> Response<Body> {
 }
 
 /// Handles `PUT /<dev>/<part>/<a>/<c>/<o>`.
-pub async fn handle(server: Arc<ObjectServer>, req: Request<Incoming>, target: Target, _info: RequestInfo) -> Response<Body> {
+pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Target, _info: RequestInfo) -> Response<Body> {
     let (parts, mut body) = req.into_parts();
     let headers = parts.headers;
     let ts = match constraints::valid_timestamp(&headers) {

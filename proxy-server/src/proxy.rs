@@ -6,12 +6,10 @@ use crate::middleware::{AuthRequest, Authorization, AuthorizeHook, BoxFuture, Ha
 use crate::settings::ProxySettings;
 use bytes::Bytes;
 use common::backend_headers as bh;
-use common::http::{self as h, Body, BoxError};
+use common::http::{self as h, Body};
 use common::server::{RequestInfo, Service};
 use common::swift_conf::SwiftConf;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use ring::Ring;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -269,26 +267,42 @@ impl Service for ProxyService {
         true
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, info: RequestInfo) -> Response<Body> {
-        // Swift (eventlet) echoes a client's keep-alive request.
-        let keep_alive = h::header_str(req.headers(), "connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
-        let mut req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
-        req.extensions_mut().insert(info);
-        let mut resp = self.pipeline.call(req).await;
-        let hm = resp.headers_mut();
-        if keep_alive && !hm.contains_key(http::header::CONNECTION) {
-            hm.insert(http::header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        }
-        if !hm.contains_key(http::header::DATE) {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            if let Ok(v) = HeaderValue::from_str(&common::timestamp::http_date(now)) {
-                hm.insert(http::header::DATE, v);
+    fn pipeline(self: Arc<Self>) -> Next {
+        Arc::new(Finish { next: self.pipeline.clone() })
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Body>, _info: RequestInfo) -> Response<Body> {
+        self.pipeline().call(req).await
+    }
+}
+
+/// What the proxy's server adds to every answer (eventlet's part in
+/// Swift): `Connection: keep-alive` echoed, `Date`, a default
+/// `Content-Type`.
+struct Finish {
+    next: Next,
+}
+
+impl Handler for Finish {
+    fn call(&self, req: Request<Body>) -> BoxFuture<'_, Response<Body>> {
+        Box::pin(async move {
+            let keep_alive = h::header_str(req.headers(), "connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
+            let mut resp = self.next.call(req).await;
+            let hm = resp.headers_mut();
+            if keep_alive && !hm.contains_key(http::header::CONNECTION) {
+                hm.insert(http::header::CONNECTION, HeaderValue::from_static("keep-alive"));
             }
-        }
-        if !hm.contains_key(http::header::CONTENT_TYPE) && !resp.status().is_informational() {
-            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
-        }
-        resp
+            if !hm.contains_key(http::header::DATE) {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                if let Ok(v) = HeaderValue::from_str(&common::timestamp::http_date(now)) {
+                    hm.insert(http::header::DATE, v);
+                }
+            }
+            if !hm.contains_key(http::header::CONTENT_TYPE) && !resp.status().is_informational() {
+                resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
+            }
+            resp
+        })
     }
 }
 

@@ -521,10 +521,13 @@ fn create_layout(opts: &Options) -> Result<()> {
              recon_cache_path = {recon}\n\
              {extra}\n\
              [pipeline:main]\n\
-             pipeline = recon {kind}-server\n\
+             pipeline = healthcheck recon {kind}-server\n\
              \n\
              [app:{kind}-server]\n\
              use = egg:swift#{kind}\n\
+             \n\
+             [filter:healthcheck]\n\
+             use = egg:swift#healthcheck\n\
              \n\
              [filter:recon]\n\
              use = egg:swift#recon\n\

@@ -164,6 +164,14 @@ fn gatekeeper_healthcheck_and_request_ids() {
     let base = format!("http://127.0.0.1:{}", c.proxy_port);
     let r = request("GET", &format!("{base}/healthcheck"), &[], b"");
     assert_eq!((r.status, r.text().as_str()), (200, "OK"));
+    // Every storage server runs its pipeline's healthcheck and recon
+    // filters in front of its app.
+    for p in c.procs.iter().filter(|p| p.port != 0 && !p.name.starts_with("proxy")) {
+        let r = request("GET", &format!("http://127.0.0.1:{}/healthcheck", p.port), &[], b"");
+        assert_eq!((r.status, r.text().as_str()), (200, "OK"), "{}", p.name);
+        let r = request("GET", &format!("http://127.0.0.1:{}/recon/version", p.port), &[], b"");
+        assert_eq!(r.status, 200, "{}", p.name);
+    }
     let r = request("GET", &format!("{base}/info"), &[], b"");
     let info: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(info["swift"]["max_file_size"], 5368709122u64);

@@ -25,7 +25,7 @@ use crate::path::{split_path, unquote};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,13 +67,7 @@ pub fn parse_replicate_path(raw: &str) -> Result<ReplicatePath, String> {
 
 /// Answers a `REPLICATE` request on `store`'s devices (`datadir` is
 /// `containers` or `accounts`).
-pub async fn replicate<K>(
-    store: &DatabaseStore<K>,
-    datadir: &'static str,
-    raw_path: &str,
-    body: Incoming,
-    timeout: Duration,
-) -> Response<Body>
+pub async fn replicate<K>(store: &DatabaseStore<K>, datadir: &'static str, raw_path: &str, body: Body, timeout: Duration) -> Response<Body>
 where
     K: BrokerKind,
 {
@@ -90,15 +84,14 @@ async fn rpc<K>(
     device: String,
     partition: u32,
     hash: String,
-    body: Incoming,
+    body: Body,
     timeout: Duration,
 ) -> Response<Body>
 where
     K: BrokerKind,
 {
-    let limited = http_body_util::Limited::new(body, MAX_RPC_BODY);
-    let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
-        Ok(Ok(c)) => c.to_bytes(),
+    let bytes = match tokio::time::timeout(timeout, collect_limited(body, MAX_RPC_BODY)).await {
+        Ok(Ok(c)) => c,
         Ok(Err(e)) => return h::text(StatusCode::BAD_REQUEST, format!("Bad body: {e}")),
         Err(_) => return h::text(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
     };
@@ -138,7 +131,22 @@ pub fn rpc_response(reply: RpcReply) -> Response<Body> {
 }
 
 /// Receives a whole database into `<dev>/tmp/<name>`.
-async fn upload<K>(store: &DatabaseStore<K>, device: String, name: String, mut body: Incoming, timeout: Duration) -> Response<Body>
+/// The whole of a body of at most `limit` bytes. (`http_body_util::Limited`
+/// over a boxed body defeats the compiler's proof that `handle` is Send.)
+async fn collect_limited(mut body: Body, limit: usize) -> Result<Bytes, h::BoxError> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if out.len() + data.len() > limit {
+                return Err("length limit exceeded".into());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+async fn upload<K>(store: &DatabaseStore<K>, device: String, name: String, mut body: Body, timeout: Duration) -> Response<Body>
 where
     K: BrokerKind,
 {

@@ -52,6 +52,7 @@ pub fn run_server<T, S: Service>(
         }
     };
     crate::log::init(&server.log_name, server.log_level);
+    crate::server::warn_skipped_filters(server);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

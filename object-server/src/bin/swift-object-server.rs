@@ -24,6 +24,7 @@ async fn main() {
         }
     };
     common::log::init(&settings.server.log_name, settings.server.log_level);
+    common::server::warn_skipped_filters(&settings.server);
     let listener = bind_or_exit(&settings.server).await;
     let log_requests = settings.server.log_requests;
     let grace = settings.server.graceful_shutdown_timeout;

@@ -29,7 +29,7 @@ use common::server::RequestInfo;
 use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,13 +83,7 @@ impl Receptions {
 }
 
 /// Handles `SSYNC /<dev>/<part>`.
-pub async fn handle(
-    server: Arc<ObjectServer>,
-    req: Request<Incoming>,
-    device: String,
-    partition: u32,
-    info: RequestInfo,
-) -> Response<Body> {
+pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, device: String, partition: u32, info: RequestInfo) -> Response<Body> {
     let policy = match server.policy_index(req.headers()) {
         Ok(p) => p,
         Err(r) => return r,
@@ -197,7 +191,7 @@ impl Session {
         log::write(level, &format!("ssync receiver (remote_addr: {}, path: {}/{}) {msg}", self.remote.ip(), self.device, self.partition));
     }
 
-    async fn run(self, body: Incoming, out: Outbox) {
+    async fn run(self, body: Body, out: Outbox) {
         // Something at once, so that the response head goes out and the
         // sender knows the exchange has started.
         if out.send(Bytes::from_static(b"\r\n"), "start").await.is_err() {
@@ -242,7 +236,7 @@ impl Session {
         }
     }
 
-    async fn exchange(&self, input: &mut LineReader<Incoming>, out: &Outbox) -> Result<(), Failure> {
+    async fn exchange(&self, input: &mut LineReader<Body>, out: &Outbox) -> Result<(), Failure> {
         let _slot = self.server.ssync.try_enter().map_err(|()| {
             Failure::Refused(
                 503,
@@ -297,7 +291,7 @@ impl Session {
 
     /// Reads the offers, answers with what is wanted (Swift's
     /// `missing_check`).
-    async fn missing_check(&self, input: &mut LineReader<Incoming>, out: &Outbox) -> Result<(), Failure> {
+    async fn missing_check(&self, input: &mut LineReader<Body>, out: &Outbox) -> Result<(), Failure> {
         let chunk = self.chunk_size();
         let Some(line) = input.read_line(chunk, "missing_check start").await? else {
             return Err(Failure::Disconnected("client disconnected".into()));
@@ -356,7 +350,7 @@ impl Session {
     }
 
     /// Applies the subrequests (Swift's `updates`).
-    async fn updates(&self, input: &mut LineReader<Incoming>, out: &Outbox) -> Result<(), Failure> {
+    async fn updates(&self, input: &mut LineReader<Body>, out: &Outbox) -> Result<(), Failure> {
         let chunk = self.chunk_size();
         let Some(line) = input.read_line(chunk, "updates start").await? else {
             return Err(Failure::Disconnected("client disconnected".into()));
@@ -436,7 +430,7 @@ impl Session {
         path: &str,
         headers: &[(String, String)],
         length: u64,
-        input: &mut LineReader<Incoming>,
+        input: &mut LineReader<Body>,
         context: &str,
     ) -> Result<Outcome, Failure> {
         let target = match self.target(path) {
@@ -521,7 +515,7 @@ impl Session {
         mut stored: Metadata,
         headers: &HeaderMap,
         length: u64,
-        input: &mut LineReader<Incoming>,
+        input: &mut LineReader<Body>,
         context: &str,
     ) -> Result<Outcome, Failure> {
         let Some(ctype) = h::header_str(headers, "content-type").map(str::to_string) else {

@@ -31,23 +31,9 @@ pub mod proxy_logging;
 pub mod tempauth;
 
 use common::http::Body;
-use common::server::RequestInfo;
+pub use common::pipeline::{request_info, BoxFuture, FnHandler, Handler, Next};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-
-/// A boxed, sendable future (what a `Handler` returns).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// One piece of the pipeline: a middleware or the proxy app at its end.
-pub trait Handler: Send + Sync + 'static {
-    /// Answers `req`. Never fails: errors are responses.
-    fn call(&self, req: Request<Body>) -> BoxFuture<'_, Response<Body>>;
-}
-
-/// The pipeline to a middleware's right (Swift's `self.app`).
-pub type Next = Arc<dyn Handler>;
 
 /// What building a pipeline gathers from its middlewares.
 #[derive(Default)]
@@ -143,32 +129,10 @@ pub fn subrequest(
         }
     }
     *req.extensions_mut() = orig.extensions.clone();
+    // A new request: the access log has not seen it yet.
+    req.extensions_mut().remove::<proxy_logging::AccessLogMade>();
     req.extensions_mut().insert(SwiftSource(source));
     Ok(req)
-}
-
-/// The request's context from the server (transaction id, client address,
-/// start time). Every request entering the pipeline has one.
-pub fn request_info(req: &Request<Body>) -> RequestInfo {
-    req.extensions().get::<RequestInfo>().cloned().unwrap_or_else(|| RequestInfo {
-        remote: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        trans_id: common::server::new_trans_id(),
-        started: std::time::Instant::now(),
-    })
-}
-
-/// Adapts a closure to a `Handler` (the fake next handler of unit tests,
-/// and small glue).
-pub struct FnHandler<F>(pub F);
-
-impl<F, Fut> Handler for FnHandler<F>
-where
-    F: Fn(Request<Body>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
-{
-    fn call(&self, req: Request<Body>) -> BoxFuture<'_, Response<Body>> {
-        Box::pin((self.0)(req))
-    }
 }
 
 #[cfg(test)]

@@ -81,7 +81,10 @@ enum Piece {
     Text(String),
     Field(Field),
     /// `start_time` or `end_time` (`end` true), with an optional part.
-    Time { end: bool, part: TimePart },
+    Time {
+        end: bool,
+        part: TimePart,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,8 +277,10 @@ impl Settings {
             None => section.get_bool("log_headers", false),
         }
         .map_err(|e| e.to_string())?;
-        let log_headers_only =
-            common::config::list_from_csv(section.get("access_log_headers_only").unwrap_or("")).iter().map(|h| h.to_ascii_lowercase()).collect();
+        let log_headers_only = common::config::list_from_csv(section.get("access_log_headers_only").unwrap_or(""))
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
         let reveal_sensitive_prefix = section.get_usize("reveal_sensitive_prefix", 16).map_err(|e| e.to_string())?;
         Ok(Settings { template, log_headers, log_headers_only, reveal_sensitive_prefix })
     }
@@ -420,7 +425,9 @@ impl RequestFacts {
             headers
                 .iter()
                 .filter(|(k, _)| settings.log_headers_only.is_empty() || settings.log_headers_only.iter().any(|o| o == k.as_str()))
-                .map(|(k, v)| format!("{}: {}", title_case(k.as_str()), obscure(k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())))
+                .map(|(k, v)| {
+                    format!("{}: {}", title_case(k.as_str()), obscure(k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         } else {
@@ -698,7 +705,9 @@ mod tests {
         let section = common::config::ConfigFile::parse(&text, "proxy-server.conf").unwrap().filter_section("proxy-logging").unwrap();
         let lines: Lines = Arc::default();
         let captured = lines.clone();
-        let m = ProxyLogging::from_section(&section, next).unwrap().with_sink(Arc::new(move |l: &str| captured.lock().unwrap().push(l.to_string())));
+        let m = ProxyLogging::from_section(&section, next)
+            .unwrap()
+            .with_sink(Arc::new(move |l: &str| captured.lock().unwrap().push(l.to_string())));
         (m, lines)
     }
 
@@ -798,7 +807,10 @@ mod tests {
         assert_eq!(log.len(), 1);
         let f = fields(&log[0]);
         assert_eq!(f.len(), 22);
-        assert_eq!(&f[..14], ["9.9.9.9", "10.0.0.9", &f[2], "GET", "/v1/a/c/o", "HTTP/1.1", "200", "-", "-", "-", "-", "10", "-", "tx0123-abc"]);
+        assert_eq!(
+            &f[..14],
+            ["9.9.9.9", "10.0.0.9", &f[2], "GET", "/v1/a/c/o", "HTTP/1.1", "200", "-", "-", "-", "-", "10", "-", "tx0123-abc"]
+        );
         assert_eq!(&f[16..18], ["-", "-"]);
         assert_eq!(&f[20..], ["-", "-"]);
         assert_time_fields(&f);
@@ -820,7 +832,10 @@ mod tests {
         let log = lines(&log);
         assert_eq!(log.len(), 2);
         let (head, delete) = (fields(&log[0]), fields(&log[1]));
-        assert_eq!((head[3].as_str(), head[4].as_str(), head[6].as_str(), head[10].as_str(), head[11].as_str()), ("HEAD", "/v1/a/c", "204", "-", "-"));
+        assert_eq!(
+            (head[3].as_str(), head[4].as_str(), head[6].as_str(), head[10].as_str(), head[11].as_str()),
+            ("HEAD", "/v1/a/c", "204", "-", "-")
+        );
         assert_eq!((delete[3].as_str(), delete[6].as_str(), delete[11].as_str()), ("DELETE", "204", "-"));
     }
 
@@ -838,7 +853,10 @@ mod tests {
         let log = lines(&log);
         assert_eq!(log.len(), 1);
         let f = fields(&log[0]);
-        assert_eq!((f[3].as_str(), f[4].as_str(), f[8].as_str(), f[11].as_str(), f[13].as_str()), ("GET", "/v1/a/c/src", "ua", "3", "tx0123-abc"));
+        assert_eq!(
+            (f[3].as_str(), f[4].as_str(), f[8].as_str(), f[11].as_str(), f[13].as_str()),
+            ("GET", "/v1/a/c/src", "ua", "3", "tx0123-abc")
+        );
         assert_eq!(f[16], "SSC");
         assert_eq!(next.seen()[0].source, Some("SSC"));
     }
