@@ -5,6 +5,7 @@ use crate::listing;
 use crate::middleware::Authorization;
 use crate::proxy::{answer_response, query, Ctx, Proxy};
 use bytes::Bytes;
+use common::backend_headers as bh;
 use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -94,8 +95,8 @@ fn fake_account(account: &str) -> Answer {
         ("x-account-container-count", "0"),
         ("x-account-object-count", "0"),
         ("x-account-bytes-used", "0"),
-        ("x-timestamp", now.as_str()),
-        ("x-put-timestamp", now.as_str()),
+        (bh::TIMESTAMP, now.as_str()),
+        (bh::PUT_TIMESTAMP, now.as_str()),
     ] {
         if let Ok(v) = HeaderValue::from_str(v) {
             hm.insert(k, v);
@@ -174,7 +175,7 @@ async fn account_write(p: &Proxy, ctx: &Ctx, req: &Request<Body>, method: Method
         }
     }
     if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
-        headers.insert("x-timestamp", v);
+        headers.insert(bh::TIMESTAMP, v);
     }
     let answers = p.backends.write(&p.account_ring, part, method, &format!("{part}{path}"), |_| headers.clone(), Bytes::new()).await;
     pick(&answers)
@@ -194,7 +195,7 @@ pub async fn create_account(p: &Proxy, ctx: &Ctx) -> Answer {
     let path = format!("/{}", ctx.account);
     let mut headers = p.backend_headers(ctx, &Method::PUT, &path);
     if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
-        headers.insert("x-timestamp", v);
+        headers.insert(bh::TIMESTAMP, v);
     }
     let answers = p.backends.write(&p.account_ring, part, Method::PUT, &format!("{part}{path}"), |_| headers.clone(), Bytes::new()).await;
     p.clear_info(&ctx.account, None);

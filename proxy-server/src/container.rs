@@ -5,6 +5,7 @@ use crate::listing;
 use crate::middleware::Authorization;
 use crate::proxy::{answer_response, query, Ctx, Proxy};
 use bytes::Bytes;
+use common::backend_headers::{self as bh, AccountUpdate};
 use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -58,7 +59,7 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>, owner: bool) -> Response
         answer_response(&ans, &method)
     } else {
         let mut r = listing::json_response(&ans, &method);
-        if let Some(policy) = h::header_str(&ans.headers, "x-backend-storage-policy-index").and_then(|i| i.parse::<u32>().ok()) {
+        if let Some(policy) = h::header_str(&ans.headers, bh::BACKEND_STORAGE_POLICY_INDEX).and_then(|i| i.parse::<u32>().ok()) {
             if let Some(pol) = p.swift.policy_by_index(policy) {
                 if let Ok(v) = HeaderValue::from_str(&pol.name) {
                     r.headers_mut().insert("x-storage-policy", v);
@@ -112,7 +113,7 @@ async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Body>, method: Method) -> Res
             },
             None => p.swift.default_policy().index,
         };
-        extra.insert("x-backend-storage-policy-index", HeaderValue::from(policy));
+        extra.insert(bh::BACKEND_STORAGE_POLICY_INDEX, HeaderValue::from(policy));
         // The account must exist first (created on demand under autocreate).
         let info = p.info(ctx, &ctx.account, None).await;
         if info.status == StatusCode::NOT_FOUND {
@@ -134,7 +135,7 @@ async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Body>, method: Method) -> Res
         headers.insert(k.clone(), v.clone());
     }
     if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
-        headers.insert("x-timestamp", v);
+        headers.insert(bh::TIMESTAMP, v);
     }
     // Tell each container server which account server(s) to update, spread
     // so every account replica is named (Swift's _backend_requests).
@@ -146,15 +147,7 @@ async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Body>, method: Method) -> Res
         if method == Method::PUT || method == Method::DELETE {
             let mine: Vec<&ring::Device> =
                 account_nodes.iter().enumerate().filter(|(j, _)| j % n_containers == i % n_containers).map(|(_, d)| d).collect();
-            if !mine.is_empty() {
-                let hosts = mine.iter().map(|d| format!("{}:{}", ring::device::format_ip(&d.ip), d.port)).collect::<Vec<_>>().join(",");
-                let devs = mine.iter().map(|d| d.device.clone()).collect::<Vec<_>>().join(",");
-                if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&hosts), HeaderValue::from_str(&devs)) {
-                    hm.insert("x-account-host", a);
-                    hm.insert("x-account-device", b);
-                    hm.insert("x-account-partition", HeaderValue::from(account_part));
-                }
-            }
+            AccountUpdate(crate::nodes::update_target(account_part, mine)).write(&mut hm);
         }
         hm
     };

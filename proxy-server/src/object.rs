@@ -5,10 +5,11 @@
 use crate::account::{meta_headers, pick};
 use crate::backend::{best_response, futures_join_all, quorum, Answer};
 use crate::middleware::Authorization;
+use crate::nodes::update_target;
 use crate::proxy::{answer_response, client_headers, Ctx, Proxy};
 use crate::putter::{PutAnswer, PutError, Putter};
 use bytes::Bytes;
-use common::backend_headers::{self as bh, ContainerUpdate, DeleteAtUpdate, UpdateNode, UpdateTarget};
+use common::backend_headers::{self as bh, ContainerUpdate, DeleteAtUpdate};
 use common::expirer_queue::{self, ExpirerQueue};
 use common::http::{self as h, Body};
 use common::timestamp::{parse_int_header, Timestamp, MAX_DELETE_AT};
@@ -186,11 +187,6 @@ fn spread_updates(nodes: &[Device], n_objects: usize, reversed: bool) -> Vec<Vec
         out[slot].push(nodes[i % rc].clone());
     }
     out
-}
-
-/// Object request `nodes`'s container replicas as an update target.
-fn update_target(partition: u32, nodes: &[Device]) -> UpdateTarget {
-    UpdateTarget::new(partition, nodes.iter().map(|d| UpdateNode::new(format!("{}:{}", ring::device::format_ip(&d.ip), d.port), &d.device)))
 }
 
 fn add_container_headers(hm: &mut HeaderMap, p: &Proxy, t: &Target<'_>, nodes: &[Device]) {
