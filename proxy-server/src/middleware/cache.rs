@@ -31,3 +31,21 @@ impl Handler for Cache {
         self.next.call(req)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{request, Recorder};
+    use super::*;
+    use http::StatusCode;
+
+    #[tokio::test]
+    async fn requests_pass_through_untouched() {
+        let next = Recorder::new(|_| common::http::status(StatusCode::NO_CONTENT));
+        let m = Cache { next: next.clone() };
+        let resp = m.call(request("PUT", "/v1/a/c/o?x=1", &[("x-object-meta-a", "b")], "body")).await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        let seen = next.seen();
+        assert_eq!((seen[0].uri.as_str(), &seen[0].body[..]), ("/v1/a/c/o?x=1", &b"body"[..]));
+        assert_eq!(seen[0].headers["x-object-meta-a"], "b");
+    }
+}
