@@ -20,6 +20,7 @@ pub mod devices;
 pub mod expirer_queue;
 pub mod healthcheck;
 pub mod http;
+pub mod listing_format;
 pub mod log;
 pub mod path;
 pub mod pipeline;

@@ -1,12 +1,16 @@
 //! Listings shared by container and account databases: the name-range walk
 //! with `prefix`, `delimiter`, `marker`, `end_marker`, `reverse`, `limit`
-//! and `path` (Swift's `list_objects_iter` / `list_containers_iter`), the
-//! choice of output format (`format=` and `Accept`, as Swift's
-//! `listing_formats.get_listing_content_type`), and rendering as JSON, XML
-//! or plain text byte-for-byte as Swift does.
+//! and `path` (Swift's `list_objects_iter` / `list_containers_iter`), and
+//! rendering as JSON, XML or plain text byte-for-byte as Swift does. The
+//! choice of format and the XML and JSON writing are
+//! [`crate::listing_format`]'s, shared with the proxy.
 //!
 //! Names compare as SQLite compares TEXT: by UTF-8 bytes, which is code
 //! point order (Rust's `str` ordering too).
+
+use crate::listing_format::{account_to_xml, container_to_xml, push_json_str, XmlEntry};
+// The DB servers' request and response code reach these through here.
+pub use crate::listing_format::{listing_content_type, NegotiationError, LISTING_CONTENT_TYPES};
 
 /// What a listing request asks for, already validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -180,137 +184,6 @@ pub fn list<R, E>(
     Ok(results)
 }
 
-/// The output formats of a listing, by content type.
-pub const LISTING_CONTENT_TYPES: [&str; 4] = ["text/plain", "application/json", "application/xml", "text/xml"];
-
-/// Why no output format could be chosen.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NegotiationError {
-    /// 400 Bad Request.
-    #[error("Invalid Accept header")]
-    BadAccept,
-    /// 406 Not Acceptable.
-    #[error("Not Acceptable")]
-    NotAcceptable,
-}
-
-/// Chooses the listing content type: `format=` (`json`, `xml`, `plain`;
-/// anything else means plain) overrides `Accept`; an absent or empty
-/// `Accept` means `text/plain`.
-pub fn listing_content_type(format: Option<&str>, accept: Option<&str>) -> Result<&'static str, NegotiationError> {
-    let forced;
-    let accept = match format.filter(|f| !f.is_empty()) {
-        Some(f) => {
-            forced = match f.to_ascii_lowercase().as_str() {
-                "json" => "application/json",
-                "xml" => "application/xml",
-                _ => "text/plain",
-            };
-            Some(forced)
-        }
-        None => accept,
-    };
-    best_match(accept.unwrap_or(""), &LISTING_CONTENT_TYPES)
-}
-
-fn is_token_char(c: char) -> bool {
-    !(c.is_ascii_control() || c == ' ' || "()<>@,;:\\\"/[]?={}".contains(c))
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(is_token_char)
-}
-
-/// Swift's `Accept.best_match`: media ranges sorted by quality, exact types
-/// before globs at equal quality (stable otherwise); the first range that
-/// matches one of `options`, tried in order, wins. Like Swift, `q=0` still
-/// matches.
-fn best_match(header: &str, options: &[&'static str]) -> Result<&'static str, NegotiationError> {
-    if header.is_empty() {
-        return Ok(options[0]);
-    }
-    let mut ranges: Vec<(String, String, f64, bool)> = Vec::new();
-    for item in header.split(',') {
-        let mut parts = item.split(';');
-        let media = parts.next().unwrap_or("").trim();
-        let (typ, sub) = media.split_once('/').ok_or(NegotiationError::BadAccept)?;
-        if !is_token(typ) || !is_token(sub) {
-            return Err(NegotiationError::BadAccept);
-        }
-        let mut quality = 1.0;
-        let mut seen_q = false;
-        for parm in parts {
-            let parm = parm.trim();
-            if parm.is_empty() {
-                continue;
-            }
-            let (name, value) = parm.split_once('=').ok_or(NegotiationError::BadAccept)?;
-            let (name, value) = (name.trim(), value.trim());
-            if !is_token(name) || value.contains('=') || value.is_empty() {
-                return Err(NegotiationError::BadAccept);
-            }
-            if name == "q" {
-                if seen_q {
-                    return Err(NegotiationError::BadAccept);
-                }
-                seen_q = true;
-                quality = value.parse::<f64>().map_err(|_| NegotiationError::BadAccept)?;
-            }
-        }
-        let exact = typ != "*" && sub != "*";
-        ranges.push((typ.to_string(), sub.to_string(), quality, exact));
-    }
-    // Stable sort, best first (Python's sort(reverse=True) is stable too).
-    ranges.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap_or(std::cmp::Ordering::Equal).then(b.3.cmp(&a.3)));
-    for (typ, sub, _, _) in &ranges {
-        for option in options {
-            let (ot, os) = option.split_once('/').expect("options are type/subtype");
-            if (typ == "*" || typ == ot) && (sub == "*" || sub == os) {
-                return Ok(option);
-            }
-        }
-    }
-    Err(NegotiationError::NotAcceptable)
-}
-
-/// Appends `s` as a JSON string the way Python's `json.dumps` writes it
-/// (`ensure_ascii`: every character outside printable ASCII as `\uXXXX`,
-/// surrogate pairs above the BMP).
-pub fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            c => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-/// Escapes XML character data as ElementTree does (`&`, `<`, `>`).
-fn xml_text(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-/// Escapes an XML attribute value as ElementTree does.
-fn xml_attr(s: &str) -> String {
-    xml_text(s).replace('"', "&quot;").replace('\r', "&#13;").replace('\n', "&#10;").replace('\t', "&#09;")
-}
-
-const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-
 /// One object of a container listing, as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectEntry {
@@ -359,29 +232,17 @@ pub fn render_container(entries: &[ListingItem<ObjectEntry>], container: &str, c
             out.push('}');
         })
     } else if content_type.ends_with("/xml") {
-        let mut out = String::from(XML_DECLARATION);
-        out.push_str(&format!("<container name=\"{}\"", xml_attr(container)));
-        if entries.is_empty() {
-            out.push_str(" />");
-            return out.into_bytes();
-        }
-        out.push('>');
-        for e in entries {
-            match e {
-                ListingItem::Subdir(s) => out.push_str(&format!("<subdir name=\"{}\"><name>{}</name></subdir>", xml_attr(s), xml_text(s))),
-                ListingItem::Row(_, o) => out.push_str(&format!(
-                    "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type>\
-                     <last_modified>{}</last_modified></object>",
-                    xml_text(&o.name),
-                    xml_text(&o.hash),
-                    o.bytes,
-                    xml_text(&o.content_type),
-                    xml_text(&o.last_modified)
-                )),
-            }
-        }
-        out.push_str("</container>");
-        out.into_bytes()
+        let entries = entries.iter().map(|e| match e {
+            ListingItem::Subdir(s) => XmlEntry::Subdir(s.into()),
+            ListingItem::Row(_, o) => XmlEntry::Record(vec![
+                ("name", o.name.as_str().into()),
+                ("hash", o.hash.as_str().into()),
+                ("bytes", o.bytes.to_string().into()),
+                ("content_type", o.content_type.as_str().into()),
+                ("last_modified", o.last_modified.as_str().into()),
+            ]),
+        });
+        container_to_xml(container, entries).into_bytes()
     } else {
         render_plain(entries.iter().map(|e| match e {
             ListingItem::Subdir(s) => s.as_str(),
@@ -405,30 +266,22 @@ pub fn render_account(entries: &[ListingItem<ContainerEntry>], account: &str, co
             out.push('}');
         })
     } else if content_type.ends_with("/xml") {
-        // Swift gives the account root a text of "\n" and each child a
-        // "\n" tail, so even an empty account is not a short tag.
-        let mut out = String::from(XML_DECLARATION);
-        out.push_str(&format!("<account name=\"{}\">\n", xml_attr(account)));
-        for e in entries {
-            match e {
-                ListingItem::Subdir(s) => out.push_str(&format!("<subdir name=\"{}\" />\n", xml_attr(s))),
-                ListingItem::Row(_, c) => {
-                    out.push_str(&format!(
-                        "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified>",
-                        xml_text(&c.name),
-                        c.count,
-                        c.bytes,
-                        xml_text(&c.last_modified)
-                    ));
-                    if let Some(p) = &c.storage_policy {
-                        out.push_str(&format!("<storage_policy>{}</storage_policy>", xml_text(p)));
-                    }
-                    out.push_str("</container>\n");
+        let entries = entries.iter().map(|e| match e {
+            ListingItem::Subdir(s) => XmlEntry::Subdir(s.into()),
+            ListingItem::Row(_, c) => {
+                let mut fields = vec![
+                    ("name", c.name.as_str().into()),
+                    ("count", c.count.to_string().into()),
+                    ("bytes", c.bytes.to_string().into()),
+                    ("last_modified", c.last_modified.as_str().into()),
+                ];
+                if let Some(p) = &c.storage_policy {
+                    fields.push(("storage_policy", p.as_str().into()));
                 }
+                XmlEntry::Record(fields)
             }
-        }
-        out.push_str("</account>");
-        out.into_bytes()
+        });
+        account_to_xml(account, entries).into_bytes()
     } else {
         render_plain(entries.iter().map(|e| match e {
             ListingItem::Subdir(s) => s.as_str(),
@@ -546,20 +399,6 @@ mod tests {
         assert_eq!(run(&all, ListingParams { path: Some("".into()), ..params() }), ["p", "p/", "q"]);
     }
 
-    #[test]
-    fn content_type_negotiation_follows_swift() {
-        assert_eq!(listing_content_type(None, None), Ok("text/plain"));
-        assert_eq!(listing_content_type(Some("json"), Some("text/xml")), Ok("application/json"));
-        assert_eq!(listing_content_type(Some("XML"), None), Ok("application/xml"));
-        assert_eq!(listing_content_type(Some("bogus"), None), Ok("text/plain"));
-        assert_eq!(listing_content_type(None, Some("application/json")), Ok("application/json"));
-        assert_eq!(listing_content_type(None, Some("*/*")), Ok("text/plain"));
-        assert_eq!(listing_content_type(None, Some("text/*;q=0.5, application/xml")), Ok("application/xml"));
-        assert_eq!(listing_content_type(None, Some("text/xml")), Ok("text/xml"));
-        assert_eq!(listing_content_type(None, Some("image/png")), Err(NegotiationError::NotAcceptable));
-        assert_eq!(listing_content_type(None, Some("garbage")), Err(NegotiationError::BadAccept));
-    }
-
     fn obj(name: &str) -> ListingItem<ObjectEntry> {
         ListingItem::Row(
             name.into(),
@@ -591,6 +430,11 @@ mod tests {
         assert_eq!(render_container(&[], "c", "application/json"), b"[]");
         assert!(render_container(&[], "c", "text/plain").is_empty());
         assert!(String::from_utf8(render_container(&[], "c", "text/xml")).unwrap().ends_with("<container name=\"c\" />"));
+        // ElementTree writes an empty field as a short tag.
+        let ListingItem::Row(n, mut o) = obj("x") else { unreachable!() };
+        o.content_type.clear();
+        let xml = String::from_utf8(render_container(&[ListingItem::Row(n, o)], "c", "application/xml")).unwrap();
+        assert!(xml.contains("<bytes>3</bytes><content_type /><last_modified>"), "{xml}");
         let mut s = String::new();
         push_json_str(&mut s, "\u{1F954}\u{7f}");
         assert_eq!(s, "\"\\ud83e\\udd54\\u007f\"");

@@ -16,6 +16,10 @@ use bytes::Bytes;
 use common::backend_headers::BACKEND_ALLOW_RESERVED_NAMES;
 use common::config::Section;
 use common::http::{self as h, Body};
+use common::listing_format::{
+    account_to_xml as write_account_xml, container_to_xml as write_container_xml, listing_content_type, push_json_str, NegotiationError,
+    XmlEntry,
+};
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, VARY};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -53,13 +57,15 @@ pub enum Format {
 }
 
 impl Format {
-    /// The media types offered, in Swift's order of preference.
-    const OFFERS: [(&'static str, Format); 4] = [
-        ("text/plain", Format::Plain),
-        ("application/json", Format::Json),
-        ("application/xml", Format::Xml { text_xml: false }),
-        ("text/xml", Format::Xml { text_xml: true }),
-    ];
+    /// The format of one of [`common::listing_format::LISTING_CONTENT_TYPES`].
+    fn of(content_type: &str) -> Format {
+        match content_type {
+            "application/json" => Format::Json,
+            "application/xml" => Format::Xml { text_xml: false },
+            "text/xml" => Format::Xml { text_xml: true },
+            _ => Format::Plain,
+        }
+    }
 
     pub fn content_type(self) -> &'static str {
         match self {
@@ -71,125 +77,10 @@ impl Format {
     }
 }
 
-/// Why no listing format could be chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The `Accept` header does not parse (400).
-    BadAccept,
-    /// `Accept` allows none of the formats (406).
-    NotAcceptable,
-}
-
-/// Swift's `get_listing_content_type`: a non-empty `?format=` (json, xml,
-/// plain; anything else is plain) overrides `Accept`; no `Accept` is plain.
-pub fn negotiate(format_param: Option<&str>, accept: Option<&str>) -> Result<Format, Refusal> {
-    if let Some(f) = format_param.filter(|f| !f.is_empty()) {
-        return Ok(match f.to_ascii_lowercase().as_str() {
-            "json" => Format::Json,
-            "xml" => Format::Xml { text_xml: false },
-            _ => Format::Plain,
-        });
-    }
-    best_match(accept.unwrap_or(""))
-}
-
-/// Swift's `Accept.best_match`: media ranges sorted by quality, exact types
-/// before globs at equal quality, otherwise in the header's order; the
-/// first range that matches an offer (tried in `OFFERS` order) wins. As in
-/// Swift, types compare case-sensitively and `q=0` still matches.
-fn best_match(header: &str) -> Result<Format, Refusal> {
-    if header.is_empty() {
-        return Ok(Format::Plain);
-    }
-    let mut ranges: Vec<(&str, &str, f64, bool)> = Vec::new();
-    for item in header.split(',') {
-        let (typ, sub, params) = parse_media_range(item).ok_or(Refusal::BadAccept)?;
-        let mut quality = 1.0;
-        let mut seen_q = false;
-        // Split as Swift does, after the syntax check: a quoted value
-        // holding ';' or '=' is refused here, as there.
-        for param in params.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let mut kv = param.split('=');
-            let (Some(name), Some(value), None) = (kv.next(), kv.next(), kv.next()) else { return Err(Refusal::BadAccept) };
-            if name.trim() == "q" {
-                if seen_q {
-                    return Err(Refusal::BadAccept);
-                }
-                seen_q = true;
-                quality = value.trim().parse::<f64>().map_err(|_| Refusal::BadAccept)?;
-            }
-        }
-        ranges.push((typ, sub, quality, typ != "*" && sub != "*"));
-    }
-    // Stable, best first (Python's sort(reverse=True) is stable too).
-    ranges.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap_or(std::cmp::Ordering::Equal).then(b.3.cmp(&a.3)));
-    for (typ, sub, _, _) in ranges {
-        for (offer, format) in Format::OFFERS {
-            let (ot, os) = offer.split_once('/').expect("offers are type/subtype");
-            if (typ == "*" || typ == ot) && (sub == "*" || sub == os) {
-                return Ok(format);
-            }
-        }
-    }
-    Err(Refusal::NotAcceptable)
-}
-
-/// RFC 2616 `token` characters.
-fn is_token_char(c: char) -> bool {
-    !(c.is_ascii_control() || c == ' ' || "()<>@,;:\\\"/[]?={}".contains(c))
-}
-
-/// Splits off the leading token of `s` (possibly empty).
-fn token(s: &str) -> (&str, &str) {
-    let end = s.find(|c| !is_token_char(c)).unwrap_or(s.len());
-    s.split_at(end)
-}
-
-/// One media range of `Accept` as Swift's `Accept.acc_pattern` reads it:
-/// `type/subtype` then `; name=value` parameters (token or quoted-string
-/// values), with optional whitespace around. Returns the type, the subtype
-/// and the parameter text.
-fn parse_media_range(item: &str) -> Option<(&str, &str, &str)> {
-    let item = item.trim_start();
-    let (typ, rest) = token(item);
-    let rest = rest.strip_prefix('/')?;
-    let (sub, params) = token(rest);
-    if typ.is_empty() || sub.is_empty() {
-        return None;
-    }
-    let mut s = params;
-    loop {
-        s = s.trim_start();
-        if s.is_empty() {
-            return Some((typ, sub, params));
-        }
-        s = s.strip_prefix(';')?.trim_start();
-        let (name, rest) = token(s);
-        if name.is_empty() {
-            return None;
-        }
-        s = rest.trim_start().strip_prefix('=')?.trim_start();
-        if let Some(quoted) = s.strip_prefix('"') {
-            // qdtext or backslash-escaped pairs, up to the closing quote.
-            let mut chars = quoted.char_indices();
-            let end = loop {
-                match chars.next()? {
-                    (_, '\\') => {
-                        chars.next()?;
-                    }
-                    (i, '"') => break i,
-                    _ => {}
-                }
-            };
-            s = &quoted[end + 1..];
-        } else {
-            let (value, rest) = token(s);
-            if value.is_empty() {
-                return None;
-            }
-            s = rest;
-        }
-    }
+/// Swift's `get_listing_content_type` (see [`listing_content_type`]), as a
+/// [`Format`].
+pub fn negotiate(format_param: Option<&str>, accept: Option<&str>) -> Result<Format, NegotiationError> {
+    listing_content_type(format_param, accept).map(Format::of)
 }
 
 /// The account (and container) a listing request names: `None` for any
@@ -259,8 +150,8 @@ impl Handler for ListingFormats {
             let accept = req.headers().get(ACCEPT).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             let format = match negotiate(format_param.as_deref(), accept.as_deref()) {
                 Ok(f) => f,
-                Err(Refusal::BadAccept) => return h::text(StatusCode::BAD_REQUEST, "Invalid Accept header"),
-                Err(Refusal::NotAcceptable) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
+                Err(NegotiationError::BadAccept) => return h::text(StatusCode::BAD_REQUEST, "Invalid Accept header"),
+                Err(NegotiationError::NotAcceptable) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
             };
             // With ?format= the answer does not depend on Accept.
             let can_vary = format_param.is_none();
@@ -396,76 +287,42 @@ fn listing_to_text(listing: &[Map<String, Value>]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Escapes XML character data as ElementTree does (`&`, `<`, `>`).
-fn xml_text(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-/// Escapes an XML attribute value as ElementTree does.
-fn xml_attr(s: &str) -> String {
-    xml_text(s).replace('"', "&quot;").replace('\r', "&#13;").replace('\n', "&#10;").replace('\t', "&#09;")
-}
-
-/// `<tag>text</tag>`, or ElementTree's `<tag />` when the text is empty.
-fn push_element(out: &mut String, tag: &str, text: &str) {
-    if text.is_empty() {
-        out.push_str(&format!("<{tag} />"));
-    } else {
-        out.push_str(&format!("<{tag}>{}</{tag}>", xml_text(text)));
-    }
-}
-
-const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-
 /// Swift's `container_to_xml`; `None` when an object lacks one of the five
 /// fields. Other fields are not rendered.
 fn container_to_xml(listing: &[Map<String, Value>], container: &str) -> Option<String> {
-    let mut out = format!("{XML_DECLARATION}<container name=\"{}\"", xml_attr(container));
-    if listing.is_empty() {
-        out.push_str(" />");
-        return Some(out);
-    }
-    out.push('>');
-    for record in listing {
-        if let Some(sub) = record.get("subdir") {
-            let sub = py_str(sub);
-            out.push_str(&format!("<subdir name=\"{}\">", xml_attr(&sub)));
-            push_element(&mut out, "name", &sub);
-            out.push_str("</subdir>");
-        } else {
-            out.push_str("<object>");
-            for field in ["name", "hash", "bytes", "content_type", "last_modified"] {
-                push_element(&mut out, field, &py_str(record.get(field)?));
-            }
-            out.push_str("</object>");
-        }
-    }
-    out.push_str("</container>");
-    Some(out)
+    let entries = xml_entries(listing, &["name", "hash", "bytes", "content_type", "last_modified"], &[])?;
+    Some(write_container_xml(container, entries))
 }
 
-/// Swift's `account_to_xml`: the root's text and each child's tail are a
-/// newline (so an empty account is not a short tag), a subdir is a short
-/// tag; `None` when a container lacks one of the four fields.
+/// Swift's `account_to_xml`; `None` when a container lacks one of the four
+/// fields. A `storage_policy` is rendered when present.
 fn account_to_xml(listing: &[Map<String, Value>], account: &str) -> Option<String> {
-    let mut out = format!("{XML_DECLARATION}<account name=\"{}\">\n", xml_attr(account));
-    for record in listing {
-        if let Some(sub) = record.get("subdir") {
-            out.push_str(&format!("<subdir name=\"{}\" />", xml_attr(&py_str(sub))));
-        } else {
-            out.push_str("<container>");
-            for field in ["name", "count", "bytes", "last_modified"] {
-                push_element(&mut out, field, &py_str(record.get(field)?));
+    let entries = xml_entries(listing, &["name", "count", "bytes", "last_modified"], &["storage_policy"])?;
+    Some(write_account_xml(account, entries))
+}
+
+/// The records of `listing` for the XML writer: a subdir, or the
+/// `required` fields then those of `optional` present, in order; `None`
+/// when a record lacks a required field.
+fn xml_entries(listing: &[Map<String, Value>], required: &[&'static str], optional: &[&'static str]) -> Option<Vec<XmlEntry<'static>>> {
+    listing
+        .iter()
+        .map(|record| {
+            if let Some(sub) = record.get("subdir") {
+                return Some(XmlEntry::Subdir(py_str(sub).into()));
             }
-            if let Some(policy) = record.get("storage_policy") {
-                push_element(&mut out, "storage_policy", &py_str(policy));
+            let mut fields = Vec::with_capacity(required.len() + optional.len());
+            for &field in required {
+                fields.push((field, py_str(record.get(field)?).into()));
             }
-            out.push_str("</container>");
-        }
-        out.push('\n');
-    }
-    out.push_str("</account>");
-    Some(out)
+            for &field in optional {
+                if let Some(v) = record.get(field) {
+                    fields.push((field, py_str(v).into()));
+                }
+            }
+            Some(XmlEntry::Record(fields))
+        })
+        .collect()
 }
 
 /// JSON as Python's `json.dumps` writes it (`", "` and `": "`, non-ASCII
@@ -474,7 +331,7 @@ fn account_to_xml(listing: &[Map<String, Value>], account: &str) -> Option<Strin
 fn python_json(listing: &[Map<String, Value>]) -> String {
     fn push(out: &mut String, v: &Value) {
         match v {
-            Value::String(s) => push_str(out, s),
+            Value::String(s) => push_json_str(out, s),
             Value::Array(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -495,33 +352,11 @@ fn python_json(listing: &[Map<String, Value>]) -> String {
             if i > 0 {
                 out.push_str(", ");
             }
-            push_str(out, k);
+            push_json_str(out, k);
             out.push_str(": ");
             push(out, v);
         }
         out.push('}');
-    }
-    fn push_str(out: &mut String, s: &str) {
-        out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                ' '..='~' => out.push(c),
-                c => {
-                    let mut buf = [0u16; 2];
-                    for unit in c.encode_utf16(&mut buf) {
-                        out.push_str(&format!("\\u{unit:04x}"));
-                    }
-                }
-            }
-        }
-        out.push('"');
     }
     let mut out = String::from("[");
     for (i, m) in listing.iter().enumerate() {
@@ -584,29 +419,20 @@ mod tests {
         (status, ct, vary, body)
     }
 
+    /// The choice itself is `common::listing_format`'s (tested there);
+    /// here, that each content type is the right `Format`.
     #[test]
     fn negotiation_follows_format_then_accept() {
         assert_eq!(negotiate(Some("json"), Some("text/plain")), Ok(Format::Json));
         assert_eq!(negotiate(Some("XML"), None), Ok(Format::Xml { text_xml: false }));
         assert_eq!(negotiate(Some("bogus"), Some("application/json")), Ok(Format::Plain));
-        // An empty ?format= leaves the choice to Accept.
-        assert_eq!(negotiate(Some(""), Some("application/json")), Ok(Format::Json));
         assert_eq!(negotiate(None, None), Ok(Format::Plain));
-        assert_eq!(negotiate(None, Some("application/json")), Ok(Format::Json));
         assert_eq!(negotiate(None, Some("text/xml")), Ok(Format::Xml { text_xml: true }));
-        assert_eq!(negotiate(None, Some("*/*")), Ok(Format::Plain));
-        assert_eq!(negotiate(None, Some("text/*")), Ok(Format::Plain));
         assert_eq!(negotiate(None, Some("application/*")), Ok(Format::Json));
-        assert_eq!(negotiate(None, Some("application/json;q=0.5, text/plain;q=0.1")), Ok(Format::Json));
-        // Swift: at equal quality exact types beat globs, then the
-        // header's order decides; q=0 still matches.
-        assert_eq!(negotiate(None, Some("*/*, application/xml")), Ok(Format::Xml { text_xml: false }));
-        assert_eq!(negotiate(None, Some("application/xml, application/json")), Ok(Format::Xml { text_xml: false }));
-        assert_eq!(negotiate(None, Some("application/json;q=0")), Ok(Format::Json));
-        assert_eq!(negotiate(None, Some("application/json; charset=\"utf-8\"; q=0.9 , text/xml")), Ok(Format::Xml { text_xml: true }));
-        assert_eq!(negotiate(None, Some("image/png")), Err(Refusal::NotAcceptable));
-        for bad in ["json", "text/plain,", "text/plain;", "text/plain;q", "text/plain;q=x", "text/plain;q=1;q=1", "a/b;c=\"x"] {
-            assert_eq!(negotiate(None, Some(bad)), Err(Refusal::BadAccept), "{bad}");
+        assert_eq!(negotiate(None, Some("image/png")), Err(NegotiationError::NotAcceptable));
+        assert_eq!(negotiate(None, Some("text/plain;q=x")), Err(NegotiationError::BadAccept));
+        for ct in common::listing_format::LISTING_CONTENT_TYPES {
+            assert!(Format::of(ct).content_type().starts_with(&format!("{ct};")), "{ct}");
         }
     }
 
