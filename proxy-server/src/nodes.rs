@@ -92,6 +92,17 @@ pub fn quorum_size(n: usize) -> usize {
     n.div_ceil(2)
 }
 
+/// Ring devices as the target of an update (`X-Container-*`,
+/// `X-Account-*`, `X-Delete-At-*`): `ip:port` and device, in order.
+pub fn update_target<'a>(partition: u32, nodes: impl IntoIterator<Item = &'a Device>) -> common::backend_headers::UpdateTarget {
+    common::backend_headers::UpdateTarget::new(
+        partition,
+        nodes
+            .into_iter()
+            .map(|d| common::backend_headers::UpdateNode::new(format!("{}:{}", ring::device::format_ip(&d.ip), d.port), &d.device)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,15 +115,4 @@ mod tests {
         assert_eq!(quorum_size(4), 2);
         assert_eq!(quorum_size(5), 3);
     }
-}
-
-/// Ring devices as the target of an update (`X-Container-*`,
-/// `X-Account-*`, `X-Delete-At-*`): `ip:port` and device, in order.
-pub fn update_target<'a>(partition: u32, nodes: impl IntoIterator<Item = &'a Device>) -> common::backend_headers::UpdateTarget {
-    common::backend_headers::UpdateTarget::new(
-        partition,
-        nodes
-            .into_iter()
-            .map(|d| common::backend_headers::UpdateNode::new(format!("{}:{}", ring::device::format_ip(&d.ip), d.port), &d.device)),
-    )
 }
