@@ -26,4 +26,5 @@ pub mod path;
 pub mod pipeline;
 pub mod recon;
 pub mod server;
+pub mod statsd;
 pub mod testing;
