@@ -108,9 +108,14 @@ fn fake_account(account: &str) -> Answer {
 /// Copies the client's metadata headers for a backend write.
 pub fn meta_headers(from: &HeaderMap, to: &mut HeaderMap, kind: &str) {
     let prefixes = [format!("x-{kind}-meta-"), format!("x-remove-{kind}-meta-")];
+    let sysmeta = [format!("x-{kind}-sysmeta-"), format!("x-{kind}-transient-sysmeta-")];
     for (name, value) in from {
         let n = name.as_str();
-        if let Some(rest) = n.strip_prefix(&prefixes[1]) {
+        if sysmeta.iter().any(|p| n.starts_with(p.as_str())) {
+            // Only middlewares can have set these: the gatekeeper removes
+            // them from clients' requests.
+            to.insert(name.clone(), value.clone());
+        } else if let Some(rest) = n.strip_prefix(&prefixes[1]) {
             // X-Remove-<kind>-Meta-Foo: clear Foo.
             if let Ok(name) = http::HeaderName::from_bytes(format!("{}{rest}", prefixes[0]).as_bytes()) {
                 to.insert(name, HeaderValue::from_static(""));

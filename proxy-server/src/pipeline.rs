@@ -38,6 +38,11 @@ pub const ENTRY_POINTS: &[(&str, Factory)] = &[
     ("tempauth", middleware::tempauth::factory),
     ("copy", middleware::copy::factory),
     ("dlo", middleware::dlo::factory),
+    ("slo", middleware::slo::factory),
+    ("bulk", middleware::bulk::factory),
+    ("account_quotas", middleware::account_quotas::factory),
+    ("container_quotas", middleware::container_quotas::factory),
+    ("etag_quoter", middleware::etag_quoter::factory),
 ];
 
 /// Entry points accepted and skipped because their job is done elsewhere:

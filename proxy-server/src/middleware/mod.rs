@@ -20,14 +20,19 @@
 //!    into a controller.
 //! 4. Unit-test it against a fake next handler (`testing::Recorder`).
 
+pub mod account_quotas;
+pub mod bulk;
 pub mod cache;
 pub mod catch_errors;
+pub mod container_quotas;
 pub mod copy;
 pub mod dlo;
+pub mod etag_quoter;
 pub mod gatekeeper;
 pub mod healthcheck;
 pub mod listing_formats;
 pub mod proxy_logging;
+pub mod slo;
 pub mod tempauth;
 
 use common::http::Body;
