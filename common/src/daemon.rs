@@ -86,9 +86,10 @@ impl Scope {
     }
 }
 
-/// A daemon's command line: `swift-<name> CONFIG [once|--once|-o]
-/// [-v|--verbose]`, plus `[-d|--devices d1,d2] [-p|--partitions p1,p2]`
-/// for the daemons that take them.
+/// A daemon's command line (parsed by [`crate::cli::parse_daemon`]):
+/// `swift-<name> CONFIG [once|--once|-o] [-v|--verbose]`, plus
+/// `[-d|--devices d1,d2] [-p|--partitions p1,p2]` for the daemons that
+/// take them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonArgs {
     pub config: PathBuf,
@@ -97,53 +98,6 @@ pub struct DaemonArgs {
     /// Swift's `-v`: log to the console too. Ours always logs to stderr.
     pub verbose: bool,
     pub scope: Scope,
-}
-
-/// Parses a daemon's arguments (without the program name); `scoped`
-/// daemons take `--devices` and `--partitions`. `Err` is the message and
-/// the usage line.
-pub fn parse_args(name: &str, scoped: bool, args: &[String]) -> Result<DaemonArgs, String> {
-    let usage = usage(name, scoped);
-    let mut out = DaemonArgs { config: PathBuf::new(), once: false, verbose: false, scope: Scope::default() };
-    let mut config = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut value = |what: &str| -> Result<String, String> {
-            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{flag} needs {what}\n{usage}"))
-        };
-        match flag {
-            "once" | "--once" | "-o" => out.once = true,
-            "-v" | "--verbose" => out.verbose = true,
-            "-d" | "--devices" if scoped => {
-                out.scope.devices =
-                    value("a list of devices")?.split(',').map(str::trim).filter(|d| !d.is_empty()).map(String::from).collect()
-            }
-            "-p" | "--partitions" if scoped => {
-                let list = value("a list of partitions")?;
-                for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    out.scope.partitions.push(p.parse().map_err(|_| format!("{p:?} is not a partition number\n{usage}"))?);
-                }
-            }
-            f if f.starts_with('-') => return Err(format!("no such option: {f}\n{usage}")),
-            _ if config.is_none() => config = Some(PathBuf::from(a)),
-            _ => return Err(format!("unexpected argument {a:?}\n{usage}")),
-        }
-    }
-    out.config = config.ok_or(usage)?;
-    Ok(out)
-}
-
-/// The usage line of daemon `name`.
-fn usage(name: &str, scoped: bool) -> String {
-    if scoped {
-        format!("Usage: {name} CONFIG [once|--once|-o] [-v|--verbose] [-d|--devices DEV1,DEV2] [-p|--partitions P1,P2]")
-    } else {
-        format!("Usage: {name} CONFIG [once|--once|-o] [-v|--verbose]")
-    }
 }
 
 /// A background job on Swift's daemon frame (`swift/common/daemon.py`):
@@ -186,18 +140,10 @@ async fn pass<D: Daemon>(daemon: Arc<D>, scope: Scope) {
 
 /// The `main` of every daemon binary: parses Swift's command line, reads
 /// the config file, then runs one pass (`once`) or a pass every
-/// `interval` until SIGTERM/SIGINT. Start-up errors exit 1 (usage: 2).
+/// `interval` until SIGTERM/SIGINT, reading the config file again on
+/// SIGHUP. Start-up errors exit 1 (usage: 2).
 pub fn main<D: Daemon>() -> ! {
-    let name = format!("swift-{}", D::NAME);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{}", usage(&name, D::SCOPED));
-        std::process::exit(0)
-    }
-    let args = parse_args(&name, D::SCOPED, &args).unwrap_or_else(|usage| {
-        eprintln!("{usage}");
-        std::process::exit(2)
-    });
+    let args = crate::cli::daemon_args(&format!("swift-{}", D::NAME), D::SCOPED);
     let conf = crate::server::load_config_or_exit(&args.config);
     let daemon = D::from_config(&conf).unwrap_or_else(|e| {
         eprintln!("Error in {}: {e}", args.config.display());
@@ -214,7 +160,15 @@ pub fn main<D: Daemon>() -> ! {
             pass(daemon, args.scope).await;
         } else {
             let interval = daemon.interval();
-            run_forever(interval, crate::server::shutdown_signal(), || pass(daemon.clone(), args.scope.clone())).await;
+            // SIGHUP: the next pass runs with the config file read again
+            // (the interval stays the one read at start-up).
+            let config = args.config.clone();
+            let daemon = crate::server::Reloaded::new(daemon, move || {
+                let d = D::from_config(&crate::server::load_config(&config)?)?;
+                crate::log::init(&d.server().log_name, d.server().log_level);
+                Ok(d)
+            });
+            run_forever(interval, crate::server::shutdown_signal(), || pass(daemon.get(), args.scope.clone())).await;
         }
     });
     // Blocking work still queued must not hold the exit.
@@ -312,29 +266,6 @@ pub fn dump_recon_cache(path: &Path, values: &[(&str, serde_json::Value)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn command_line() {
-        let a = |scoped: bool, v: &[&str]| parse_args("swift-x", scoped, &v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(
-            a(false, &["x.conf"]).unwrap(),
-            DaemonArgs { config: "x.conf".into(), once: false, verbose: false, scope: Scope::default() }
-        );
-        assert!(a(false, &["x.conf", "once"]).unwrap().once);
-        assert!(a(false, &["-o", "x.conf"]).unwrap().once);
-        assert!(a(false, &["x.conf", "--once", "-v"]).unwrap().verbose);
-        assert!(a(false, &[]).is_err());
-        assert!(a(false, &["x.conf", "--devices", "sda"]).is_err(), "only scoped daemons take --devices");
-        assert!(a(false, &["x.conf", "--bogus"]).is_err());
-        assert!(a(false, &["x.conf", "y.conf"]).is_err());
-        let s = a(true, &["x.conf", "once", "--devices", "sda,sdb", "-p", "3, 7"]).unwrap();
-        assert_eq!(s.scope, Scope { devices: vec!["sda".into(), "sdb".into()], partitions: vec![3, 7] });
-        assert!(s.scope.has_device("sdb") && !s.scope.has_device("sdc") && s.scope.has_partition(7) && !s.scope.has_partition(4));
-        assert_eq!(a(true, &["--devices=sdc", "x.conf"]).unwrap().scope.devices, vec!["sdc".to_string()]);
-        assert!(a(true, &["x.conf", "--partitions", "x"]).is_err());
-        assert!(a(true, &["x.conf", "--devices"]).is_err());
-        assert!(Scope::default().is_all() && Scope::default().has_device("any"));
-    }
 
     #[tokio::test]
     async fn sweeps_are_bounded_and_return_every_result() {

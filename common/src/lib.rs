@@ -11,6 +11,7 @@ pub mod timestamp;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod backend;
 pub mod backend_headers;
+pub mod cli;
 pub mod daemon;
 #[cfg(feature = "db")]
 pub mod db;

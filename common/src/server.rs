@@ -1,6 +1,6 @@
 //! The HTTP scaffold of the storage servers: settings from the config file,
-//! the accept loop, `OPTIONS` and `405` handling, the access log, and a
-//! graceful shutdown on SIGTERM.
+//! the accept loop, `OPTIONS` and `405` handling, the access log, a
+//! graceful shutdown on SIGTERM and a graceful reload on SIGHUP.
 
 use crate::backend_headers as bh;
 use crate::config::{ConfigError, ConfigFile, Section};
@@ -285,19 +285,110 @@ pub fn new_trans_id() -> String {
     format!("tx{:021x}-{:010x}", r & ((1u128 << 84) - 1), now)
 }
 
-/// Serves connections from `listener` until `shutdown` resolves, then stops
-/// accepting and waits up to `grace` for in-flight requests. `limits` bound
-/// what each connection may hold and how many are served at once.
-pub async fn serve<S: Service>(
-    service: Arc<S>,
-    listener: TcpListener,
-    limits: &ConnectionLimits,
-    log_requests: bool,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
-    let pipeline = service.clone().pipeline();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+/// One configuration of a server: the service built from its config files
+/// and how it listens. Start-up builds the first; each reload a new one.
+pub struct Serving<S> {
+    pub service: Arc<S>,
+    /// Where to listen: `bind_ip:bind_port`.
+    pub bind: String,
+    pub limits: ConnectionLimits,
+    /// Whether the scaffold writes the access line.
+    pub log_requests: bool,
+    /// How long a stop or a reload lets in-flight requests finish.
+    pub grace: Duration,
+}
+
+impl<S> Serving<S> {
+    /// A storage server's: everything but the service from its settings.
+    pub fn new(service: Arc<S>, settings: &ServerSettings) -> Serving<S> {
+        Serving {
+            service,
+            bind: format!("{}:{}", settings.bind_ip, settings.bind_port),
+            limits: settings.connections.clone(),
+            log_requests: settings.log_requests,
+            grace: settings.graceful_shutdown_timeout,
+        }
+    }
+}
+
+/// Builds a server's next [`Serving`] from its config files, as start-up
+/// does; the error is one line for the log.
+pub type Reload<S> = Arc<dyn Fn() -> Result<Serving<S>, String> + Send + Sync>;
+
+/// What a signal asks of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM, SIGINT: stop, letting in-flight work finish.
+    Stop,
+    /// SIGHUP, SIGUSR1: read the configuration again and go on with it.
+    Reload,
+}
+
+/// The signals servers and daemons obey, as Swift's do: SIGTERM and SIGINT
+/// stop; SIGHUP reloads, and so does SIGUSR1 (Swift's "seamless" reload,
+/// which ours always is).
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside a runtime). From then on none of these
+    /// signals kills the process by itself.
+    pub fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind| signal(kind).expect("installing a signal handler inside the runtime");
+        Signals {
+            term: install(SignalKind::terminate()),
+            int: install(SignalKind::interrupt()),
+            hup: install(SignalKind::hangup()),
+            usr1: install(SignalKind::user_defined1()),
+        }
+    }
+
+    /// The next signal's request.
+    pub async fn next(&mut self) -> Control {
+        tokio::select! {
+            _ = self.term.recv() => Control::Stop,
+            _ = self.int.recv() => Control::Stop,
+            _ = self.hup.recv() => Control::Reload,
+            _ = self.usr1.recv() => Control::Reload,
+        }
+    }
+}
+
+/// Where the accept loop learns to stop or reload.
+trait Controls {
+    async fn next(&mut self) -> Control;
+}
+
+impl Controls for Signals {
+    async fn next(&mut self) -> Control {
+        Signals::next(self).await
+    }
+}
+
+/// Stops when a future resolves; never reloads.
+struct StopOn<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future<Output = ()>> Controls for StopOn<F> {
+    async fn next(&mut self) -> Control {
+        self.0.as_mut().await;
+        Control::Stop
+    }
+}
+
+#[cfg(test)]
+impl Controls for tokio::sync::mpsc::UnboundedReceiver<Control> {
+    async fn next(&mut self) -> Control {
+        self.recv().await.unwrap_or(Control::Stop)
+    }
+}
+
+/// hyper's connection settings for `limits`.
+fn http1_builder(limits: &ConnectionLimits) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     // hyper enforces the header timeout only when it has a timer. Its timer
     // starts when a connection opens and again each time one goes idle, so
@@ -315,27 +406,31 @@ pub async fn serve<S: Service>(
     // Swift (eventlet) writes header names in Title-Case; clients and
     // Swift's own tests compare them case-sensitively.
     builder.title_case_headers(true);
-    // Past max_clients, stop accepting: new connections wait in the kernel's
-    // backlog instead of each taking a task, buffers and a descriptor.
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_clients));
-    tokio::pin!(shutdown);
-    loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            _ = &mut shutdown => break,
-        };
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly rather than spin.
-                    log::error(&format!("accept failed: {e}"));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
+    builder
+}
+
+/// The connections accepted under one [`Serving`]: they keep its service
+/// for their whole life, and its `graceful` ends them all.
+struct Generation<S: Service> {
+    serving: Serving<S>,
+    pipeline: crate::pipeline::Next,
+    builder: hyper::server::conn::http1::Builder,
+    graceful: hyper_util::server::graceful::GracefulShutdown,
+}
+
+impl<S: Service> Generation<S> {
+    fn new(serving: Serving<S>) -> Generation<S> {
+        Generation {
+            pipeline: serving.service.clone().pipeline(),
+            builder: http1_builder(&serving.limits),
+            graceful: hyper_util::server::graceful::GracefulShutdown::new(),
+            serving,
+        }
+    }
+
+    /// Serves one accepted connection until it closes or `graceful` ends it.
+    fn spawn(&self, stream: tokio::net::TcpStream, remote: SocketAddr, slot: tokio::sync::OwnedSemaphorePermit) {
+        let limits = &self.serving.limits;
         let _ = stream.set_nodelay(true);
         // Every write must make progress within client_timeout, or a client
         // that stops reading a download would hold it forever. Reads get a
@@ -347,96 +442,252 @@ pub async fn serve<S: Service>(
         let longest_read = limits.client_timeout.max(limits.keepalive_timeout.unwrap_or_default());
         stream.set_read_timeout(Some(longest_read + Duration::from_secs(1)));
         stream.set_write_timeout(Some(limits.client_timeout));
-        let svc = service.clone();
-        let pipeline = pipeline.clone();
+        let (svc, pipeline, log_requests) = (self.serving.service.clone(), self.pipeline.clone(), self.serving.log_requests);
         let handler = service_fn(move |req| {
             let (svc, pipeline) = (svc.clone(), pipeline.clone());
             async move { Ok::<_, std::convert::Infallible>(dispatch(svc, pipeline, req, remote, log_requests).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(Box::pin(stream)), handler);
-        let conn = graceful.watch(conn);
+        let conn = self.builder.serve_connection(TokioIo::new(Box::pin(stream)), handler);
+        let conn = self.graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
             drop(slot);
         });
     }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        log::warning("graceful shutdown timed out; dropping in-flight requests");
+
+    /// Ends the generation's connections: idle ones at once, busy ones
+    /// after their request (hyper answers it with `Connection: close`), a
+    /// new one after its first request; whatever is left after `grace` is
+    /// dropped.
+    fn drain(self) -> impl Future<Output = ()> + Send + 'static {
+        let (graceful, grace) = (self.graceful, self.serving.grace);
+        async move {
+            if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+                log::warning("graceful shutdown timed out; dropping in-flight requests");
+            }
+        }
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-///
-/// SIGHUP (Swift's reload, and what log rotation often sends) must not kill
-/// a server that is taking writes: until reloads are implemented it is
-/// logged and the process goes on with the config it has.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    let mut hup = signal(SignalKind::hangup()).expect("installing a SIGHUP handler");
+/// Takes a connection slot (at most `max_clients` connections at once),
+/// then the next connection.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> (tokio::sync::OwnedSemaphorePermit, std::io::Result<(tokio::net::TcpStream, SocketAddr)>) {
+    let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+    (slot, listener.accept().await)
+}
+
+/// Serves connections from `listener` until `shutdown` resolves, then stops
+/// accepting and waits up to `grace` for in-flight requests. `limits` bound
+/// what each connection may hold and how many are served at once.
+pub async fn serve<S: Service>(
+    service: Arc<S>,
+    listener: TcpListener,
+    limits: &ConnectionLimits,
+    log_requests: bool,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let bind = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let first = Serving { service, bind, limits: limits.clone(), log_requests, grace };
+    serve_loop(first, listener, StopOn(Box::pin(shutdown)), None).await
+}
+
+/// Serves `first` on `listener` and obeys the process's [`Signals`]:
+/// SIGTERM/SIGINT stop as [`serve`] does; SIGHUP (or SIGUSR1) calls
+/// `reload` on the blocking pool and, if it succeeds, serves new
+/// connections with the new service (on the same socket, or on a new one
+/// when the address changed) while the old connections finish their
+/// in-flight requests with the old one and close. A failed reload is
+/// logged and the server goes on as it was.
+pub async fn serve_reloading<S: Service>(
+    first: Serving<S>,
+    listener: TcpListener,
+    reload: impl Fn() -> Result<Serving<S>, String> + Send + Sync + 'static,
+) {
+    serve_loop(first, listener, Signals::install(), Some(Arc::new(reload))).await
+}
+
+async fn serve_loop<S: Service>(first: Serving<S>, mut listener: TcpListener, mut controls: impl Controls, reload: Option<Reload<S>>) {
+    let mut current = Generation::new(first);
+    // Past max_clients, stop accepting: new connections wait in the kernel's
+    // backlog instead of each taking a task, buffers and a descriptor.
+    // (Connections of older generations, still draining, count in the
+    // semaphore they were accepted under.)
+    let mut slots = Arc::new(tokio::sync::Semaphore::new(current.serving.limits.max_clients));
+    let mut draining = tokio::task::JoinSet::new();
+    let mut reloading: Option<tokio::task::JoinHandle<Result<Serving<S>, String>>> = None;
+    // A reload asked for while one runs: the files may have changed again.
+    let mut reload_again = false;
+    let start_reload = |reload: &Reload<S>| {
+        let reload = reload.clone();
+        tokio::task::spawn_blocking(move || reload())
+    };
     loop {
         tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => log::warning("SIGHUP: reloading is not implemented; going on with the configuration loaded at start-up"),
+            control = controls.next() => match (control, &reload) {
+                (Control::Stop, _) => break,
+                (Control::Reload, None) => log::warning("reload asked for; this server cannot reload, going on as it is"),
+                (Control::Reload, Some(_)) if reloading.is_some() => reload_again = true,
+                (Control::Reload, Some(r)) => {
+                    log::info("SIGHUP received: reloading the configuration");
+                    reloading = Some(start_reload(r));
+                }
+            },
+            built = async { reloading.as_mut().expect("guarded by the condition").await }, if reloading.is_some() => {
+                reloading = None;
+                if reload_again {
+                    reload_again = false;
+                    reloading = reload.as_ref().map(start_reload);
+                }
+                let next = match built {
+                    Ok(Ok(next)) => next,
+                    Ok(Err(e)) => {
+                        log::error(&format!("reload failed, going on with the configuration loaded before: {e}"));
+                        continue;
+                    }
+                    Err(e) => {
+                        log::error(&format!("reload failed, going on with the configuration loaded before: {e}"));
+                        continue;
+                    }
+                };
+                if next.bind != current.serving.bind {
+                    match TcpListener::bind(&next.bind).await {
+                        Ok(l) => {
+                            log::info(&format!("listening on {} instead of {}", next.bind, current.serving.bind));
+                            listener = l;
+                        }
+                        Err(e) => {
+                            log::error(&format!("reload failed, going on with the configuration loaded before: binding to {}: {e}", next.bind));
+                            continue;
+                        }
+                    }
+                }
+                if next.limits.max_clients != current.serving.limits.max_clients {
+                    slots = Arc::new(tokio::sync::Semaphore::new(next.limits.max_clients));
+                }
+                let old = std::mem::replace(&mut current, Generation::new(next));
+                draining.spawn(old.drain());
+                log::info("reloaded: new connections get the new configuration; open ones finish their requests with the old");
+            },
+            Some(_) = draining.join_next(), if !draining.is_empty() => {},
+            (slot, accepted) = accept(&listener, &slots) => match accepted {
+                Ok((stream, remote)) => current.spawn(stream, remote, slot),
+                Err(e) => {
+                    // EMFILE and friends: back off briefly rather than spin.
+                    log::error(&format!("accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
         }
+    }
+    drop(listener);
+    let grace = current.serving.grace;
+    let current = current.drain();
+    let all = async move {
+        current.await;
+        while draining.join_next().await.is_some() {}
+    };
+    // Each generation has its own deadline; this one only bounds the wait.
+    let _ = tokio::time::timeout(grace + Duration::from_secs(1), all).await;
+}
+
+/// Resolves on SIGTERM or SIGINT. SIGHUP and SIGUSR1 do not stop the
+/// process; reloading is up to the caller ([`serve_reloading`],
+/// [`Reloaded`]).
+pub async fn shutdown_signal() {
+    let mut signals = Signals::install();
+    while signals.next().await != Control::Stop {}
+}
+
+/// A value rebuilt from the config files on each SIGHUP (or SIGUSR1): the
+/// daemons' configuration, taken afresh at the start of each pass. A failed
+/// rebuild is logged and the old value kept.
+pub struct Reloaded<T> {
+    current: Arc<std::sync::Mutex<Arc<T>>>,
+}
+
+impl<T: Send + Sync + 'static> Reloaded<T> {
+    /// Starts from `first` and rebuilds with `build` (on the blocking pool)
+    /// on each reload signal. Call inside the runtime.
+    pub fn new(first: Arc<T>, build: impl Fn() -> Result<T, String> + Send + Sync + 'static) -> Reloaded<T> {
+        let current = Arc::new(std::sync::Mutex::new(first));
+        let (cell, build) = (current.clone(), Arc::new(build));
+        let mut signals = Signals::install();
+        tokio::spawn(async move {
+            loop {
+                if signals.next().await != Control::Reload {
+                    continue;
+                }
+                log::info("SIGHUP received: reloading the configuration for the next pass");
+                let build = build.clone();
+                match tokio::task::spawn_blocking(move || build()).await {
+                    Ok(Ok(next)) => {
+                        *cell.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+                        log::info("reloaded: the next pass runs with the new configuration");
+                    }
+                    Ok(Err(e)) => log::error(&format!("reload failed, going on with the configuration loaded before: {e}")),
+                    Err(e) => log::error(&format!("reload failed, going on with the configuration loaded before: {e}")),
+                }
+            }
+        });
+        Reloaded { current }
+    }
+
+    /// The value as of now.
+    pub fn get(&self) -> Arc<T> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
-/// The config file named on a server's command line (`swift-<name>-server
-/// CONFIG [-v|--verbose]`, Swift's form). `-h`/`--help` prints the usage
-/// and exits 0; a missing config or an unknown option exits 2 with the
-/// usage, so `--help` is never taken for a file name.
-pub fn config_path_from_args(binary: &str) -> PathBuf {
-    let usage = format!("Usage: {binary} CONFIG [-v|--verbose]\n\nRuns the server with the Swift-style INI config file CONFIG.");
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    match parse_server_args(&args) {
-        Ok(ServerArgs::Help) => {
-            println!("{usage}");
-            std::process::exit(0)
-        }
-        Ok(ServerArgs::Config(path)) => path,
-        Err(e) => {
-            eprintln!("{e}\n{usage}");
-            std::process::exit(2)
-        }
-    }
+/// The `main` of a server binary (`binary CONFIG [-v]`, see
+/// [`crate::cli`]): `load` reads the config file and everything it names
+/// (`swift.conf`, rings) and builds the service; at start-up an error
+/// exits 1, on SIGHUP it is logged and the server goes on (see
+/// [`serve_reloading`]). Exits 0 after SIGTERM/SIGINT and the grace period.
+pub fn main<S: Service>(binary: &str, load: impl Fn(&Path) -> Result<Serving<S>, String> + Send + Sync + 'static) -> ! {
+    let args = crate::cli::server_args(binary);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| {
+        eprintln!("Error starting the runtime: {e}");
+        std::process::exit(1)
+    });
+    runtime.block_on(async move {
+        // Some services need the runtime while they are built.
+        let first = load(&args.config).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1)
+        });
+        let listener = match TcpListener::bind(&first.bind).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("Error binding to {}: {e}", first.bind);
+                std::process::exit(1)
+            }
+        };
+        log::info(&format!("{binary} {} listening on {}", crate::VERSION, first.bind));
+        let config = args.config;
+        serve_reloading(first, listener, move || load(&config)).await;
+    });
+    // In-flight requests had their grace period; blocking disk work still
+    // running must not hold the exit (a write never published is safe).
+    std::process::exit(0)
 }
 
-/// What a server's command line asks for.
-#[derive(Debug, PartialEq)]
-enum ServerArgs {
-    Help,
-    Config(PathBuf),
-}
-
-fn parse_server_args(args: &[std::ffi::OsString]) -> Result<ServerArgs, String> {
-    let mut config = None;
-    for a in args {
-        match a.to_str() {
-            Some("-h" | "--help") => return Ok(ServerArgs::Help),
-            // Swift's `-v`: log to the console too; ours always does.
-            Some("-v" | "--verbose") => {}
-            Some(flag) if flag.starts_with('-') => return Err(format!("no such option: {flag}")),
-            _ if config.is_none() => config = Some(PathBuf::from(a)),
-            _ => return Err(format!("unexpected argument {a:?}")),
-        }
-    }
-    config.map(ServerArgs::Config).ok_or_else(|| "no config file given".to_string())
+/// Loads a server's config file; the error names the file, the line and
+/// the problem.
+pub fn load_config(path: &Path) -> Result<ConfigFile, String> {
+    ConfigFile::load(path).map_err(|e| format!("Error trying to load config from {}: {e}", path.display()))
 }
 
 /// Loads a server's config file, exiting with a clear message (file, line,
 /// problem) when it is unusable.
 pub fn load_config_or_exit(path: &Path) -> ConfigFile {
-    match ConfigFile::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error trying to load config from {}: {e}", path.display());
-            std::process::exit(1);
-        }
-    }
+    load_config(path).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    })
 }
 
 /// Binds the server's listening socket, exiting with a clear message when
@@ -461,15 +712,113 @@ mod tests {
         ConnectionLimits::from_section(&conf.defaults())
     }
 
-    #[test]
-    fn server_command_lines() {
-        let args = |v: &[&str]| parse_server_args(&v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>());
-        assert_eq!(args(&["--help"]), Ok(ServerArgs::Help));
-        assert_eq!(args(&["x.conf", "-h"]), Ok(ServerArgs::Help));
-        assert_eq!(args(&["x.conf", "-v"]), Ok(ServerArgs::Config("x.conf".into())));
-        assert!(args(&[]).is_err());
-        assert!(args(&["--bogus", "x.conf"]).is_err());
-        assert!(args(&["x.conf", "y.conf"]).is_err());
+    /// A service that answers its generation; `/slow` waits for `gate`.
+    struct Gen {
+        n: u32,
+        gate: Arc<tokio::sync::Notify>,
+    }
+
+    impl Service for Gen {
+        fn server_type(&self) -> &'static str {
+            "test-server"
+        }
+        fn allowed_methods(&self) -> Vec<&'static str> {
+            vec!["GET", "OPTIONS"]
+        }
+        async fn handle(self: Arc<Self>, req: Request<Body>, _: RequestInfo) -> Response<Body> {
+            if req.uri().path() == "/slow" {
+                self.gate.notified().await;
+            }
+            h::text(StatusCode::OK, format!("generation {}", self.n))
+        }
+    }
+
+    async fn send(stream: &mut tokio::net::TcpStream, path: &str, close: bool) {
+        use tokio::io::AsyncWriteExt;
+        let connection = if close { "close" } else { "keep-alive" };
+        stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n").as_bytes()).await.unwrap();
+    }
+
+    /// Reads one response (headers and a Content-Length body).
+    async fn response(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&raw).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text.lines().find_map(|l| l.strip_prefix("Content-Length: ")).map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if raw.len() >= end + 4 + len {
+                    return text;
+                }
+            }
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed before a whole response: {text:?}");
+            raw.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        send(&mut s, path, true).await;
+        response(&mut s).await
+    }
+
+    #[tokio::test]
+    async fn reload_swaps_the_service_and_lets_requests_in_flight_finish() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = ConnectionLimits { client_timeout: Duration::from_secs(5), keepalive_timeout: Some(Duration::from_secs(5)), max_clients: 64 };
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let serving = |n: u32| Serving { service: Arc::new(Gen { n, gate: gate.clone() }), bind: addr.to_string(), limits: limits.clone(), log_requests: false, grace: Duration::from_secs(5) };
+        let first = serving(1);
+        // Reloads build generations 2, 3, ...; the third attempt fails.
+        let next = Arc::new(std::sync::atomic::AtomicU32::new(2));
+        let (gate2, limits2, n2) = (gate.clone(), limits.clone(), next.clone());
+        let reload: Reload<Gen> = Arc::new(move || {
+            let n = n2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n == 3 {
+                return Err("bad config".into());
+            }
+            Ok(Serving { service: Arc::new(Gen { n, gate: gate2.clone() }), bind: addr.to_string(), limits: limits2.clone(), log_requests: false, grace: Duration::from_secs(5) })
+        });
+        let (controls, rx) = tokio::sync::mpsc::unbounded_channel();
+        let server = tokio::spawn(serve_loop(first, listener, rx, Some(reload)));
+
+        assert!(get(addr, "/").await.ends_with("generation 1"));
+        // A kept-alive idle connection and a request in flight, both on
+        // generation 1.
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        send(&mut idle, "/", false).await;
+        assert!(response(&mut idle).await.ends_with("generation 1"));
+        let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+        send(&mut busy, "/slow", false).await;
+
+        controls.send(Control::Reload).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !get(addr, "/").await.ends_with("generation 2") {
+            assert!(Instant::now() < deadline, "the reload never took effect");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The request in flight finishes with the service it started on,
+        // and its connection then closes.
+        gate.notify_one();
+        let answer = response(&mut busy).await;
+        assert!(answer.ends_with("generation 1") && answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+        // The idle connection was closed.
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 16];
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await.unwrap().unwrap_or(0), 0);
+
+        // A failed reload keeps the server as it was.
+        controls.send(Control::Reload).unwrap();
+        while next.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(get(addr, "/").await.ends_with("generation 2"));
+
+        controls.send(Control::Stop).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap();
     }
 
     #[test]

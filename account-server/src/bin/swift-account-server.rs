@@ -1,4 +1,5 @@
-//! `swift-account-server CONFIG`: runs the account server.
+//! `swift-account-server CONFIG [-v]`: runs the account server; SIGHUP
+//! reloads its config and `swift.conf` without dropping a request.
 
 use account_server::{AccountServer, AccountSettings};
 use common::dbserver::server::run_server;

@@ -3,7 +3,7 @@
 //! the `main` of their binaries (flags, config, runtime, serve).
 
 use crate::config::{ConfigError, ConfigFile};
-use crate::server::{bind_or_exit, load_config_or_exit, serve, shutdown_signal, ServerSettings, Service};
+use crate::server::{load_config, ServerSettings, Service, Serving};
 use crate::swift_conf::SwiftConf;
 use std::sync::Arc;
 
@@ -24,50 +24,23 @@ pub fn auto_create_prefix(setting: Option<&str>, swift: &SwiftConf) -> String {
     setting.map_or_else(|| swift.constraints.auto_create_account_prefix.clone(), str::to_string)
 }
 
-/// The `main` of `binary CONFIG`: reads the config file named by the first
-/// argument with `read_settings`, loads `swift.conf` from the directory
+/// The `main` of `binary CONFIG` (see [`crate::server::main`]): reads the
+/// config file with `read_settings`, loads `swift.conf` from the directory
 /// the settings name, and serves `new_server(settings, swift)` until
-/// SIGTERM/SIGINT. Anything wrong before serving exits 1 with a message.
+/// SIGTERM/SIGINT, doing all of it again on SIGHUP. Anything wrong before
+/// serving exits 1 with a message.
 pub fn run_server<T, S: Service>(
     binary: &str,
-    read_settings: impl FnOnce(&ConfigFile) -> Result<T, ConfigError>,
-    server_settings: impl Fn(&T) -> &ServerSettings,
-    new_server: impl FnOnce(T, SwiftConf) -> S,
+    read_settings: impl Fn(&ConfigFile) -> Result<T, ConfigError> + Send + Sync + 'static,
+    server_settings: impl Fn(&T) -> &ServerSettings + Send + Sync + 'static,
+    new_server: impl Fn(T, SwiftConf) -> S + Send + Sync + 'static,
 ) {
-    let config_path = crate::server::config_path_from_args(binary);
-    let conf = load_config_or_exit(&config_path);
-    let settings = match read_settings(&conf) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("Error in {}: {e}", config_path.display());
-            std::process::exit(1);
-        }
-    };
-    let server = server_settings(&settings);
-    let swift = match SwiftConf::load_dir(&server.swift_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("Error loading swift.conf: {e}");
-            std::process::exit(1);
-        }
-    };
-    crate::log::init(&server.log_name, server.log_level);
-    crate::server::warn_skipped_filters(server);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("Error starting the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    runtime.block_on(async move {
-        let server = server_settings(&settings);
-        let listener = bind_or_exit(server).await;
-        let (log_requests, grace, limits) = (server.log_requests, server.graceful_shutdown_timeout, server.connections.clone());
-        let service = Arc::new(new_server(settings, swift));
-        serve(service, listener, &limits, log_requests, shutdown_signal(), grace).await;
-        // In-flight requests had their grace period; blocking disk work still
-        // running must not hold the exit (a write never published is safe).
-        std::process::exit(0);
-    });
+    crate::server::main(binary, move |path| {
+        let settings = read_settings(&load_config(path)?).map_err(|e| format!("Error in {}: {e}", path.display()))?;
+        let server = server_settings(&settings).clone();
+        let swift = SwiftConf::load_dir(&server.swift_dir).map_err(|e| format!("Error loading swift.conf: {e}"))?;
+        crate::log::init(&server.log_name, server.log_level);
+        crate::server::warn_skipped_filters(&server);
+        Ok(Serving::new(Arc::new(new_server(settings, swift)), &server))
+    })
 }

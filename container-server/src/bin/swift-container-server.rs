@@ -1,4 +1,5 @@
-//! `swift-container-server CONFIG`: runs the container server.
+//! `swift-container-server CONFIG [-v]`: runs the container server; SIGHUP
+//! reloads its config and `swift.conf` without dropping a request.
 
 use common::dbserver::server::run_server;
 use container_server::{ContainerServer, ContainerSettings};
