@@ -2,10 +2,18 @@
 //! rings built with our ring builder, and every server started as a child
 //! process. `swift-saio` runs one in the foreground; the cluster tests start
 //! their own on ports chosen at run time.
+//!
+//! With [`Options::hosts`] above 1 the storage servers are spread over as
+//! many loopback addresses (127.0.0.1, 127.0.0.2, ...), so the rings hold
+//! several hosts as a real multi-host cluster's do; servers on different
+//! hosts share ports, as on real nodes, so each daemon must tell its own
+//! devices from another host's by address *and* port. Every process's log
+//! goes to `<data_dir>/logs/<name>.log`.
 
 use anyhow::{anyhow, bail, Context, Result};
 use ring::builder::RingBuilder;
 use ring::Device;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +22,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub data_dir: PathBuf,
+    /// The proxy's address, and the first host's.
     pub bind_ip: String,
+    /// How many hosts the storage servers are spread over: `bind_ip` and
+    /// the IPv4 addresses after it (127.0.0.1 to 127.0.0.N), device `i`
+    /// (1-based) on host `(i - 1) % hosts`. Above 1 each host is a zone of
+    /// the rings, so a partition's replicas land on different hosts.
+    pub hosts: usize,
     /// 0 picks a free port.
     pub proxy_port: u16,
     pub devices: usize,
@@ -23,7 +37,8 @@ pub struct Options {
     /// Where the server binaries are; defaults to the directory of the
     /// running executable (or its parent, for test executables in `deps/`).
     pub bin_dir: Option<PathBuf>,
-    /// Let the servers' logs through to our stderr.
+    /// Show the servers' logs on our stderr too (they always go to
+    /// `<data_dir>/logs/<name>.log`).
     pub show_logs: bool,
     /// Run every server's replicator, auditor, expirer and reaper in the background
     /// (short intervals, so the cluster heals while one watches): what
@@ -41,6 +56,7 @@ impl Default for Options {
         Options {
             data_dir: PathBuf::from("saio"),
             bind_ip: "127.0.0.1".into(),
+            hosts: 1,
             proxy_port: 8080,
             devices: 4,
             replicas: 3.0,
@@ -55,16 +71,40 @@ impl Default for Options {
 
 impl Options {
     /// A cluster for a test: laid out under `dir`, every port picked at run
-    /// time, a small ring (part power 6); the servers' logs go to stderr
-    /// when `SWIFT_TEST_LOGS` is set.
+    /// time, a small ring (part power 6), one host (set `hosts` for more);
+    /// the servers' logs go to stderr too when `SWIFT_TEST_LOGS` is set.
     pub fn for_test(dir: &Path) -> Options {
         Options {
             data_dir: dir.to_path_buf(),
+            hosts: 1,
             proxy_port: 0,
             part_power: 6,
             show_logs: std::env::var_os("SWIFT_TEST_LOGS").is_some(),
             ..Options::default()
         }
+    }
+
+    /// The hosts' addresses: `bind_ip` and, for more than one host, the
+    /// IPv4 addresses that follow it (`127.0.0.1` → `127.0.0.2`, ...; every
+    /// address of 127.0.0.0/8 is this machine's on Linux, no set-up needed).
+    pub fn host_ips(&self) -> Result<Vec<String>> {
+        if self.hosts <= 1 {
+            return Ok(vec![self.bind_ip.clone()]);
+        }
+        let first: Ipv4Addr = self
+            .bind_ip
+            .parse()
+            .ok()
+            .filter(|ip: &Ipv4Addr| !ip.is_unspecified())
+            .ok_or_else(|| anyhow!("--hosts needs a specific IPv4 --bind-ip to count from, not {}", self.bind_ip))?;
+        (0..self.hosts as u32)
+            .map(|k| {
+                let ip = u32::from(first).checked_add(k).map(Ipv4Addr::from);
+                ip.filter(|ip| ip.octets()[0] == first.octets()[0])
+                    .map(|ip| ip.to_string())
+                    .ok_or_else(|| anyhow!("{} hosts from {} run past the end of its /8", self.hosts, self.bind_ip))
+            })
+            .collect()
     }
 }
 
@@ -97,24 +137,31 @@ pub const USERS: &[(&str, &str, &str, &str)] = &[
 /// A running child server or daemon.
 pub struct Proc {
     pub name: String,
+    /// The address of its host (its config's `bind_ip`).
+    pub ip: String,
     /// The port it listens on; 0 for daemons that listen on none
     /// (`container-updater N`, `object-updater N`).
     pub port: u16,
     pub config: PathBuf,
+    /// Where its standard output and error go (appended to):
+    /// `<data_dir>/logs/<name>.log`, the name's space a dash.
+    pub log: PathBuf,
     binary: PathBuf,
     child: Option<Child>,
     show_logs: bool,
 }
 
 impl Proc {
+    fn new(name: String, ip: &str, port: u16, config: PathBuf, binary: PathBuf, opts: &Options) -> Proc {
+        let log = log_path(&opts.data_dir, &name);
+        Proc { name, ip: ip.to_string(), port, config, log, binary, child: None, show_logs: opts.show_logs }
+    }
+
     fn spawn(&mut self) -> Result<()> {
-        let child = Command::new(&self.binary)
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(if self.show_logs { Stdio::inherit() } else { Stdio::null() })
-            .stderr(if self.show_logs { Stdio::inherit() } else { Stdio::null() })
-            .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg(&self.config).stdin(Stdio::null());
+        redirect_output(&mut cmd, &self.log, self.show_logs)?;
+        let child = cmd.spawn().with_context(|| format!("starting {}", self.binary.display()))?;
         self.child = Some(child);
         Ok(())
     }
@@ -147,13 +194,16 @@ impl Proc {
     }
 
     /// Starts the process again (after `kill` or `stop`) and waits for it
-    /// to listen (servers only: a daemon has nothing to wait for).
-    pub fn restart(&mut self, bind_ip: &str) -> Result<()> {
+    /// to listen on its own address, [`Proc::ip`] (servers only: a daemon
+    /// has nothing to wait for). `_bind_ip` is what callers passed before
+    /// servers had addresses of their own; it is not used.
+    pub fn restart(&mut self, _bind_ip: &str) -> Result<()> {
         self.spawn()?;
         if self.port == 0 {
             return Ok(());
         }
-        wait_listening(bind_ip, self.port, &self.name, self.child.as_mut())
+        let ip = self.ip.clone();
+        wait_listening(&ip, self.port, &self.name, self.child.as_mut())
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -167,6 +217,35 @@ impl Drop for Proc {
     }
 }
 
+/// `<data_dir>/logs/<name>.log`, a space in the name a dash
+/// (`object-server 2` → `object-server-2.log`).
+pub fn log_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("logs").join(format!("{}.log", name.replace(' ', "-")))
+}
+
+/// Sends `cmd`'s standard output and error to the end of `log`, and with
+/// `show` to our standard error as well (a thread copies them, line by
+/// line, until the child closes them).
+fn redirect_output(cmd: &mut Command, log: &Path, show: bool) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("opening {}", log.display()))?;
+    if !show {
+        cmd.stdout(file.try_clone()?).stderr(file);
+        return Ok(());
+    }
+    let (reader, writer) = std::io::pipe()?;
+    cmd.stdout(writer.try_clone()?).stderr(writer);
+    std::thread::spawn(move || {
+        let mut file = file;
+        for line in std::io::BufReader::new(reader).split(b'\n').map_while(|l| l.ok()) {
+            let _ = file.write_all(&line).and_then(|_| file.write_all(b"\n"));
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(&line).and_then(|_| err.write_all(b"\n"));
+        }
+    });
+    Ok(())
+}
+
 fn wait_listening(ip: &str, port: u16, name: &str, mut child: Option<&mut Child>) -> Result<()> {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
@@ -175,7 +254,7 @@ fn wait_listening(ip: &str, port: u16, name: &str, mut child: Option<&mut Child>
         }
         if let Some(c) = child.as_mut() {
             if let Ok(Some(status)) = c.try_wait() {
-                bail!("{name} exited while starting ({status}); run with logs shown to see why");
+                bail!("{name} exited while starting ({status})");
             }
         }
         if Instant::now() > end {
@@ -201,6 +280,18 @@ fn free_port(ip: &str) -> Result<u16> {
     Ok(common::testing::free_port_on(ip)?)
 }
 
+/// A port free on every one of `ips`: servers of one kind on different
+/// hosts listen on the same port, as on real nodes (6200 on each).
+fn free_port_on_all(ips: &[String]) -> Result<u16> {
+    for _ in 0..100 {
+        let port = free_port(&ips[0])?;
+        if ips[1..].iter().all(|ip| std::net::TcpListener::bind((ip.as_str(), port)).is_ok()) {
+            return Ok(port);
+        }
+    }
+    bail!("no port is free on all of {}", ips.join(", "))
+}
+
 fn default_bin_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().ok_or_else(|| anyhow!("executable has no directory"))?.to_path_buf();
@@ -222,100 +313,88 @@ impl Cluster {
         if !layout_exists {
             create_layout(&opts)?;
         }
+        std::fs::create_dir_all(opts.data_dir.join("logs"))?;
         let bin_dir = match &opts.bin_dir {
             Some(d) => d.clone(),
             None => default_bin_dir()?,
         };
-        let mut procs = Vec::new();
-        for (kind, _) in STORAGE_TYPES {
-            for i in 1..=count_configs(&etc.join(format!("{kind}-server")))? {
-                let config = etc.join(format!("{kind}-server")).join(format!("{i}.conf"));
-                let port = read_port(&config)?;
-                procs.push(Proc {
-                    name: format!("{kind}-server {i}"),
-                    port,
-                    config,
-                    binary: bin_dir.join(format!("swift-{kind}-server")),
-                    child: None,
-                    show_logs: opts.show_logs,
-                });
-            }
-        }
-        // Swift's container-updater reads the container server's config
-        // (its `[container-updater]` section): one per container server.
-        for i in 1..=count_configs(&etc.join("container-server"))? {
-            procs.push(Proc {
-                name: format!("container-updater {i}"),
-                port: 0,
-                config: etc.join("container-server").join(format!("{i}.conf")),
-                binary: bin_dir.join("swift-container-updater"),
-                child: None,
-                show_logs: opts.show_logs,
-            });
-        }
-        // Likewise Swift's object-updater reads the object server's config
-        // (`[object-updater]`): one per object server, replaying the async
-        // pendings that server wrote.
-        for i in 1..=count_configs(&etc.join("object-server"))? {
-            procs.push(Proc {
-                name: format!("object-updater {i}"),
-                port: 0,
-                config: etc.join("object-server").join(format!("{i}.conf")),
-                binary: bin_dir.join("swift-object-updater"),
-                child: None,
-                show_logs: opts.show_logs,
-            });
-        }
-        // The replicators, auditors, the expirer and the reaper read their
-        // server's config too (`[object-replicator]`, ...), one of each per
-        // server, as on a Swift node.
-        if opts.consistency_daemons {
-            for (daemon, kind, _) in CONSISTENCY_DAEMONS {
-                for i in 1..=count_configs(&etc.join(format!("{kind}-server")))? {
-                    procs.push(Proc {
-                        name: format!("{daemon} {i}"),
-                        port: 0,
-                        config: etc.join(format!("{kind}-server")).join(format!("{i}.conf")),
-                        binary: bin_dir.join(format!("swift-{daemon}")),
-                        child: None,
-                        show_logs: opts.show_logs,
-                    });
-                }
-            }
-        }
-        let proxy_conf = etc.join("proxy-server.conf");
-        let proxy_port = read_port(&proxy_conf)?;
-        // A reused layout keeps the address it was made with.
+        // A reused layout keeps the addresses it was made with: every
+        // process runs on its config's `bind_ip`.
         let mut opts = opts;
+        let proxy_conf = etc.join("proxy-server.conf");
         if let Some(ip) = read_bind_ip(&proxy_conf)? {
             opts.bind_ip = ip;
         }
-        procs.push(Proc {
-            name: "proxy-server".into(),
-            port: proxy_port,
-            config: proxy_conf,
-            binary: bin_dir.join("swift-proxy-server"),
-            child: None,
-            show_logs: opts.show_logs,
-        });
+        let mut procs = Vec::new();
+        let mut host_ips: Vec<String> = Vec::new();
+        for (kind, _) in STORAGE_TYPES {
+            let dir = etc.join(format!("{kind}-server"));
+            for i in 1..=count_configs(&dir)? {
+                let config = dir.join(format!("{i}.conf"));
+                let port = read_port(&config)?;
+                let ip = read_bind_ip(&config)?.unwrap_or_else(|| opts.bind_ip.clone());
+                if !host_ips.contains(&ip) {
+                    host_ips.push(ip.clone());
+                }
+                let binary = bin_dir.join(format!("swift-{kind}-server"));
+                procs.push(Proc::new(format!("{kind}-server {i}"), &ip, port, config, binary, &opts));
+            }
+        }
+        opts.hosts = host_ips.len();
+        // The daemons read their server's config, as on a Swift node: one
+        // `container-updater` per container server (its `[container-updater]`
+        // section), one `object-updater` per object server, replaying the
+        // async pendings that server wrote, and with `consistency_daemons`
+        // one replicator, auditor, expirer and reaper per server.
+        let mut daemons: Vec<(&str, &str)> = vec![("container-updater", "container"), ("object-updater", "object")];
+        if opts.consistency_daemons {
+            daemons.extend(CONSISTENCY_DAEMONS.iter().map(|(daemon, kind, _)| (*daemon, *kind)));
+        }
+        for (daemon, kind) in daemons {
+            let servers: Vec<(String, PathBuf)> =
+                procs.iter().filter(|p| p.name.starts_with(&format!("{kind}-server "))).map(|p| (p.ip.clone(), p.config.clone())).collect();
+            for (i, (ip, config)) in servers.into_iter().enumerate() {
+                let binary = bin_dir.join(format!("swift-{daemon}"));
+                procs.push(Proc::new(format!("{daemon} {}", i + 1), &ip, 0, config, binary, &opts));
+            }
+        }
+        let proxy_port = read_port(&proxy_conf)?;
+        let proxy_ip = opts.bind_ip.clone();
+        procs.push(Proc::new("proxy-server".into(), &proxy_ip, proxy_port, proxy_conf, bin_dir.join("swift-proxy-server"), &opts));
         for p in &procs {
             if !p.binary.exists() {
                 bail!("{} not found; build the workspace first (cargo build --release --workspace)", p.binary.display());
             }
-            if p.port != 0 && std::net::TcpListener::bind((opts.bind_ip.as_str(), p.port)).is_err() {
-                bail!("port {} (for {}) is already in use; is another cluster running on {}?", p.port, p.name, opts.data_dir.display());
+            if p.port != 0 && std::net::TcpListener::bind((p.ip.as_str(), p.port)).is_err() {
+                bail!("{}:{} (for {}) is already in use; is another cluster running on {}?", p.ip, p.port, p.name, opts.data_dir.display());
             }
         }
         let mut cluster = Cluster { opts, etc, proxy_port, procs };
         for p in cluster.procs.iter_mut() {
             p.spawn()?;
         }
-        let ip = cluster.opts.bind_ip.clone();
         for p in cluster.procs.iter_mut().filter(|p| p.port != 0) {
-            let name = p.name.clone();
-            wait_listening(&ip, p.port, &name, p.child.as_mut())?;
+            let (ip, name) = (p.ip.clone(), p.name.clone());
+            wait_listening(&ip, p.port, &name, p.child.as_mut()).with_context(|| format!("its log is {}", p.log.display()))?;
         }
         Ok(cluster)
+    }
+
+    /// Where the processes' logs are: `<data_dir>/logs`.
+    pub fn log_dir(&self) -> PathBuf {
+        self.opts.data_dir.join("logs")
+    }
+
+    /// The hosts' addresses, in the order of the configs (the first one is
+    /// the proxy's too).
+    pub fn host_ips(&self) -> Vec<String> {
+        let mut ips: Vec<String> = Vec::new();
+        for p in self.procs.iter().filter(|p| p.port != 0) {
+            if !ips.contains(&p.ip) {
+                ips.push(p.ip.clone());
+            }
+        }
+        ips
     }
 
     /// `http://ip:port/auth/v1.0`.
@@ -331,8 +410,9 @@ impl Cluster {
 
     /// Runs `swift-<daemon> <config> once` (e.g. `object-replicator` with
     /// object server `i`'s config, as an operator does) plus `args`, and
-    /// waits for it; fails unless it exits 0. Its log goes to our stderr
-    /// when the servers' logs do.
+    /// waits for it; fails unless it exits 0. Its log goes to
+    /// `logs/<daemon>-<i>.log` (appended), and to our stderr too when the
+    /// servers' logs do.
     pub fn run_once(&self, daemon: &str, server: &str, i: usize, args: &[&str]) -> Result<()> {
         let bin_dir = match &self.opts.bin_dir {
             Some(d) => d.clone(),
@@ -340,16 +420,10 @@ impl Cluster {
         };
         let binary = bin_dir.join(format!("swift-{daemon}"));
         let config = self.etc.join(format!("{server}-server")).join(format!("{i}.conf"));
-        let quiet = || if self.opts.show_logs { Stdio::inherit() } else { Stdio::null() };
-        let status = Command::new(&binary)
-            .arg(&config)
-            .arg("once")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(quiet())
-            .stderr(quiet())
-            .status()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        let mut cmd = Command::new(&binary);
+        cmd.arg(&config).arg("once").args(args).stdin(Stdio::null());
+        redirect_output(&mut cmd, &log_path(&self.opts.data_dir, &format!("{daemon}-{i}")), self.opts.show_logs)?;
+        let status = cmd.status().with_context(|| format!("starting {}", binary.display()))?;
         if !status.success() {
             bail!("{} {} once exited with {status}", binary.display(), config.display());
         }
@@ -457,6 +531,18 @@ fn read_port(config: &Path) -> Result<u16> {
     u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| anyhow!("{}: no bind_port", config.display()))
 }
 
+/// One storage server of a new layout: its kind, number (that of its
+/// device, `sdb<i>`), host (0-based), address and port, and the
+/// directory its device is in.
+struct Server {
+    kind: &'static str,
+    i: usize,
+    host: usize,
+    ip: String,
+    port: u16,
+    devices: PathBuf,
+}
+
 /// Writes swift.conf, every server's config, the rings and the device dirs.
 fn create_layout(opts: &Options) -> Result<()> {
     if opts.devices == 0 {
@@ -465,6 +551,10 @@ fn create_layout(opts: &Options) -> Result<()> {
     if opts.replicas < 1.0 || opts.replicas > opts.devices as f64 {
         bail!("--replicas must be between 1 and the number of devices ({})", opts.devices);
     }
+    if opts.hosts == 0 || opts.hosts > opts.devices {
+        bail!("--hosts must be between 1 and the number of devices ({})", opts.devices);
+    }
+    let host_ips = opts.host_ips()?;
     let data = std::fs::canonicalize({
         std::fs::create_dir_all(&opts.data_dir)?;
         &opts.data_dir
@@ -472,30 +562,43 @@ fn create_layout(opts: &Options) -> Result<()> {
     let etc = data.join("etc");
     std::fs::create_dir_all(&etc)?;
     let ip = &opts.bind_ip;
-    let mut ports: Vec<(String, usize, u16, PathBuf)> = Vec::new();
+    // Device (and server) i is on host (i - 1) % hosts, in slot
+    // (i - 1) / hosts of that host: the servers in one slot share a port.
+    let host_of = |i: usize| (i - 1) % opts.hosts;
+    let mut servers: Vec<Server> = Vec::new();
     for (kind, _) in STORAGE_TYPES {
         std::fs::create_dir_all(etc.join(format!("{kind}-server")))?;
+        let mut slot_ports = Vec::new();
         for i in 1..=opts.devices {
-            let port = free_port(ip)?;
+            let slot = (i - 1) / opts.hosts;
+            if slot == slot_ports.len() {
+                slot_ports.push(free_port_on_all(&host_ips)?);
+            }
             let devices = data.join("devices").join(i.to_string());
             std::fs::create_dir_all(devices.join(format!("sdb{i}")))?;
             // The device directories stand in for disks: mark them as mount
             // points for recon and mount_check, as Swift's `.ismount` stub does.
             std::fs::write(devices.join(format!("sdb{i}")).join(".ismount"), b"")?;
-            ports.push((kind.to_string(), i, port, devices));
+            let host = host_of(i);
+            servers.push(Server { kind, i, host, ip: host_ips[host].clone(), port: slot_ports[slot], devices });
         }
     }
     let proxy_port = if opts.proxy_port == 0 { free_port(ip)? } else { opts.proxy_port };
-    let recon = data.join("cache");
-    std::fs::create_dir_all(&recon)?;
+    // One recon cache per host, as each Swift node has its own
+    // /var/cache/swift (one host keeps the single `cache` it always had).
+    let recon_of = |host: usize| if opts.hosts == 1 { data.join("cache") } else { data.join("cache").join(&host_ips[host]) };
+    for host in 0..opts.hosts {
+        std::fs::create_dir_all(recon_of(host))?;
+    }
     // swift.conf last but one: its presence marks a complete layout, so it
     // is written after the rings (below).
-    for (kind, i, port, devices) in &ports {
+    for Server { kind, i, host, ip, port, devices } in &servers {
+        let recon = recon_of(*host);
         // A short interval so that account listings catch up within seconds
         // (Swift's default is 300 s; its SAIO configs keep the default).
         // The same for the object-updater, so async pendings are replayed
         // within seconds of the container servers coming back.
-        let mut daemons = match kind.as_str() {
+        let mut daemons = match *kind {
             "container" => format!("\n[container-updater]\ninterval = 5\nlog_name = container-updater-{i}\n"),
             "object" => format!("\n[object-updater]\ninterval = 5\nlog_name = object-updater-{i}\n"),
             _ => String::new(),
@@ -553,7 +656,7 @@ fn create_layout(opts: &Options) -> Result<()> {
          log_name = proxy-server\n\
          {extra}\n\
          [pipeline:main]\n\
-         pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats tempauth copy dlo proxy-logging proxy-server\n\
+         pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempauth copy container-quotas account-quotas slo dlo etag-quoter proxy-logging proxy-server\n\
          \n\
          [app:proxy-server]\n\
          use = egg:swift#proxy\n\
@@ -572,26 +675,35 @@ fn create_layout(opts: &Options) -> Result<()> {
          [filter:cache]\nuse = egg:swift#memcache\n\n\
          [filter:listing_formats]\nuse = egg:swift#listing_formats\n\n\
          [filter:copy]\nuse = egg:swift#copy\n\n\
-         [filter:dlo]\nuse = egg:swift#dlo\n",
+         [filter:dlo]\nuse = egg:swift#dlo\n\n\
+         [filter:slo]\nuse = egg:swift#slo\n\n\
+         [filter:bulk]\nuse = egg:swift#bulk\n\n\
+         [filter:account-quotas]\nuse = egg:swift#account_quotas\n\n\
+         [filter:container-quotas]\nuse = egg:swift#container_quotas\n\n\
+         [filter:etag-quoter]\nuse = egg:swift#etag_quoter\n",
         etc = etc.display(),
         extra = opts.extra_conf,
     );
     std::fs::write(etc.join("proxy-server.conf"), proxy)?;
-    // Rings: one device per server, each in its own zone.
+    // Rings: one device per server, each in its own zone on one host,
+    // else one zone per host (the first host is zone 1) with the same
+    // weight on every host, so each partition has a replica on each of
+    // `replicas` hosts, as an operator lays out a cluster that survives
+    // losing a host.
+    let on_host = |host: usize| (1..=opts.devices).filter(|i| host_of(*i) == host).count() as f64;
     for (kind, _) in STORAGE_TYPES {
         let mut b = RingBuilder::new(opts.part_power, opts.replicas, 1).map_err(|e| anyhow!("{e}"))?;
-        for (k, i, port, _) in ports.iter().filter(|(k, ..)| k == kind) {
-            let _ = k;
+        for Server { i, host, ip, port, .. } in servers.iter().filter(|s| s.kind == kind) {
             let dev = Device {
                 id: 0,
                 region: 1,
-                zone: *i as i64,
+                zone: if opts.hosts == 1 { *i } else { host + 1 } as i64,
                 ip: ip.clone(),
                 port: *port,
                 replication_ip: ip.clone(),
                 replication_port: *port,
                 device: format!("sdb{i}"),
-                weight: 100.0,
+                weight: if opts.hosts == 1 { 100.0 } else { 100.0 / on_host(*host) },
                 meta: String::new(),
                 extra: Default::default(),
             };

@@ -5,27 +5,38 @@ use cluster::{Cluster, Options, USERS};
 use std::path::PathBuf;
 
 /// Starts an all-in-one Swift cluster (account, container and object
-/// servers, container updaters and a proxy) on this machine and keeps it
-/// running until Ctrl-C.
+/// servers, their updaters, replicators, auditors, the expirer, the reaper
+/// and a proxy) on this machine and keeps it running until Ctrl-C.
+///
+/// Every process's output goes to DATA_DIR/logs/<name>.log (e.g.
+/// proxy-server.log, object-server-1.log, object-replicator-2.log).
 #[derive(Parser)]
 #[command(name = "swift-saio", version)]
 struct Args {
-    /// Where the configs, rings and data live (created on first use)
+    /// Where the configs (DATA_DIR/etc, the swift_dir for swift-recon and
+    /// swift-get-nodes), rings, data and logs live (created on first use)
     #[arg(long, default_value = "./saio")]
     data_dir: PathBuf,
-    /// The address every server binds to
+    /// The address the proxy binds to, and the first host's
     #[arg(long, default_value = "127.0.0.1")]
     bind_ip: String,
+    /// Spread the storage servers over N hosts: --bind-ip and the
+    /// addresses after it (127.0.0.1 to 127.0.0.N; loopback addresses need
+    /// no set-up on Linux), one ring zone per host
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    hosts: usize,
     #[arg(long, default_value_t = 8080)]
     proxy_port: u16,
-    /// Devices (and servers of each kind), one per zone
+    /// Devices (and servers of each kind), one per zone (one host: each
+    /// device is a zone of its own)
     #[arg(long, default_value_t = 4)]
     devices: usize,
     #[arg(long, default_value_t = 3.0)]
     replicas: f64,
     #[arg(long, default_value_t = 10)]
     part_power: u32,
-    /// Show every server's log lines
+    /// Show every server's log lines on the terminal too (they always go
+    /// to DATA_DIR/logs)
     #[arg(long)]
     verbose: bool,
 }
@@ -35,6 +46,7 @@ fn main() {
     let opts = Options {
         data_dir: a.data_dir.clone(),
         bind_ip: a.bind_ip.clone(),
+        hosts: a.hosts,
         proxy_port: a.proxy_port,
         devices: a.devices,
         replicas: a.replicas,
@@ -49,13 +61,14 @@ fn main() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("swift-saio: {e:#}");
+            eprintln!("swift-saio: the servers' logs are in {}", a.data_dir.join("logs").display());
             std::process::exit(1);
         }
     };
     let url = cluster.auth_url();
     if !fresh {
         println!(
-            "Reusing the layout in {}: --bind-ip, --proxy-port, --devices, --replicas and --part-power apply only to a new --data-dir.",
+            "Reusing the layout in {}: --bind-ip, --hosts, --proxy-port, --devices, --replicas and --part-power apply only to a new --data-dir.",
             a.data_dir.display()
         );
     }
@@ -65,9 +78,23 @@ fn main() {
         a.data_dir.display(),
         cluster.procs.len()
     );
-    if cluster.opts.bind_ip == "127.0.0.1" {
-        println!("Listening on 127.0.0.1 only (use --bind-ip to change).");
+    let hosts = cluster.host_ips();
+    if hosts.len() > 1 {
+        println!("Storage servers on {} hosts:", hosts.len());
+        for ip in &hosts {
+            let servers: Vec<String> = cluster
+                .procs
+                .iter()
+                .filter(|p| p.port != 0 && &p.ip == ip && p.name != "proxy-server")
+                .map(|p| format!("{} :{}", p.name, p.port))
+                .collect();
+            println!("  {ip}: {}", servers.join(", "));
+        }
     }
+    if cluster.opts.bind_ip == "127.0.0.1" {
+        println!("Listening on loopback addresses only (use --bind-ip to change).");
+    }
+    println!("Logs: {}/<name>.log, e.g. tail -F {}", cluster.log_dir().display(), cluster.log_dir().join("proxy-server.log").display());
     println!();
     println!("Auth URL: {url}");
     println!("Users (account:user key):");
@@ -78,6 +105,7 @@ fn main() {
     println!("Try:");
     println!("  curl -i -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' {url}");
     println!("  swift -A {url} -U test:tester -K testing stat");
+    println!("  swift-recon --swiftdir {} --all", cluster.etc.display());
     println!();
     println!("Ctrl-C (or SIGTERM) stops the cluster; run again with the same --data-dir to reuse it.");
     wait_for_signal();
