@@ -53,7 +53,26 @@ impl Service for AccountServer {
         (&self.settings.server.filters, self.recon.clone())
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Body>, _info: RequestInfo) -> Response<Body> {
+    async fn handle(self: Arc<Self>, req: Request<Body>, info: RequestInfo) -> Response<Body> {
+        let Some(statsd) = self.settings.server.statsd.clone() else {
+            return self.dispatch(req, info).await;
+        };
+        let started = std::time::Instant::now();
+        let method = req.method().clone();
+        let resp = self.dispatch(req, info).await;
+        // Swift's `@timing_stats` on each verb, with its sample rates.
+        let rate = match method.as_str() {
+            "PUT" | "GET" | "POST" | "DELETE" | "HEAD" | "REPLICATE" => None,
+            _ => return resp,
+        };
+        statsd.verb_timing(method.as_str(), resp.status().as_u16(), started, rate);
+        resp
+    }
+}
+
+impl AccountServer {
+    /// Routes the request to its handler.
+    async fn dispatch(self: Arc<Self>, req: Request<Body>, _info: RequestInfo) -> Response<Body> {
         // Only REPLICATE reads its body.
         let (parts, body) = req.into_parts();
         let r = match route(&parts.method, parts.uri.path(), &self.swift.constraints) {

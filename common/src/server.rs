@@ -54,6 +54,10 @@ pub struct ServerSettings {
     /// Filters of the pipeline this server skips (`backend_ratelimit`,
     /// `xprofile`), for a warning at start-up.
     pub skipped_filters: Vec<String>,
+    /// Metrics from `log_statsd_*`, named `<log_name>.<metric>` as Swift's
+    /// (`object-server.PUT.timing`, `object-updater.successes`); `None`
+    /// when `log_statsd_host` is unset.
+    pub statsd: Option<crate::statsd::StatsdClient>,
 }
 
 impl ServerSettings {
@@ -78,6 +82,8 @@ impl ServerSettings {
         };
         let level = s.get_str("log_level", "INFO")?;
         let port = s.get_u64("bind_port", default_port as u64)?;
+        let log_name = s.get_str("log_name", server_type)?;
+        let statsd = crate::statsd::StatsdClient::from_section(s, &log_name)?;
         let replication_server = match s.get("replication_server") {
             None => None,
             Some(_) => Some(s.get_bool("replication_server", false)?),
@@ -88,7 +94,7 @@ impl ServerSettings {
             devices: PathBuf::from(s.get_str("devices", "/srv/node")?),
             mount_check: s.get_bool("mount_check", true)?,
             swift_dir: PathBuf::from(s.get_str("swift_dir", "/etc/swift")?),
-            log_name: s.get_str("log_name", server_type)?,
+            log_name,
             log_level: log::Level::parse(&level).ok_or_else(|| s.value_error("log_level", &level, "DEBUG, INFO, WARNING or ERROR"))?,
             log_requests: s.get_bool("log_requests", true)?,
             conn_timeout: secs("conn_timeout", 0.5)?,
@@ -101,6 +107,7 @@ impl ServerSettings {
             recon: None,
             filters: Vec::new(),
             skipped_filters: Vec::new(),
+            statsd,
         })
     }
 }

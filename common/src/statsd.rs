@@ -139,6 +139,16 @@ impl StatsdClient {
         self.send(metric, &value.to_string(), "c", None);
     }
 
+    /// Adds each count to its counter; counts of 0 send nothing, as Swift,
+    /// which increments a counter only when its event happens.
+    pub fn update_counts(&self, counts: &[(&str, u64)]) {
+        for (metric, n) in counts {
+            if *n > 0 {
+                self.update_stats(metric, i64::try_from(*n).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
     /// Adds 1 to counter `metric`.
     pub fn increment(&self, metric: &str) {
         self.update_stats(metric, 1);
@@ -151,7 +161,31 @@ impl StatsdClient {
 
     /// A timer of `millis` milliseconds, rounded to four decimals (`|ms`).
     pub fn timing(&self, metric: &str, millis: f64) {
-        self.send(metric, &python_float((millis * 10_000.0).round() / 10_000.0), "ms", None);
+        self.timing_at(metric, millis, None);
+    }
+
+    /// A timer sent at `sample_rate` (times the factor) instead of the
+    /// default rate, as Swift's `sample_rate=` argument.
+    pub fn timing_sampled(&self, metric: &str, millis: f64, sample_rate: f64) {
+        self.timing_at(metric, millis, Some(sample_rate));
+    }
+
+    fn timing_at(&self, metric: &str, millis: f64, sample_rate: Option<f64>) {
+        self.send(metric, &python_float((millis * 10_000.0).round() / 10_000.0), "ms", sample_rate);
+    }
+
+    /// Swift's `timing_stats` of the storage servers' verbs:
+    /// `<VERB>.timing` for an answer that is not the server's fault (any
+    /// status below 500), `<VERB>.errors.timing` for one that is (507 for
+    /// an unmounted drive, 500). `sample_rate` is the verb's own (Swift
+    /// samples `HEAD` and `REPLICATE` less), `None` the default.
+    pub fn verb_timing(&self, verb: &str, status: u16, start: Instant, sample_rate: Option<f64>) {
+        let millis = start.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            self.timing_at(&format!("{verb}.errors.timing"), millis, sample_rate);
+        } else {
+            self.timing_at(&format!("{verb}.timing"), millis, sample_rate);
+        }
     }
 
     /// A timer of the milliseconds since `start`.
@@ -259,6 +293,13 @@ mod tests {
         c.increment("last");
         assert_eq!(recv(&r), "object-server.PUT.sda.timing:500.0|ms");
         assert_eq!(recv(&r), "object-server.last:1|c", "nothing for zero bytes");
+        c.timing_sampled("HEAD.timing", 0.5, 1.0);
+        assert!(recv(&r).starts_with("object-server.HEAD.timing:"));
+        c.verb_timing("PUT", 201, Instant::now(), None);
+        c.verb_timing("PUT", 404, Instant::now(), None);
+        c.verb_timing("PUT", 507, Instant::now(), None);
+        let names: Vec<String> = (0..3).map(|_| recv(&r).split(':').next().unwrap().to_string()).collect();
+        assert_eq!(names, ["object-server.PUT.timing", "object-server.PUT.timing", "object-server.PUT.errors.timing"]);
     }
 
     #[test]

@@ -183,6 +183,11 @@ impl ContainerUpdater {
         let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count() as u64;
         let stats =
             SweepStats { successes: count(Outcome::Success), failures: count(Outcome::Failure), no_changes: count(Outcome::NoChange) };
+        if let Some(statsd) = &self.settings.server.statsd {
+            // Swift counts each as it happens; the sums of a sweep are the
+            // same counters to StatsD.
+            statsd.update_counts(&[("successes", stats.successes), ("failures", stats.failures), ("no_changes", stats.no_changes)]);
+        }
         log::info(&format!(
             "Container update sweep completed: {:.02}s, {} successes, {} failures, {} with no changes",
             begin.elapsed().as_secs_f64(),

@@ -736,6 +736,9 @@ impl Worker {
             Outcome::Quarantined => AuditStats { passes: 1, quarantined: 1, ..Default::default() },
             Outcome::Error => AuditStats { errors: 1, ..Default::default() },
         };
+        if let Some(statsd) = &self.auditor.settings.server.statsd {
+            statsd.update_counts(&[("quarantines", one.quarantined), ("errors", one.errors)]);
+        }
         self.period.add(&one);
         self.total.add(&one);
     }
@@ -743,6 +746,9 @@ impl Worker {
     async fn audit_one(&mut self, device: &str, loc: ObjectLocation) {
         let started = Instant::now();
         let outcome = self.audit_location(device, loc).await;
+        if let Some(statsd) = &self.auditor.settings.server.statsd {
+            statsd.timing_since("timing", started);
+        }
         self.count(outcome);
         self.auditing += started.elapsed();
         self.files.wait(1).await;

@@ -317,8 +317,13 @@ async fn save_async_pending(server: &ObjectServer, target: &Target, u: &AsyncUpd
         .devices
         .run(&target.path.device, move || crate::diskfile::write_async_pending(&loc.device_path, loc.policy, &loc.hash, &ts, &body))
         .await;
-    if let Err(e) = r {
-        common::log::error(&format!("ERROR writing async pending for {}: {e}", target.name));
+    match r {
+        Ok(_) => {
+            if let Some(statsd) = &server.settings.server.statsd {
+                statsd.increment("async_pendings");
+            }
+        }
+        Err(e) => common::log::error(&format!("ERROR writing async pending for {}: {e}", target.name)),
     }
 }
 

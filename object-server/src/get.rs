@@ -217,7 +217,12 @@ async fn quarantine(server: &ObjectServer, target: &Target, data_file: String) {
     let loc = target.location.clone();
     let name = data_file.clone();
     match server.devices.run(&target.path.device, move || diskfile::quarantine_file(&loc, &name)).await {
-        Ok(Some(to)) => common::log::error(&format!("Quarantined {} ({data_file}) to {}", target.name, to.display())),
+        Ok(Some(to)) => {
+            common::log::error(&format!("Quarantined {} ({data_file}) to {}", target.name, to.display()));
+            if let Some(statsd) = &server.settings.server.statsd {
+                statsd.increment("quarantines");
+            }
+        }
         Ok(None) => {}
         Err(e) => common::log::error(&format!("ERROR quarantining {} ({data_file}): {e}", target.name)),
     }

@@ -158,6 +158,27 @@ impl Service for ObjectServer {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Body>, info: RequestInfo) -> Response<Body> {
+        let Some(statsd) = self.settings.server.statsd.clone() else {
+            return self.dispatch(req, info).await;
+        };
+        let started = std::time::Instant::now();
+        let method = req.method().clone();
+        let resp = self.dispatch(req, info).await;
+        // Swift's `@timing_stats` on each verb, with its sample rates.
+        let rate = match method.as_str() {
+            "PUT" | "GET" | "POST" | "DELETE" => None,
+            "HEAD" => Some(0.8),
+            "REPLICATE" | "SSYNC" => Some(0.1),
+            _ => return resp,
+        };
+        statsd.verb_timing(method.as_str(), resp.status().as_u16(), started, rate);
+        resp
+    }
+}
+
+impl ObjectServer {
+    /// Routes the request to its handler.
+    async fn dispatch(self: Arc<Self>, req: Request<Body>, info: RequestInfo) -> Response<Body> {
         let raw_path = req.uri().path().to_string();
         if let Err(resp) = constraints::check_header_count(req.headers(), &self.swift.constraints) {
             return resp;

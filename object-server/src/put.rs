@@ -167,11 +167,15 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Targe
     // is written in the same trip as the commit.
     let st = &server.settings;
     let max = length.unwrap_or(server.swift.constraints.max_file_size);
-    let deadline = Instant::now() + st.max_upload_time;
+    let upload_started = Instant::now();
+    let deadline = upload_started + st.max_upload_time;
     let mut buf = BytesMut::with_capacity(st.network_chunk_size);
     let mut received: u64 = 0;
     let failure: Option<Response<Body>> = loop {
         if Instant::now() > deadline {
+            if let Some(statsd) = &st.server.statsd {
+                statsd.increment("PUT.timeouts");
+            }
             break Some(h::status(StatusCode::REQUEST_TIMEOUT));
         }
         let frame = match tokio::time::timeout(st.server.connections.client_timeout, body.frame()).await {
@@ -214,6 +218,10 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Targe
         // Dropping the writer deletes the temp file: blocking work.
         server.devices.run(&dev, move || drop(writer)).await;
         return resp;
+    }
+    if let Some(statsd) = &st.server.statsd {
+        // Swift's per-device upload speed: ms per thousand bytes.
+        statsd.transfer_rate(&format!("PUT.{dev}.timing"), upload_started.elapsed().as_secs_f64(), received);
     }
 
     let mut metadata = constraints::request_metadata(&headers, &st.allowed_headers, is_object_meta);

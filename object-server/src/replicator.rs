@@ -559,6 +559,13 @@ impl ObjectReplicator {
         }
         let began = Instant::now();
         let stats = if job.delete { self.revert(&job, &pass).await } else { self.update(&job).await };
+        if let Some(statsd) = &self.settings.server.statsd {
+            // Swift's names: per job kind, a count per device and a timer.
+            let kind = if job.delete { "delete" } else { "update" };
+            statsd.increment(&format!("partition.{kind}.count.{}", job.source.device));
+            statsd.update_counts(&[("suffix.hashes", stats.suffix_hash), ("suffix.syncs", stats.suffix_sync)]);
+            statsd.timing_since(&format!("partition.{kind}.timing"), began);
+        }
         pass.record(&job.source.device, stats, began);
     }
 

@@ -168,6 +168,17 @@ impl ObjectUpdater {
             unlinks,
             errors: count(Outcome::Error) + scan_errors,
         };
+        if let Some(statsd) = &self.settings.server.statsd {
+            // Swift counts each as it happens; the sums of a sweep are the
+            // same counters to StatsD.
+            statsd.update_counts(&[
+                ("successes", stats.successes),
+                ("failures", stats.failures),
+                ("quarantines", stats.quarantines),
+                ("unlinks", stats.unlinks),
+                ("errors", stats.errors),
+            ]);
+        }
         log::info(&format!(
             "Object update sweep completed: {:.02}s, {} successes, {} failures, {} quarantines, {} unlinks, {} errors",
             begin.elapsed().as_secs_f64(),

@@ -41,6 +41,11 @@ pub struct ProxySettings {
     pub cors_expose_headers: Vec<String>,
     pub graceful_shutdown_timeout: Duration,
     pub log_requests: bool,
+    /// The proxy app's own metrics (Swift's `proxy-server.errors`,
+    /// `<type>.handoff_count`, ...), named `<log_name>.<metric>`; `None`
+    /// without `log_statsd_host`. The request metrics come from
+    /// proxy_logging, which reads its own section.
+    pub statsd: Option<common::statsd::StatsdClient>,
 }
 
 impl ProxySettings {
@@ -94,6 +99,7 @@ impl ProxySettings {
             cors_expose_headers: s.get_list("cors_expose_headers")?,
             graceful_shutdown_timeout: secs("graceful_shutdown_timeout", 30.0)?,
             log_requests: s.get_bool("log_requests", true)?,
+            statsd: common::statsd::StatsdClient::from_section(s, &s.get_str("log_name", "proxy-server")?)?,
         })
     }
 }

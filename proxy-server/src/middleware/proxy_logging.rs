@@ -19,6 +19,23 @@
 //! transaction_id headers request_time source log_info start_time end_time
 //! policy_index access_user_id
 //! ```
+//!
+//! With `log_statsd_host` set (or `access_log_statsd_host`, which wins, as
+//! do the other `access_log_statsd_*` options), each logged request is
+//! also sent to StatsD as Swift's proxy_logging sends it, under
+//! `[<log_statsd_metric_prefix>.]proxy-server.`:
+//!
+//! ```text
+//! <type>.<verb>.<status>.timing                  request time, ms
+//! <type>.<verb>.<status>.xfer                    bytes received + sent
+//! <type>.GET.<status>.first-byte.timing          time to the response head
+//! object.policy.<index>.<verb>.<status>.timing   and .xfer, .first-byte.timing
+//! ```
+//!
+//! `<type>` is `account`, `container` or `object` from the path, else the
+//! subrequest's source (`SSC`, ...), else `UNKNOWN`; a verb not in
+//! `log_statsd_valid_http_methods` is `BAD_METHOD`; the policy variant is
+//! sent only for object requests whose policy `swift.conf` knows.
 
 use super::{BoxFuture, Build, Handler, Next, SwiftSource};
 use crate::proxy::Proxy;
@@ -26,6 +43,7 @@ use bytes::Bytes;
 use common::backend_headers as bh;
 use common::config::Section;
 use common::http::{Body, BoxError};
+use common::statsd::StatsdClient;
 use http::{Request, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -267,7 +285,16 @@ struct Settings {
     /// Lower-case names; empty: all headers.
     log_headers_only: Vec<String>,
     reveal_sensitive_prefix: usize,
+    /// Where request metrics go (`None`: no `log_statsd_host`).
+    statsd: Option<StatsdClient>,
+    /// Verbs named in metrics; others are `BAD_METHOD`.
+    valid_methods: Vec<String>,
+    /// The storage policy indexes of `swift.conf`.
+    policies: Vec<u32>,
 }
+
+/// Swift's default `log_statsd_valid_http_methods`.
+const DEFAULT_VALID_METHODS: &str = "GET,HEAD,POST,PUT,DELETE,COPY,OPTIONS,UPDATE";
 
 impl Settings {
     fn from_section(section: &Section) -> Result<Settings, String> {
@@ -282,7 +309,39 @@ impl Settings {
             .map(|h| h.to_ascii_lowercase())
             .collect();
         let reveal_sensitive_prefix = section.get_usize("reveal_sensitive_prefix", 16).map_err(|e| e.to_string())?;
-        Ok(Settings { template, log_headers, log_headers_only, reveal_sensitive_prefix })
+        let statsd = StatsdClient::from_section_preferring(section, "access_", "proxy-server").map_err(|e| e.to_string())?;
+        let valid_methods = section
+            .get("access_log_statsd_valid_http_methods")
+            .or_else(|| section.get("log_statsd_valid_http_methods"))
+            .unwrap_or(DEFAULT_VALID_METHODS)
+            .split(',')
+            .map(|m| m.trim().to_ascii_uppercase())
+            .filter(|m| !m.is_empty())
+            .collect();
+        Ok(Settings { template, log_headers, log_headers_only, reveal_sensitive_prefix, statsd, valid_methods, policies: vec![0] })
+    }
+
+    /// Swift's `statsd_metric_name`: `<type>.<verb>.<status>`, and the
+    /// `<type>.policy.<index>.<verb>.<status>` variant for an object
+    /// request in a known policy.
+    fn metric_names(&self, facts: &RequestFacts, status: u16, policy_index: Option<&str>) -> (String, Option<String>) {
+        let kind = if !facts.object.is_empty() {
+            "object"
+        } else if !facts.container.is_empty() {
+            "container"
+        } else if !facts.account.is_empty() {
+            "account"
+        } else if !facts.source.is_empty() {
+            facts.source.as_str()
+        } else {
+            "UNKNOWN"
+        };
+        let verb = if self.valid_methods.iter().any(|m| *m == facts.method) { facts.method.as_str() } else { "BAD_METHOD" };
+        let policy = policy_index
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .filter(|p| kind == "object" && self.policies.contains(p))
+            .map(|p| format!("object.policy.{p}.{verb}.{status}"));
+        (format!("{kind}.{verb}.{status}"), policy)
     }
 }
 
@@ -292,15 +351,23 @@ pub struct ProxyLogging {
     next: Next,
 }
 
-pub fn factory(section: &Section, _proxy: &Proxy, next: Next, _build: &mut Build) -> Result<Next, String> {
-    Ok(Arc::new(ProxyLogging::from_section(section, next)?))
+pub fn factory(section: &Section, proxy: &Proxy, next: Next, _build: &mut Build) -> Result<Next, String> {
+    let policies = proxy.swift.policies.iter().map(|p| p.index).collect();
+    Ok(Arc::new(ProxyLogging::from_section_with_policies(section, policies, next)?))
 }
 
 impl ProxyLogging {
     /// Reads its section. Lines go to the proxy's log, under the section's
     /// `access_log_name` (or `log_name`) when it sets one.
     pub fn from_section(section: &Section, next: Next) -> Result<ProxyLogging, String> {
-        let settings = Settings::from_section(section)?;
+        Self::from_section_with_policies(section, vec![0], next)
+    }
+
+    /// As `from_section`, knowing the storage policies of `swift.conf`
+    /// (metrics name a policy only when it exists).
+    pub fn from_section_with_policies(section: &Section, policies: Vec<u32>, next: Next) -> Result<ProxyLogging, String> {
+        let mut settings = Settings::from_section(section)?;
+        settings.policies = policies;
         let name = section.get("access_log_name").or_else(|| section.get("log_name")).map(str::to_string);
         let sink: Sink = match name {
             // common::log prefixes the process's own name; a separate
@@ -510,6 +577,17 @@ impl PendingLine {
         let number = |n: u64| if n == 0 { String::new() } else { n.to_string() };
         let f = &self.facts;
         let policy_index = resp_policy_index.map(str::to_string).or_else(|| f.policy_index.clone()).unwrap_or_default();
+        if let Some(statsd) = &self.settings.statsd {
+            let millis = elapsed.as_secs_f64() * 1000.0;
+            let xfer = (self.received.bytes.load(Ordering::Relaxed) + bytes_sent) as i64;
+            let (name, policy_name) = self.settings.metric_names(f, status, Some(&policy_index));
+            statsd.timing(&format!("{name}.timing"), millis);
+            statsd.update_stats(&format!("{name}.xfer"), xfer);
+            if let Some(name) = policy_name {
+                statsd.timing(&format!("{name}.timing"), millis);
+                statsd.update_stats(&format!("{name}.xfer"), xfer);
+            }
+        }
         let mut line = String::new();
         for piece in &self.settings.template {
             let value = match piece {
@@ -602,6 +680,10 @@ struct LoggedBody {
     sent: u64,
     /// A HEAD's body is never sent: its response ends with its head.
     head: bool,
+    /// The body's length when the response says it (`Content-Length`):
+    /// once that many bytes are sent, the server drops the body without
+    /// polling it to its end, and that is a complete response.
+    length: Option<u64>,
 }
 
 impl LoggedBody {
@@ -644,7 +726,8 @@ impl Drop for LoggedBody {
     fn drop(&mut self) {
         // The server does not poll a body it knows to be over (empty, or
         // its last frame read), nor a HEAD's: that is an end, not an abort.
-        let ending = if self.head || self.inner.is_end_stream() { Ending::Complete } else { Ending::Aborted };
+        let whole = self.length.is_some_and(|n| self.sent >= n);
+        let ending = if self.head || whole || self.inner.is_end_stream() { Ending::Complete } else { Ending::Aborted };
         self.finish(ending);
     }
 }
@@ -679,12 +762,22 @@ impl Handler for ProxyLogging {
         Box::pin(async move {
             let resp = self.next.call(req).await;
             let Some(mut line) = guard.0.take() else { return resp };
-            if is_get {
-                line.ttfb = Some(started.elapsed().as_secs_f64());
-            }
             let (parts, body) = resp.into_parts();
             let policy_index = common::http::header_str(&parts.headers, bh::BACKEND_STORAGE_POLICY_INDEX).map(str::to_string);
-            let body = LoggedBody { inner: body, line: Some(line), status: parts.status, policy_index, sent: 0, head };
+            if is_get {
+                let ttfb = started.elapsed().as_secs_f64();
+                line.ttfb = Some(ttfb);
+                if let Some(statsd) = &self.settings.statsd {
+                    let policy = policy_index.as_deref().or(line.facts.policy_index.as_deref());
+                    let (name, policy_name) = self.settings.metric_names(&line.facts, parts.status.as_u16(), policy);
+                    statsd.timing(&format!("{name}.first-byte.timing"), ttfb * 1000.0);
+                    if let Some(name) = policy_name {
+                        statsd.timing(&format!("{name}.first-byte.timing"), ttfb * 1000.0);
+                    }
+                }
+            }
+            let length = common::http::header_str(&parts.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+            let body = LoggedBody { inner: body, line: Some(line), status: parts.status, policy_index, sent: 0, head, length };
             Response::from_parts(parts, body.boxed())
         })
     }
@@ -912,6 +1005,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_dropped_after_its_content_length_is_complete() {
+        // hyper stops polling a body once Content-Length bytes are sent.
+        let next: Next = Arc::new(FnHandler(|_req: Request<Body>| async move {
+            let chunks = ["abcd", "efgh"].map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from(c))));
+            let mut r = Response::new(http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed());
+            r.headers_mut().insert(http::header::CONTENT_LENGTH, "8".parse().unwrap());
+            r
+        }));
+        let (m, log) = logging(next, "");
+        let mut body = m.call(from_client(request("GET", "/v1/a/c/o", &[], ""))).await.into_body();
+        body.frame().await.unwrap().unwrap();
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        let f = fields(&lines(&log)[0]);
+        assert_eq!((f[6].as_str(), f[11].as_str()), ("200", "8"));
+    }
+
+    #[tokio::test]
     async fn a_failed_upload_is_a_499_with_the_bytes_received() {
         let next = Recorder::new(|_| common::http::status(StatusCode::REQUEST_TIMEOUT));
         let (m, log) = logging(next, "");
@@ -932,6 +1043,98 @@ mod tests {
         let f = fields(&lines(&log)[0]);
         assert_eq!(f[9], "AUTH...");
         assert_eq!(f[14], "X-Auth-Token:%20AUTH...%0AX-Object-Meta-A1B:%20v");
+    }
+
+    /// A StatsD collector on a local port; returns the datagrams received
+    /// until `want` have come (or five seconds without one).
+    fn collector() -> (std::net::UdpSocket, String) {
+        let r = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        r.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let conf = format!("log_statsd_host = 127.0.0.1\nlog_statsd_port = {}\n", r.local_addr().unwrap().port());
+        (r, conf)
+    }
+
+    fn received(r: &std::net::UdpSocket, want: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        while out.len() < want {
+            let Ok(n) = r.recv(&mut buf) else { break };
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    fn name_and_type(datagram: &str) -> String {
+        let (name, rest) = datagram.split_once(':').unwrap();
+        format!("{name}|{}", rest.split('|').nth(1).unwrap())
+    }
+
+    #[tokio::test]
+    async fn requests_are_sent_to_statsd_as_swift_names_them() {
+        let (r, conf) = collector();
+        let next = Recorder::new(|seen| {
+            let mut resp = if seen.method == "PUT" {
+                common::http::status(StatusCode::CREATED)
+            } else {
+                Response::new(common::http::full("0123456789"))
+            };
+            resp.headers_mut().insert(bh::BACKEND_STORAGE_POLICY_INDEX, "0".parse().unwrap());
+            resp
+        });
+        let (m, _log) = logging(next, &conf);
+        body_of(m.call(from_client(request("PUT", "/v1/a/c/o", &[], "hello"))).await).await;
+        let put = received(&r, 4);
+        assert_eq!(
+            put.iter().map(|d| name_and_type(d)).collect::<Vec<_>>(),
+            [
+                "proxy-server.object.PUT.201.timing|ms",
+                "proxy-server.object.PUT.201.xfer|c",
+                "proxy-server.object.policy.0.PUT.201.timing|ms",
+                "proxy-server.object.policy.0.PUT.201.xfer|c"
+            ]
+        );
+        assert_eq!(put[1], "proxy-server.object.PUT.201.xfer:5|c");
+        body_of(m.call(from_client(request("GET", "/v1/a/c/o", &[], ""))).await).await;
+        let get = received(&r, 6);
+        assert_eq!(
+            get.iter().map(|d| name_and_type(d)).collect::<Vec<_>>(),
+            [
+                "proxy-server.object.GET.200.first-byte.timing|ms",
+                "proxy-server.object.policy.0.GET.200.first-byte.timing|ms",
+                "proxy-server.object.GET.200.timing|ms",
+                "proxy-server.object.GET.200.xfer|c",
+                "proxy-server.object.policy.0.GET.200.timing|ms",
+                "proxy-server.object.policy.0.GET.200.xfer|c"
+            ]
+        );
+        assert_eq!(get[3], "proxy-server.object.GET.200.xfer:10|c");
+    }
+
+    #[tokio::test]
+    async fn metric_types_verbs_and_the_access_prefix() {
+        let (r, conf) = collector();
+        let next = Recorder::new(|_| common::http::status(StatusCode::NO_CONTENT));
+        // access_log_statsd_* wins; a policy the cluster lacks is not named.
+        let conf = format!("{}log_statsd_metric_prefix = ignored\naccess_log_statsd_metric_prefix = c1\n", conf);
+        let (m, _log) = logging(next, &conf);
+        for (method, path) in [("HEAD", "/v1/a/c"), ("HEAD", "/v1/a"), ("PATCH", "/v1/a"), ("GET", "/info")] {
+            drop(m.call(from_client(request(method, path, &[(bh::BACKEND_STORAGE_POLICY_INDEX, "7")], ""))).await);
+        }
+        let names: Vec<String> = received(&r, 9).iter().map(|d| name_and_type(d)).collect();
+        assert_eq!(
+            names,
+            [
+                "c1.proxy-server.container.HEAD.204.timing|ms",
+                "c1.proxy-server.container.HEAD.204.xfer|c",
+                "c1.proxy-server.account.HEAD.204.timing|ms",
+                "c1.proxy-server.account.HEAD.204.xfer|c",
+                "c1.proxy-server.account.BAD_METHOD.204.timing|ms",
+                "c1.proxy-server.account.BAD_METHOD.204.xfer|c",
+                "c1.proxy-server.UNKNOWN.GET.204.first-byte.timing|ms",
+                "c1.proxy-server.UNKNOWN.GET.204.timing|ms",
+                "c1.proxy-server.UNKNOWN.GET.204.xfer|c"
+            ]
+        );
     }
 
     #[test]
