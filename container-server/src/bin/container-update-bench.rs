@@ -14,17 +14,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+/// Prints how many object updates per second one container takes.
+#[derive(clap::Parser)]
+#[command(name = "container-update-bench", version = common::VERSION)]
+struct Cli {
+    /// Concurrent keep-alive clients.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Object updates to send in all.
+    #[arg(long, default_value_t = 5000)]
+    updates: usize,
+    /// A running container server (HOST:PORT) instead of starting one.
+    #[arg(long, value_name = "HOST:PORT")]
+    server: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
-    let clients: usize = arg("--clients").map(|v| v.parse()).transpose()?.unwrap_or(16);
-    let updates: usize = arg("--updates").map(|v| v.parse()).transpose()?.unwrap_or(5000);
+    let Cli { clients, updates, server } = clap::Parser::parse();
     let _dir;
     let _proc;
-    let (host, port) = match arg("--server") {
+    let (host, port) = match server {
         Some(s) => {
             let (h, p) = s.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("--server wants HOST:PORT"))?;
             (h.to_string(), p.parse::<u16>()?)
