@@ -42,6 +42,9 @@ impl Handler for TempAuthMiddleware {
             // for (or the override of a middleware acting for itself).
             if req.extensions().get::<AuthorizeHook>().is_none() {
                 let identity = identity(&self.auth, req.headers());
+                if identity.as_ref().is_some_and(|id| id.groups.iter().any(|g| g == ".reseller_admin")) {
+                    req.extensions_mut().insert(ResellerRequest);
+                }
                 let hook = TempAuthorize { auth: self.auth.clone(), identity, next: self.next.clone(), info: super::request_info(&req) };
                 req.extensions_mut().insert(AuthorizeHook(Arc::new(hook)));
             }
@@ -49,6 +52,12 @@ impl Handler for TempAuthMiddleware {
         })
     }
 }
+
+/// Left in a request whose caller is a reseller admin (Swift's
+/// `reseller_request` environ key): `account_quotas` lets only them set
+/// quotas, and does not hold their uploads to them. Subrequests carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResellerRequest;
 
 /// The caller a request's `X-Auth-Token` (or `X-Storage-Token`) names, with
 /// the groups of an `X-Service-Token` added.
