@@ -141,6 +141,56 @@ fn entry_mut<'a>(entries: &'a mut Entries, key: &str) -> Option<&'a mut Entry> {
     entries.iter_mut().find(|(k, _)| k == key).map(|(_, e)| e)
 }
 
+/// Which sections a program looked at and which of their keys it read, so
+/// that what it never read can be reported (a typo, an option of another
+/// release). Shared by a `ConfigFile` and the `Section`s made from it;
+/// never part of their equality.
+#[derive(Debug, Clone, Default)]
+struct Usage(std::sync::Arc<std::sync::Mutex<UsageSets>>);
+
+#[derive(Debug, Default)]
+struct UsageSets {
+    sections: std::collections::BTreeSet<String>,
+    keys: std::collections::BTreeSet<(String, String)>,
+}
+
+impl PartialEq for Usage {
+    fn eq(&self, _: &Usage) -> bool {
+        true
+    }
+}
+
+impl Eq for Usage {}
+
+impl Usage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, UsageSets> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Sections every Swift program knows, besides `[DEFAULT]` and the
+/// paste.deploy ones (`pipeline:`, `app:`, `filter:`, ...): the daemons'
+/// sections of each server's file, and those of `swift.conf`.
+const KNOWN_SECTIONS: &[&str] = &[
+    "object-replicator",
+    "object-reconstructor",
+    "object-updater",
+    "object-auditor",
+    "object-expirer",
+    "object-relinker",
+    "container-replicator",
+    "container-updater",
+    "container-auditor",
+    "container-sync",
+    "container-sharder",
+    "account-replicator",
+    "account-auditor",
+    "account-reaper",
+    "swift-hash",
+    "swift-constraints",
+    "drive-audit",
+];
+
 /// A parsed configuration file (or `.conf.d` directory): `[DEFAULT]` plus
 /// named sections in the order they first appear.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +200,7 @@ pub struct ConfigFile {
     key_case: KeyCase,
     defaults: Entries,
     sections: Vec<(String, Entries)>,
+    usage: Usage,
 }
 
 /// Where the parser is while reading lines.
@@ -219,7 +270,7 @@ impl ConfigFile {
     }
 
     fn empty(source: &str, key_case: KeyCase) -> ConfigFile {
-        ConfigFile { source: source.to_string(), here: None, key_case, defaults: Vec::new(), sections: Vec::new() }
+        ConfigFile { source: source.to_string(), here: None, key_case, defaults: Vec::new(), sections: Vec::new(), usage: Usage::default() }
     }
 
     fn transform_key(&self, key: &str) -> String {
@@ -417,7 +468,53 @@ impl ConfigFile {
     }
 
     fn make_section(&self, name: &str, values: BTreeMap<String, Entry>) -> Section {
-        Section { name: name.to_string(), source: self.source.clone(), here: self.here.clone(), key_case: self.key_case, values }
+        self.usage.lock().sections.insert(name.to_string());
+        Section {
+            name: name.to_string(),
+            source: self.source.clone(),
+            here: self.here.clone(),
+            key_case: self.key_case,
+            values,
+            usage: self.usage.clone(),
+        }
+    }
+
+    /// What the program never read, for warnings at start-up: each key
+    /// set in a section it looked at (the key written in that section, not
+    /// inherited from `[DEFAULT]`) that it never asked for, and each
+    /// section no Swift program knows. `[DEFAULT]` itself is not judged:
+    /// every program reading the file shares it, and a key there may be
+    /// for another one. Lines are `file:line: [section] key: ...`.
+    pub fn unused(&self) -> Vec<String> {
+        let usage = self.usage.lock();
+        let mut out = Vec::new();
+        for (name, entries) in &self.sections {
+            let paste = PASTE_PREFIXES.iter().any(|p| name.starts_with(p));
+            let known = paste || KNOWN_SECTIONS.contains(&name.as_str()) || name.starts_with("storage-policy:");
+            if !known {
+                let line = entries.first().map(|(_, e)| e.line).unwrap_or(0);
+                out.push(format!("{}: unknown section [{name}] (near line {line}); nothing reads it", self.source));
+                continue;
+            }
+            if !usage.sections.contains(name) {
+                continue;
+            }
+            for (key, entry) in entries {
+                let key = key.strip_prefix("set ").map(str::trim).unwrap_or(key);
+                if key.starts_with("get ") || usage.keys.contains(&(name.clone(), key.to_string())) {
+                    continue;
+                }
+                out.push(format!("{}:{}: [{name}] {key}: unknown option, ignored", entry.file, entry.line));
+            }
+        }
+        out
+    }
+
+    /// Logs `unused` as warnings.
+    pub fn warn_unused(&self) {
+        for line in self.unused() {
+            crate::log::warning(&line);
+        }
     }
 }
 
@@ -451,6 +548,7 @@ pub struct Section {
     here: Option<String>,
     key_case: KeyCase,
     values: BTreeMap<String, Entry>,
+    usage: Usage,
 }
 
 impl Section {
@@ -466,11 +564,19 @@ impl Section {
 
     /// The raw value of `key` as written (no `%(name)s` interpolation).
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.mark_used(key);
         self.values.get(key).map(|e| e.value.as_str())
+    }
+
+    /// Records that the program reads `key` here (the getters do this;
+    /// call it for keys found by iterating, such as tempauth's `user_*`).
+    pub fn mark_used(&self, key: &str) {
+        self.usage.lock().keys.insert((self.name.clone(), key.to_string()));
     }
 
     /// True when the section (or `[DEFAULT]`) sets `key`.
     pub fn contains_key(&self, key: &str) -> bool {
+        self.mark_used(key);
         self.values.contains_key(key)
     }
 
@@ -491,6 +597,7 @@ impl Section {
 
     /// The value of `key` after `%(name)s` interpolation, `None` if unset.
     pub fn value(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        self.mark_used(key);
         let Some(entry) = self.values.get(key) else {
             return Ok(None);
         };
@@ -875,5 +982,31 @@ mod tests {
         let auditor = object.section("object-auditor").unwrap();
         assert_eq!(auditor.get_u64("files_per_second", 20).unwrap(), 100_000);
         assert!(!auditor.get_bool("mount_check", true).unwrap());
+    }
+
+    #[test]
+    fn what_the_program_never_read_is_reported() {
+        let conf = ConfigFile::parse(
+            "[DEFAULT]\nbind_port = 1\nnobody_reads = 1\n[app:object-server]\nuse = egg:swift#object\nmount_chek = false\n\
+             set log_level = DEBUG\n[object-replicator]\nconcurrency = 2\n[object-replicatr]\nx = 1\n[filter:recon]\nuse = egg:swift#recon\n",
+            "object-server.conf",
+        )
+        .unwrap();
+        let app = conf.app_section("object-server").unwrap();
+        let _ = (app.get("use"), app.get("bind_port"), app.get_str("log_level", "INFO"));
+        let unused = conf.unused();
+        // The typo in the app's section, and the section nothing knows; not
+        // [DEFAULT] (shared), not the replicator's section (another
+        // program's) nor a filter section nobody looked at.
+        assert_eq!(
+            unused,
+            [
+                "object-server.conf:6: [app:object-server] mount_chek: unknown option, ignored",
+                "object-server.conf: unknown section [object-replicatr] (near line 11); nothing reads it",
+            ],
+            "{unused:?}"
+        );
+        let _ = app.get("mount_chek");
+        assert_eq!(conf.unused().len(), 1);
     }
 }

@@ -149,7 +149,8 @@ pub fn main<D: Daemon>() -> ! {
         eprintln!("Error in {}: {e}", args.config.display());
         std::process::exit(1)
     });
-    crate::log::init(&daemon.server().log_name, daemon.server().log_level);
+    crate::log::init_with(&daemon.server().log);
+    conf.warn_unused();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| {
         eprintln!("Error starting the runtime: {e}");
         std::process::exit(1)
@@ -164,8 +165,10 @@ pub fn main<D: Daemon>() -> ! {
             // (the interval stays the one read at start-up).
             let config = args.config.clone();
             let daemon = crate::server::Reloaded::new(daemon, move || {
-                let d = D::from_config(&crate::server::load_config(&config)?)?;
-                crate::log::init(&d.server().log_name, d.server().log_level);
+                let conf = crate::server::load_config(&config)?;
+                let d = D::from_config(&conf)?;
+                crate::log::init_with(&d.server().log);
+                conf.warn_unused();
                 Ok(d)
             });
             run_forever(interval, crate::server::shutdown_signal(), || pass(daemon.get(), args.scope.clone())).await;

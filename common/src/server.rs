@@ -28,6 +28,8 @@ pub struct ServerSettings {
     pub swift_dir: PathBuf,
     pub log_name: String,
     pub log_level: log::Level,
+    /// Where and how to log (`log_*` options; name and level as above).
+    pub log: log::LogSettings,
     /// Whether to write the access log (Swift's `log_requests`).
     pub log_requests: bool,
     /// Seconds to wait for a backend connection (server-to-server calls).
@@ -60,6 +62,20 @@ pub struct ServerSettings {
     pub statsd: Option<crate::statsd::StatsdClient>,
 }
 
+/// Options of Swift's process model that mean nothing to one
+/// multi-threaded process (`workers`, `user`: run it as the user you want,
+/// e.g. with systemd's `User=`, priorities): accepted, unused, and not
+/// reported as unknown.
+pub const PROCESS_OPTIONS: &[&str] =
+    &["workers", "user", "eventlet_debug", "nice_priority", "ionice_class", "ionice_priority", "max_requests"];
+
+/// Marks `PROCESS_OPTIONS` as read in `s`.
+pub fn mark_process_options(s: &Section) {
+    for key in PROCESS_OPTIONS {
+        s.mark_used(key);
+    }
+}
+
 impl ServerSettings {
     /// Reads the settings of server `server_type` (`object-server`, ...)
     /// from a loaded config file; `default_port` is Swift's port for it.
@@ -88,6 +104,7 @@ impl ServerSettings {
             None => None,
             Some(_) => Some(s.get_bool("replication_server", false)?),
         };
+        mark_process_options(s);
         Ok(ServerSettings {
             bind_ip: s.get_str("bind_ip", "0.0.0.0")?,
             bind_port: u16::try_from(port).map_err(|_| s.value_error("bind_port", &port.to_string(), "a TCP port"))?,
@@ -96,6 +113,7 @@ impl ServerSettings {
             swift_dir: PathBuf::from(s.get_str("swift_dir", "/etc/swift")?),
             log_name,
             log_level: log::Level::parse(&level).ok_or_else(|| s.value_error("log_level", &level, "DEBUG, INFO, WARNING or ERROR"))?,
+            log: log::LogSettings::from_section(s, server_type)?,
             log_requests: s.get_bool("log_requests", true)?,
             conn_timeout: secs("conn_timeout", 0.5)?,
             node_timeout: secs("node_timeout", 3.0)?,
@@ -256,7 +274,7 @@ async fn dispatch<S: Service>(
         let info = RequestInfo { remote, trans_id: trans_id.clone(), started };
         let mut req = req.map(|b| http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(b, |e| Box::new(e) as h::BoxError)));
         req.extensions_mut().insert(info);
-        pipeline.call(req).await
+        crate::log::with_trans_id(trans_id.clone(), pipeline.call(req)).await
     };
     // The proxy's catch_errors middleware gives its own id.
     if let (Ok(v), false) = (HeaderValue::from_str(&trans_id), resp.headers().contains_key(bh::TRANS_ID)) {

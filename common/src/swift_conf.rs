@@ -590,4 +590,13 @@ mod tests {
         assert_eq!(gold.aliases, ["yellow"]);
         assert_eq!(conf.policies.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 2]);
     }
+
+    #[test]
+    fn the_sample_is_a_valid_swift_conf() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/swift.conf-sample");
+        let conf = SwiftConf::load(Path::new(path)).unwrap();
+        assert_eq!(conf.policies.len(), 1);
+        assert!(conf.policies[0].is_default);
+        assert_eq!(conf.constraints.max_file_size, 5368709122);
+    }
 }

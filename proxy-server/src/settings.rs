@@ -13,6 +13,8 @@ pub struct ProxySettings {
     pub swift_dir: PathBuf,
     pub log_name: String,
     pub log_level: common::log::Level,
+    /// Where and how to log (`log_*` options).
+    pub log: common::log::LogSettings,
     /// Create an account on first container PUT (and fake empty listings
     /// for missing accounts).
     pub account_autocreate: bool,
@@ -72,11 +74,13 @@ impl ProxySettings {
         let port = s.get_u64("bind_port", 8080)?;
         let node_count = s.get_str("request_node_count", "2 * replicas")?;
         let factor = parse_node_count(&node_count).ok_or_else(|| s.value_error("request_node_count", &node_count, "'<N> * replicas'"))?;
+        common::server::mark_process_options(s);
         Ok(ProxySettings {
             bind_ip: s.get_str("bind_ip", "0.0.0.0")?,
             bind_port: u16::try_from(port).map_err(|_| s.value_error("bind_port", &port.to_string(), "a TCP port"))?,
             swift_dir: PathBuf::from(s.get_str("swift_dir", "/etc/swift")?),
             log_name: s.get_str("log_name", "proxy-server")?,
+            log: common::log::LogSettings::from_section(s, "proxy-server")?,
             log_level: common::log::Level::parse(&level)
                 .ok_or_else(|| s.value_error("log_level", &level, "DEBUG, INFO, WARNING or ERROR"))?,
             account_autocreate: s.get_bool("account_autocreate", false)?,
@@ -178,6 +182,7 @@ impl TempAuthSettings {
         let mut users = Vec::new();
         for (key, value) in s.iter() {
             let Some(rest) = key.strip_prefix("user_") else { continue };
+            s.mark_used(key);
             // user_<account>_<user>: the account may not contain '_' in this
             // form (Swift's user64_ form is for names that do).
             let Some((account, user)) = rest.split_once('_') else {

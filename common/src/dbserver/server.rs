@@ -36,10 +36,12 @@ pub fn run_server<T, S: Service>(
     new_server: impl Fn(T, SwiftConf) -> S + Send + Sync + 'static,
 ) {
     crate::server::main(binary, move |path| {
-        let settings = read_settings(&load_config(path)?).map_err(|e| format!("Error in {}: {e}", path.display()))?;
+        let conf = load_config(path)?;
+        let settings = read_settings(&conf).map_err(|e| format!("Error in {}: {e}", path.display()))?;
         let server = server_settings(&settings).clone();
         let swift = SwiftConf::load_dir(&server.swift_dir).map_err(|e| format!("Error loading swift.conf: {e}"))?;
-        crate::log::init(&server.log_name, server.log_level);
+        crate::log::init_with(&server.log);
+        conf.warn_unused();
         crate::server::warn_skipped_filters(&server);
         Ok(Serving::new(Arc::new(new_server(settings, swift)), &server))
     })

@@ -17,7 +17,8 @@ fn load(path: &Path) -> Result<Serving<ProxyService>, String> {
     let pipeline = Pipeline::from_config(&conf).map_err(in_conf)?;
     let proxy = Proxy::new(settings.clone()).map_err(|e| format!("Error starting the proxy: {e}"))?;
     let service = ProxyService { pipeline: build_proxy(&conf, &pipeline, proxy).map_err(in_conf)? };
-    common::log::init(&settings.log_name, settings.log_level);
+    common::log::init_with(&settings.log);
+    conf.warn_unused();
     for f in &pipeline.skipped {
         common::log::warning(&format!(
             "[filter:{}] (egg:swift#{}) has nothing to do in this proxy; skipping it",

@@ -22,7 +22,11 @@ pub struct Cache {
     next: Next,
 }
 
-pub fn factory(_section: &Section, _proxy: &Proxy, next: Next, _build: &mut Build) -> Result<Next, String> {
+pub fn factory(section: &Section, _proxy: &Proxy, next: Next, _build: &mut Build) -> Result<Next, String> {
+    // memcache_servers and friends are accepted, on purpose unused.
+    for key in section.keys() {
+        section.mark_used(key);
+    }
     Ok(Arc::new(Cache { next }))
 }
 

@@ -44,7 +44,9 @@ impl Handler for CatchErrors {
             info.trans_id = trans_id(&self.trans_id_suffix, h::header_str(req.headers(), "x-trans-id-extra"));
             let trans_id = info.trans_id.clone();
             req.extensions_mut().insert::<RequestInfo>(info);
-            let mut resp = match AssertUnwindSafe(self.next.call(req)).catch_unwind().await {
+            // Lines logged while serving it carry the proxy's id.
+            let served = common::log::with_trans_id(trans_id.clone(), AssertUnwindSafe(self.next.call(req)).catch_unwind());
+            let mut resp = match served.await {
                 Ok(resp) => resp,
                 Err(panic) => {
                     let what = panic
