@@ -74,13 +74,17 @@ pub async fn handle(p: &std::sync::Arc<Proxy>, ctx: &Ctx, req: Request<Body>) ->
         return denied;
     }
     let target = Target { account: &ctx.account, container, object };
-    match method.as_str() {
+    let mut resp = match method.as_str() {
         "GET" | "HEAD" => get(p, ctx, &req, ring, policy, &target).await,
         "PUT" => put(p, ctx, req, ring, policy, &target).await,
         "POST" => post(p, ctx, &req, ring, policy, &target).await,
         "DELETE" => delete(p, ctx, &req, ring, policy, &target).await,
         _ => h::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
-    }
+    };
+    // For proxy_logging's access line and metrics (the gatekeeper keeps it
+    // from the client).
+    policy_header(resp.headers_mut(), policy);
+    resp
 }
 
 /// Passes a client's `X-Open-Expired: true` on to the object servers when

@@ -413,6 +413,10 @@ impl<K: AuditedKind> DatabaseAuditor<K> {
             stats.failed,
             stats.quarantined
         ));
+        // Swift's auditor metrics, summed over the pass.
+        if let Some(statsd) = &self.settings.server.statsd {
+            statsd.update_counts(&[("passes", stats.passed), ("failures", stats.failed), ("quarantines", stats.quarantined)]);
+        }
         stats
     }
 

@@ -264,6 +264,23 @@ impl<K: BrokerKind> DbReplicator<K> {
             stats.remote_merge,
             stats.remove
         ));
+        // Swift's replicator counts each event as it happens; statsd sums
+        // them, so the pass's totals give the same figures.
+        if let Some(statsd) = &self.settings.server.statsd {
+            statsd.update_counts(&[
+                ("attempts", stats.attempted),
+                ("successes", stats.success),
+                ("failures", stats.failure),
+                ("no_changes", stats.no_change),
+                ("hashmatches", stats.hashmatch),
+                ("rsyncs", stats.rsync),
+                ("diffs", stats.diff),
+                ("diff_caps", stats.diff_capped),
+                ("remote_merges", stats.remote_merge),
+                ("removes", stats.remove),
+                ("empties", stats.empty),
+            ]);
+        }
         vec![
             ("replication_time", Value::from(elapsed)),
             ("replication_stats", stats.to_json(start)),
