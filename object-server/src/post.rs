@@ -8,7 +8,7 @@ use crate::{ObjectServer, Target};
 use common::backend_headers as bh;
 use common::http::{self as h, Body};
 use common::timestamp::Timestamp;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -122,7 +122,15 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Targe
             crate::container_update::update_delete_at(&server, &headers, &what, &target, ts, orig_delete_at, new_delete_at, size).await;
         }
     }
-    let ctype = if req_ctype_ts > orig_ctype_ts { req_ctype.unwrap_or_default() } else { current_ctype };
+    let mut ctype = if req_ctype_ts > orig_ctype_ts { req_ctype.unwrap_or_default() } else { current_ctype };
+    if ctype_ts.is_some_and(|t| t != obj.data_timestamp) {
+        // The size an SLO manifest's PUT put in its content type
+        // (`swift_bytes`) stays in the listing, as in Swift.
+        let data_ctype = obj.data_metadata.get("Content-Type").map(String::as_str).unwrap_or("");
+        if let Some(swift_bytes) = data_ctype.split(';').find_map(|p| p.trim().strip_prefix("swift_bytes=")) {
+            ctype = format!("{ctype};swift_bytes={swift_bytes}");
+        }
+    }
     // As Swift does, a POST re-reports the object row so the container
     // listing shows the new content type and metadata time.
     let mut update: BTreeMap<String, String> = BTreeMap::new();
@@ -133,6 +141,16 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Targe
     update.insert(bh::CONTENT_TYPE_TIMESTAMP.into(), ctype_ts.unwrap_or(obj.data_timestamp).internal());
     update.insert(bh::META_TIMESTAMP.into(), meta_ts.internal());
     update.insert(bh::ETAG.into(), data.get("ETag").cloned().unwrap_or_default());
+    // The overrides the object's PUT stored (an SLO's listing ETag) hold
+    // for the row a POST re-reports, as Swift's `_check_container_override`
+    // of the original metadata.
+    let stored_overrides: HeaderMap = obj
+        .data_metadata
+        .iter()
+        .filter(|(k, _)| k.to_ascii_lowercase().starts_with(bh::OBJECT_SYSMETA_CONTAINER_UPDATE_OVERRIDE_PREFIX))
+        .filter_map(|(k, v)| Some((http::HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_bytes(v.as_bytes()).ok()?)))
+        .collect();
+    crate::put::apply_container_overrides(&mut update, &stored_overrides);
     crate::put::apply_container_overrides(&mut update, &headers);
     crate::container_update::update_containers(&server, &headers, &what, "PUT", &target, update).await;
     let mut resp = h::status(StatusCode::ACCEPTED);

@@ -148,6 +148,8 @@ impl Copy {
         }
         headers.insert("x-newest", HeaderValue::from_static("true"));
         let uri = match parts.uri.query() {
+            // An SLO manifest is read in the form it is put in.
+            Some(q) if manifest_get => format!("{}?{q}&format=raw", source.quoted()),
             Some(q) => format!("{}?{q}", source.quoted()),
             None => source.quoted(),
         };
@@ -186,14 +188,22 @@ impl Copy {
                 sink.insert("x-object-manifest", v.clone());
             }
         }
+        let slo = sparts.headers.contains_key("x-static-large-object");
         // The source's ETag verifies the copy, unless the bytes are not
-        // what it hashes: a part (206), or a joined DLO.
-        if sparts.status == StatusCode::OK && (!dlo || manifest_get) {
+        // what it hashes: a part (206), a joined DLO or SLO, or an SLO
+        // manifest (whose PUT makes its own ETag).
+        if sparts.status == StatusCode::OK && !slo && (!dlo || manifest_get) {
             if let Some(etag) = sparts.headers.get(http::header::ETAG) {
                 sink.insert(http::header::ETAG, etag.clone());
             }
         } else {
             sink.remove(http::header::ETAG);
+            // Nor are the source's container listing values the copy's.
+            let overrides: Vec<_> =
+                sink.keys().filter(|k| k.as_str().starts_with(bh::OBJECT_SYSMETA_CONTAINER_UPDATE_OVERRIDE_PREFIX)).cloned().collect();
+            for k in overrides {
+                sink.remove(k);
+            }
         }
         for name in [
             "x-copy-from",
@@ -213,7 +223,9 @@ impl Copy {
             }
         }
         sink.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
-        let put = match subrequest(&parts, Method::PUT, &dest.quoted(), sink.clone(), sbody, SOURCE) {
+        // A copied SLO manifest is put as a manifest again.
+        let dest_uri = if manifest_get && slo { format!("{}?multipart-manifest=put", dest.quoted()) } else { dest.quoted() };
+        let put = match subrequest(&parts, Method::PUT, &dest_uri, sink.clone(), sbody, SOURCE) {
             Ok(r) => r,
             Err(resp) => return resp,
         };

@@ -59,7 +59,14 @@ impl Handler for Dlo {
                 Method::GET | Method::HEAD if !manifest_get => {
                     // A manifest's Range applies to the joined object, so the
                     // object server is asked to ignore it for one.
-                    req.headers_mut().insert(bh::BACKEND_IGNORE_RANGE_IF_METADATA_PRESENT, HeaderValue::from_static("X-Object-Manifest"));
+                    // (Added to any names a middleware to the left asked for.)
+                    let names = match req.headers().get(bh::BACKEND_IGNORE_RANGE_IF_METADATA_PRESENT).and_then(|v| v.to_str().ok()) {
+                        Some(v) if !v.is_empty() => format!("{v},X-Object-Manifest"),
+                        _ => "X-Object-Manifest".to_string(),
+                    };
+                    if let Ok(v) = HeaderValue::from_str(&names) {
+                        req.headers_mut().insert(bh::BACKEND_IGNORE_RANGE_IF_METADATA_PRESENT, v);
+                    }
                     let (parts, body) = req.into_parts();
                     let mut base = Request::new(()).into_parts().0;
                     base.method = parts.method.clone();
