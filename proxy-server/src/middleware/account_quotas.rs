@@ -29,7 +29,7 @@
 //! (an unauthorized caller learns nothing about the account's usage).
 
 use super::tempauth::ResellerRequest;
-use super::{subrequest, AllowAll, AuthRequest, Authorization, Authorize, AuthorizeHook, BoxFuture, Build, Handler, Next};
+use super::{info, AuthRequest, Authorization, Authorize, AuthorizeHook, BoxFuture, Build, Handler, Next};
 use crate::proxy::Proxy;
 use common::config::Section;
 use common::http::{self as h, Body};
@@ -243,18 +243,6 @@ impl Authorize for RefuseAfterAuthorize {
 
 fn forbidden() -> Response<Body> {
     h::text(StatusCode::FORBIDDEN, "<html><h1>Forbidden</h1><p>Access was denied to this resource.</p></html>")
-}
-
-/// Account or container info for a middleware (Swift's `get_account_info`
-/// / `get_container_info`): the headers of a HEAD of the unquoted `path`
-/// (`/v1/<account>[/<container>]`) made through `next` on the middleware's
-/// own authority, system metadata included; `None` when it failed. Shared
-/// by the quota middlewares and `etag_quoter`.
-pub(super) async fn info(next: &Next, orig: &Parts, path: &str, source: &'static str) -> Option<HeaderMap> {
-    let mut head = subrequest(orig, Method::HEAD, &h::quote_path(path), HeaderMap::new(), h::empty(), source).ok()?;
-    head.extensions_mut().insert(AuthorizeHook(Arc::new(AllowAll)));
-    let resp = next.call(head).await;
-    resp.status().is_success().then(|| resp.into_parts().0.headers)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! write ACL, so that someone who could not have written there learns
 //! nothing about the container.
 
-use super::account_quotas::info;
+use super::info;
 use super::{AuthRequest, Authorization, AuthorizeHook, BoxFuture, Build, Handler, Next};
 use crate::proxy::Proxy;
 use common::config::Section;

@@ -24,7 +24,7 @@
 //! not quoted: the ETag is theirs to use, and a large manifest would pay
 //! the look-ups once per segment.
 
-use super::account_quotas::info;
+use super::info;
 use super::{BoxFuture, Build, Handler, Next, SwiftSource};
 use crate::proxy::Proxy;
 use common::config::{parse_bool, Section};

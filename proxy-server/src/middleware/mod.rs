@@ -204,6 +204,17 @@ pub mod testing {
     }
 }
 
+/// Account or container info for a middleware (Swift's `get_account_info`
+/// / `get_container_info`): the headers of a HEAD of the unquoted `path`
+/// (`/v1/<account>[/<container>]`) made through `next` on the middleware's
+/// own authority, system metadata included; `None` when it failed.
+pub async fn info(next: &Next, orig: &http::request::Parts, path: &str, source: &'static str) -> Option<HeaderMap> {
+    let mut head = subrequest(orig, Method::HEAD, &common::http::quote_path(path), HeaderMap::new(), common::http::empty(), source).ok()?;
+    head.extensions_mut().insert(AuthorizeHook(Arc::new(AllowAll)));
+    let resp = next.call(head).await;
+    resp.status().is_success().then(|| resp.into_parts().0.headers)
+}
+
 /// The unquoted `/<version>/<account>/<container>/<object>` of an object
 /// request; `None` for any other path (middlewares that act on objects
 /// pass those on).
