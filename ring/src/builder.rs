@@ -330,6 +330,13 @@ impl RingBuilder {
     }
 
     /// Rebalances; see the module docs. `seed` makes it reproducible.
+    ///
+    /// Each partition moves at most once per rebalance, so after removals
+    /// the order of the moves decides how close to balance one pass can
+    /// get. When devices are being removed we run the pass with each
+    /// gathering strategy (see `Gathering`) from the same seed and keep the
+    /// best ring: the lowest balance (to within 1%), then the lowest
+    /// dispersion, then the fewest moves.
     pub fn rebalance(&mut self, seed: Option<u64>) -> Result<RebalanceOutcome, BuilderError> {
         let weighted = self.iter_devs().filter(|d| d.weight > 0.0).count();
         if (weighted as f64) < self.replicas {
@@ -339,12 +346,41 @@ impl RingBuilder {
                 weighted
             )));
         }
-        let mut rng = match seed {
-            Some(s) => StdRng::seed_from_u64(s),
-            None => StdRng::from_entropy(),
-        };
+        let seed = seed.unwrap_or_else(|| StdRng::from_entropy().gen());
         let old = self.replica2part2dev.clone().unwrap_or_default();
         self.update_last_part_moves();
+        // Forced gathering pays off when devices leave (their replicas
+        // must go somewhere, and chains of moves may be needed); a ring
+        // that only gains or reweighs devices keeps the cautious gathering,
+        // which moves about a fair share and no more.
+        let strategies: &[Gathering] = if self.remove_devs.is_empty() { &[Gathering::Placeable] } else { &Gathering::ALL };
+        let mut best: Option<(RingBuilder, RebalanceOutcome)> = None;
+        for &gathering in strategies {
+            let mut candidate = self.clone();
+            let outcome = candidate.rebalance_pass(gathering, seed, &old)?;
+            // Balances within a percent of each other count as equal (as
+            // Swift's rebalance stops within 1%): then fewer moves win.
+            let better = best.as_ref().is_none_or(|(b, o)| {
+                outcome.balance + 1.0 < o.balance
+                    || (outcome.balance - o.balance).abs() <= 1.0
+                        && (candidate.dispersion, outcome.changed_parts).partial_cmp(&(b.dispersion, o.changed_parts))
+                            == Some(std::cmp::Ordering::Less)
+            });
+            if better {
+                best = Some((candidate, outcome));
+            }
+            if best.as_ref().is_some_and(|(_, o)| o.balance == 0.0) {
+                break;
+            }
+        }
+        let (builder, outcome) = best.expect("at least one gathering strategy");
+        *self = builder;
+        Ok(outcome)
+    }
+
+    /// One rebalance pass with one gathering strategy.
+    fn rebalance_pass(&mut self, gathering: Gathering, seed: u64, old: &[Vec<u32>]) -> Result<RebalanceOutcome, BuilderError> {
+        let mut rng = StdRng::seed_from_u64(seed);
         let mut run = Rebalance::new(self)?;
         run.adjust_table_size();
         run.gather_from_removed_devices();
@@ -352,6 +388,14 @@ impl RingBuilder {
         let removed_devs = run.remove_failed_devices();
         for _ in 0..MAX_BALANCE_GATHER_COUNT {
             run.gather_for_balance(&mut rng);
+            let force = match gathering {
+                Gathering::Placeable => false,
+                Gathering::ForcedWhenStuck => run.assign.is_empty(),
+                Gathering::Forced => true,
+            };
+            if force {
+                run.gather_for_balance_forced();
+            }
             if run.assign.is_empty() {
                 break;
             }
@@ -365,7 +409,7 @@ impl RingBuilder {
         }
         drop(run);
         self.devs_changed = false;
-        let changed_parts = self.count_changed(&old);
+        let changed_parts = self.count_changed(old);
         self.dispersion = self.dispersion_report().dispersion;
         self.version += 1;
         Ok(RebalanceOutcome { changed_parts, balance: self.get_balance(), removed_devs })
@@ -756,6 +800,26 @@ impl Tiers {
     }
 }
 
+/// How a rebalance pass gathers replicas for balance after the replicas of
+/// removed devices and those breaking the replica plan.
+#[derive(Debug, Clone, Copy)]
+enum Gathering {
+    /// Only replicas some underweight device can take without breaking the
+    /// replica plan: the fewest moves.
+    Placeable,
+    /// As `Placeable`; once that finds nothing while devices are still
+    /// overweight, Swift's forced gathering, whose replicas may land on
+    /// devices no better than where they were and so unlock chains of moves
+    /// (a replica may have to go A to B before another can go B to C).
+    ForcedWhenStuck,
+    /// Forced gathering in every round, as Swift does.
+    Forced,
+}
+
+impl Gathering {
+    const ALL: [Gathering; 3] = [Gathering::Placeable, Gathering::ForcedWhenStuck, Gathering::Forced];
+}
+
 /// The state of one rebalance.
 struct Rebalance<'a> {
     b: &'a mut RingBuilder,
@@ -1113,6 +1177,29 @@ impl<'a> Rebalance<'a> {
                 }
             }
             self.reset_counts(touched);
+        }
+    }
+
+    /// Swift's `_gather_parts_for_balance_forced`: from every movable
+    /// partition, the replica on its most overweight device, wherever it may
+    /// land.
+    fn gather_for_balance_forced(&mut self) {
+        let parts = self.b.parts();
+        let start = self.b.last_part_gather_start;
+        for offset in 0..parts {
+            let part = (start + offset) % parts;
+            if !self.can_move(part) {
+                continue;
+            }
+            let most_over = self
+                .replica_rows(part)
+                .into_iter()
+                .filter_map(|(r, d)| self.parts_wanted[d as usize].filter(|&w| w < 0).map(|w| (w, r)))
+                .min();
+            if let Some((_, r)) = most_over {
+                self.gather(part, r);
+                self.set_moved(part);
+            }
         }
     }
 

@@ -68,8 +68,14 @@ struct Cli {
 }
 
 fn main(argv: Vec<String>) -> CmdResult {
-    if argv.len() < 2 {
+    // No builder file is named --help or --version: answer them as every
+    // other tool of ours does.
+    if argv.len() < 2 || matches!(argv[1].as_str(), "-h" | "--help") {
         print_help();
+        return Ok(EXIT_SUCCESS);
+    }
+    if matches!(argv[1].as_str(), "-V" | "--version") {
+        println!("swift-ring-builder {}", env!("CARGO_PKG_VERSION"));
         return Ok(EXIT_SUCCESS);
     }
     let (builder_file, ring_file) = builder_and_ring_file(&argv[1]);
@@ -1943,197 +1949,39 @@ impl TierKey {
 }
 
 // ---------------------------------------------------------------------------
-// The dispersion search filter: the part of Python's `re.match` operators
-// can be expected to use (literals, `.`, classes, `\d \w \s` and escapes,
-// `* + ?` and `{m,n}`, `^` and `$`), anchored at the start like `re.match`.
-
-#[derive(Debug, Clone)]
-enum Atom {
-    Char(char),
-    Any,
-    Class { negated: bool, items: Vec<ClassItem> },
-    Start,
-    End,
-}
-
-#[derive(Debug, Clone)]
-enum ClassItem {
-    Range(char, char),
-    Digit(bool),
-    Word(bool),
-    Space(bool),
-}
-
-#[derive(Debug, Clone)]
-struct Piece {
-    atom: Atom,
-    min: usize,
-    max: usize,
-}
+// The dispersion search filter: Swift keeps a tier when
+// `re.match(search_filter, tier_name)` matches, i.e. the pattern anchored at
+// the start of the name only.
 
 /// A compiled search filter.
 #[derive(Debug, Clone)]
 struct Pattern {
-    pieces: Vec<Piece>,
-}
-
-impl ClassItem {
-    fn matches(&self, c: char) -> bool {
-        match *self {
-            ClassItem::Range(a, b) => a <= c && c <= b,
-            ClassItem::Digit(neg) => c.is_ascii_digit() != neg,
-            ClassItem::Word(neg) => (c.is_alphanumeric() || c == '_') != neg,
-            ClassItem::Space(neg) => c.is_whitespace() != neg,
-        }
-    }
-}
-
-fn escape_item(c: char) -> ClassItem {
-    match c {
-        'd' => ClassItem::Digit(false),
-        'D' => ClassItem::Digit(true),
-        'w' => ClassItem::Word(false),
-        'W' => ClassItem::Word(true),
-        's' => ClassItem::Space(false),
-        'S' => ClassItem::Space(true),
-        'n' => ClassItem::Range('\n', '\n'),
-        't' => ClassItem::Range('\t', '\t'),
-        c => ClassItem::Range(c, c),
-    }
+    anchored: regex::Regex,
 }
 
 impl Pattern {
     fn compile(src: &str) -> Result<Pattern, String> {
-        let chars: Vec<char> = src.chars().collect();
-        let mut pieces: Vec<Piece> = Vec::new();
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            i += 1;
-            let atom = match c {
-                '.' => Atom::Any,
-                '^' => Atom::Start,
-                '$' => Atom::End,
-                '\\' => {
-                    let e = *chars.get(i).ok_or("bad escape (end of pattern)")?;
-                    i += 1;
-                    match escape_item(e) {
-                        ClassItem::Range(a, _) => Atom::Char(a),
-                        item => Atom::Class { negated: false, items: vec![item] },
-                    }
-                }
-                '[' => {
-                    let negated = chars.get(i) == Some(&'^');
-                    if negated {
-                        i += 1;
-                    }
-                    let mut items = Vec::new();
-                    let mut first = true;
-                    loop {
-                        let c = *chars.get(i).ok_or("unterminated character set")?;
-                        i += 1;
-                        if c == ']' && !first {
-                            break;
-                        }
-                        first = false;
-                        let lo = if c == '\\' {
-                            let e = *chars.get(i).ok_or("bad escape (end of pattern)")?;
-                            i += 1;
-                            match escape_item(e) {
-                                ClassItem::Range(a, _) => a,
-                                item => {
-                                    items.push(item);
-                                    continue;
-                                }
-                            }
-                        } else {
-                            c
-                        };
-                        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|&n| n != ']') {
-                            let hi = chars[i + 1];
-                            i += 2;
-                            if hi < lo {
-                                return Err("bad character range".into());
-                            }
-                            items.push(ClassItem::Range(lo, hi));
-                        } else {
-                            items.push(ClassItem::Range(lo, lo));
-                        }
-                    }
-                    Atom::Class { negated, items }
-                }
-                '*' | '+' | '?' => return Err("nothing to repeat".into()),
-                '(' | ')' | '|' => return Err("groups and alternation are not supported".into()),
-                c => Atom::Char(c),
-            };
-            let (mut min, mut max) = (1, 1);
-            match chars.get(i) {
-                Some('*') => (min, max, i) = (0, usize::MAX, i + 1),
-                Some('+') => (min, max, i) = (1, usize::MAX, i + 1),
-                Some('?') => (min, max, i) = (0, 1, i + 1),
-                Some('{') => {
-                    if let Some(close) = chars[i..].iter().position(|&c| c == '}') {
-                        let body: String = chars[i + 1..i + close].iter().collect();
-                        let parsed = match body.split_once(',') {
-                            Some((a, b)) => a.parse().ok().zip(if b.is_empty() { Some(usize::MAX) } else { b.parse().ok() }),
-                            None => body.parse().ok().map(|n| (n, n)),
-                        };
-                        if let Some((a, b)) = parsed {
-                            (min, max, i) = (a, b, i + close + 1);
-                        }
-                    }
-                }
-                _ => {}
-            }
-            if chars.get(i) == Some(&'?') && (min, max) != (1, 1) {
-                i += 1; // lazy quantifiers match the same set here
-            }
-            if matches!(atom, Atom::Start | Atom::End) && (min, max) != (1, 1) {
-                return Err("nothing to repeat".into());
-            }
-            pieces.push(Piece { atom, min, max });
-        }
-        Ok(Pattern { pieces })
+        // Check the pattern on its own first, so that a filter such as
+        // `a)|(b` is refused as Python refuses it, instead of being balanced
+        // by the group we wrap it in.
+        regex::Regex::new(src).map_err(|e| regex_error(&e))?;
+        let anchored = regex::Regex::new(&format!(r"\A(?:{src})")).map_err(|e| regex_error(&e))?;
+        Ok(Pattern { anchored })
     }
 
-    /// Python's `re.match`: a match starting at the beginning of `text`.
+    /// `re.match`: does the pattern match a prefix of `text`?
     fn matches_start(&self, text: &str) -> bool {
-        let chars: Vec<char> = text.chars().collect();
-        Self::match_here(&self.pieces, &chars, 0)
+        self.anchored.is_match(text)
     }
+}
 
-    fn atom_matches(atom: &Atom, c: char) -> bool {
-        match atom {
-            Atom::Char(a) => *a == c,
-            Atom::Any => c != '\n',
-            Atom::Class { negated, items } => items.iter().any(|it| it.matches(c)) != *negated,
-            Atom::Start | Atom::End => false,
+/// The first line of the regex crate's message (the rest draws the pattern).
+fn regex_error(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(s) => {
+            s.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("bad pattern").trim_start_matches("error: ").to_string()
         }
-    }
-
-    fn match_here(pieces: &[Piece], text: &[char], pos: usize) -> bool {
-        let Some((piece, rest)) = pieces.split_first() else { return true };
-        match piece.atom {
-            Atom::Start => return pos == 0 && Self::match_here(rest, text, pos),
-            Atom::End => return (pos == text.len() || (pos + 1 == text.len() && text[pos] == '\n')) && Self::match_here(rest, text, pos),
-            _ => {}
-        }
-        let mut count = 0;
-        while count < piece.max && pos + count < text.len() && Self::atom_matches(&piece.atom, text[pos + count]) {
-            count += 1;
-        }
-        loop {
-            if count < piece.min {
-                return false;
-            }
-            if Self::match_here(rest, text, pos + count) {
-                return true;
-            }
-            if count == 0 {
-                return false;
-            }
-            count -= 1;
-        }
+        other => other.to_string(),
     }
 }
 
