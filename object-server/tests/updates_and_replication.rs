@@ -188,3 +188,26 @@ fn killed_mid_upload_the_old_object_survives() {
     assert_eq!(r.header("x-timestamp"), Some(t1.as_str()));
     assert_eq!(files_in(&n.hash_dir("objects", 1, "a", "c", "o")), vec![format!("{t1}.data")]);
 }
+
+#[test]
+fn a_post_keeps_an_slo_manifests_listing_size_and_etag() {
+    let n = Node::start("");
+    let (cport, seen) = fake_container_server();
+    let host = format!("127.0.0.1:{cport}");
+    let update = [("X-Container-Host", host.as_str()), ("X-Container-Device", "cdev"), ("X-Container-Partition", "3")];
+    let t = ts(-2.0);
+    let mut put = vec![
+        ("X-Timestamp", t.as_str()),
+        ("Content-Type", "application/octet-stream;swift_bytes=9"),
+        ("X-Object-Sysmeta-Container-Update-Override-Etag", "abc; slo_etag=def"),
+    ];
+    put.extend(update);
+    assert_eq!(n.req("PUT", "/sda/1/a/c/m", &put, b"[]").status, 201);
+    let t2 = ts(-1.0);
+    let mut post = vec![("X-Timestamp", t2.as_str()), ("Content-Type", "image/jpeg")];
+    post.extend(update);
+    assert_eq!(n.req("POST", "/sda/1/a/c/m", &post, b"").status, 202);
+    let got = common::testing::poll_until(Duration::from_secs(10), || seen.lock().unwrap().get(1).cloned()).unwrap();
+    assert_eq!(got.1.get("x-content-type").map(String::as_str), Some("image/jpeg;swift_bytes=9"));
+    assert_eq!(got.1.get("x-etag").map(String::as_str), Some("abc; slo_etag=def"));
+}

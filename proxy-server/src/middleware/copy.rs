@@ -333,4 +333,36 @@ mod tests {
         assert_eq!(r.status(), StatusCode::CREATED);
         assert_eq!(next.seen()[1].body, "x");
     }
+
+    #[tokio::test]
+    async fn an_slo_manifest_copy_is_put_as_a_manifest() {
+        let next = Recorder::new(|seen: &Seen| match seen.method.as_str() {
+            "GET" => {
+                let mut r = Response::new(h::full("[]"));
+                for (k, v) in [
+                    ("content-length", "2"),
+                    ("etag", "d751713988987e9331980363e24189ce"),
+                    ("x-static-large-object", "True"),
+                    ("x-object-sysmeta-container-update-override-etag", "x; slo_etag=y"),
+                ] {
+                    r.headers_mut().insert(k, v.parse().unwrap());
+                }
+                r
+            }
+            _ => h::status(StatusCode::CREATED),
+        });
+        let m = Copy { next: next.clone() };
+        let r = m.call(request("COPY", "/v1/a/c/m?multipart-manifest=get", &[("destination", "c/m2")], "")).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let seen = next.seen();
+        assert_eq!(seen[0].uri, "/v1/a/c/m?multipart-manifest=get&format=raw");
+        assert_eq!(seen[1].uri, "/v1/a/c/m2?multipart-manifest=put");
+        assert!(!seen[1].headers.contains_key("etag"));
+        assert!(!seen[1].headers.contains_key("x-object-sysmeta-container-update-override-etag"));
+        // A copy of the joined object does not carry the SLO's ETag either.
+        m.call(request("COPY", "/v1/a/c/m", &[("destination", "c/m3")], "")).await;
+        let seen = next.seen();
+        assert_eq!(seen[3].uri, "/v1/a/c/m3");
+        assert!(!seen[3].headers.contains_key("etag"));
+    }
 }
