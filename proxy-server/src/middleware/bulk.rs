@@ -99,10 +99,7 @@ impl Settings {
             max_failed_deletes: section.get_usize("max_failed_deletes", 1000)?,
             yield_frequency: Duration::from_secs(section.get_u64("yield_frequency", 10)?),
             delete_concurrency: section.get_usize("delete_concurrency", 2)?.clamp(1, 1000),
-            delete_container_retry_count: section
-                .get_u64("delete_container_retry_count", 0)?
-                .try_into()
-                .unwrap_or(u32::MAX),
+            delete_container_retry_count: section.get_u64("delete_container_retry_count", 0)?.try_into().unwrap_or(u32::MAX),
             retry_interval: 1.5,
             max_path_length: (constraints.max_object_name_length + constraints.max_container_name_length + 2) as usize,
             max_file_size: constraints.max_file_size,
@@ -381,10 +378,7 @@ fn heartbeat_response(
         let _ = tx.send(Ok(Bytes::from(format!("{separator}{}", report.render(format, root))))).await;
     });
     let mut resp = Response::new(body.boxed());
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(format.unwrap_or("text/html; charset=UTF-8")),
-    );
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(format.unwrap_or("text/html; charset=UTF-8")));
     resp
 }
 
@@ -473,12 +467,7 @@ impl Bulk {
 }
 
 impl Extraction {
-    async fn run(
-        mut self,
-        first: Option<Result<http_body::Frame<Bytes>, BoxError>>,
-        body: Body,
-        compression: Compression,
-    ) -> Report {
+    async fn run(mut self, first: Option<Result<http_body::Frame<Bytes>, BoxError>>, body: Body, compression: Compression) -> Report {
         let (chunk_tx, chunk_rx) = mpsc::channel(4);
         let (member_tx, mut members) = mpsc::channel(1);
         tokio::task::spawn_blocking(move || read_archive(chunk_rx, compression, member_tx));
@@ -576,7 +565,8 @@ impl Extraction {
             headers.insert(k, v);
         }
         let destination = format!("/{}/{}/{obj_name}", self.version, self.account);
-        let status = match subrequest(&self.parts, Method::PUT, &h::quote_path(&destination), headers, member.body.boxed(), EXTRACT_SOURCE) {
+        let status = match subrequest(&self.parts, Method::PUT, &h::quote_path(&destination), headers, member.body.boxed(), EXTRACT_SOURCE)
+        {
             Ok(put) => self.next.call(put).await.status(),
             Err(_) => StatusCode::BAD_REQUEST,
         };
@@ -605,8 +595,7 @@ impl Extraction {
     async fn create_container(&self, cont_path: &str) -> Result<bool, StatusCode> {
         let quoted = h::quote_path(cont_path);
         let headers = subrequest_headers(&self.parts.headers, "BulkExpand");
-        let head = subrequest(&self.parts, Method::HEAD, &quoted, headers.clone(), h::empty(), EXTRACT_SOURCE)
-            .map_err(|r| r.status())?;
+        let head = subrequest(&self.parts, Method::HEAD, &quoted, headers.clone(), h::empty(), EXTRACT_SOURCE).map_err(|r| r.status())?;
         let resp = self.next.call(head).await;
         if resp.status().is_success() {
             return Ok(false);
@@ -628,11 +617,7 @@ impl Extraction {
 
 /// Feeds the request body into the archive reader's channel; a broken
 /// body ends it with an error.
-async fn pump_body(
-    first: Option<Result<http_body::Frame<Bytes>, BoxError>>,
-    mut body: Body,
-    tx: mpsc::Sender<io::Result<Bytes>>,
-) {
+async fn pump_body(first: Option<Result<http_body::Frame<Bytes>, BoxError>>, mut body: Body, tx: mpsc::Sender<io::Result<Bytes>>) {
     let mut frame = first;
     loop {
         match frame {
@@ -734,11 +719,7 @@ fn read_archive(chunks: mpsc::Receiver<io::Result<Bytes>>, compression: Compress
         }
     };
     if let Err(e) = send_members(reader, &members) {
-        let message = if failures.decompression.get() {
-            "invalid compressed data".to_string()
-        } else {
-            e.to_string()
-        };
+        let message = if failures.decompression.get() { "invalid compressed data".to_string() } else { e.to_string() };
         let _ = members.blocking_send(Err(message));
     }
 }
@@ -817,9 +798,7 @@ fn pax_headers<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(HeaderName, Heade
         let Ok(key) = ext.key() else { continue };
         let name = if key == "SCHILY.xattr.user.mime_type" || key == "LIBARCHIVE.xattr.user.mime_type" {
             "content-type".to_string()
-        } else if let Some(meta) =
-            key.strip_prefix("SCHILY.xattr.user.meta.").or_else(|| key.strip_prefix("LIBARCHIVE.xattr.user.meta."))
-        {
+        } else if let Some(meta) = key.strip_prefix("SCHILY.xattr.user.meta.").or_else(|| key.strip_prefix("LIBARCHIVE.xattr.user.meta.")) {
             format!("x-object-meta-{meta}")
         } else {
             continue;
@@ -858,12 +837,7 @@ impl Bulk {
 
     /// The version, the account and the names (unquoted, as bytes) listed
     /// in the body, or why the request is refused.
-    async fn names_to_delete(
-        &self,
-        parts: &Parts,
-        mut body: Body,
-        format: Option<&str>,
-    ) -> Result<(String, String, Vec<Vec<u8>>), Abort> {
+    async fn names_to_delete(&self, parts: &Parts, mut body: Body, format: Option<&str>) -> Result<(String, String, Vec<Vec<u8>>), Abort> {
         if format.is_none() {
             return Err((StatusCode::NOT_ACCEPTABLE, String::new()));
         }
@@ -876,7 +850,8 @@ impl Bulk {
             return Err((StatusCode::LENGTH_REQUIRED, String::new()));
         }
         let max_line = self.settings.max_path_length * 2;
-        let too_many = || (StatusCode::PAYLOAD_TOO_LARGE, format!("Maximum Bulk Deletes: {} per request", self.settings.max_deletes_per_request));
+        let too_many =
+            || (StatusCode::PAYLOAD_TOO_LARGE, format!("Maximum Bulk Deletes: {} per request", self.settings.max_deletes_per_request));
         let bad_name = || (StatusCode::BAD_REQUEST, "Invalid File Name".to_string());
         let mut names = Vec::new();
         let mut line: Vec<u8> = Vec::new();
@@ -1095,10 +1070,7 @@ mod tests {
         let (resp, body) = put_archive(&m, "/v1/a?extract-archive=tar", "application/json", archive).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["content-type"], "application/json");
-        assert_eq!(
-            body,
-            r#"{"Response Status": "201 Created", "Response Body": "", "Number Files Created": 3, "Errors": []}"#
-        );
+        assert_eq!(body, r#"{"Response Status": "201 Created", "Response Body": "", "Number Files Created": 3, "Errors": []}"#);
         let seen = next.seen();
         let calls: Vec<(&str, &str)> = seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect();
         assert_eq!(
@@ -1284,7 +1256,12 @@ mod tests {
         assert_eq!(report["Number Not Found"], 1);
         assert_eq!(
             report["Errors"],
-            serde_json::json!([["/c/err", "503 Service Unavailable"], ["/c/nope", "401 Unauthorized"], ["/c/bad%00name", "412 Precondition Failed"], ["/c", "409 Conflict"]])
+            serde_json::json!([
+                ["/c/err", "503 Service Unavailable"],
+                ["/c/nope", "401 Unauthorized"],
+                ["/c/bad%00name", "412 Precondition Failed"],
+                ["/c", "409 Conflict"]
+            ])
         );
         let seen = next.seen();
         let deleted: Vec<&str> = seen.iter().map(|s| s.uri.as_str()).collect();
@@ -1334,7 +1311,10 @@ mod tests {
         );
         let body = post_delete(&m, "/v1/a?bulk-delete", &[("accept", "text/xml")], "/c/x%26y\n/c/e%72r").await;
         assert!(body.contains("<number_not_found>1</number_not_found>\n"), "{body}");
-        assert!(body.contains("<object><name>/c/err</name><status>503 Service Unavailable</status></object>\n</errors>\n</delete>\n"), "{body}");
+        assert!(
+            body.contains("<object><name>/c/err</name><status>503 Service Unavailable</status></object>\n</errors>\n</delete>\n"),
+            "{body}"
+        );
         let body = post_delete(&m, "/v1/a?bulk-delete", &[], "/c/found\n/c/gone").await;
         assert_eq!(body, "Number Deleted: 1\nNumber Not Found: 1\nResponse Body: \nResponse Status: 200 OK\nErrors:\n");
         let (resp, body) = put_archive(&m, "/v1/a/c2?extract-archive=tar", "text/xml", tar_of(&[("a", b"1")])).await;
