@@ -467,7 +467,6 @@ fn conditional_status(req: &HeaderMap, etag: &str, last_modified: Option<u64>) -
     None
 }
 
-
 // ---------------------------------------------------------------------
 // The stored manifest.
 
@@ -781,7 +780,8 @@ impl Inner {
                 let boundary = format!("{:032x}", rand::random::<u128>());
                 for (i, (s, e)) in r.into_iter().enumerate() {
                     let lead = if i == 0 { "" } else { "\r\n" };
-                    let pre = format!("{lead}--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {s}-{}/{total}\r\n\r\n", e - 1);
+                    let pre =
+                        format!("{lead}--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {s}-{}/{total}\r\n\r\n", e - 1);
                     plan.push(Span { first: s, end: e, preamble: Some(Bytes::from(pre)) });
                 }
                 plan.push(Span { first: 0, end: 0, preamble: Some(Bytes::from(format!("\r\n--{boundary}--"))) });
@@ -992,19 +992,16 @@ impl Fetcher {
             return Ok(s.clone());
         }
         let uri = self.segment_uri(name, "multipart-manifest=get");
-        let req = subrequest(&self.base, Method::GET, &uri, HeaderMap::new(), h::empty(), SOURCE).map_err(|_| format!("bad path {name}"))?;
+        let req =
+            subrequest(&self.base, Method::GET, &uri, HeaderMap::new(), h::empty(), SOURCE).map_err(|_| format!("bad path {name}"))?;
         let resp = self.inner.next.call(req).await;
         let status = resp.status();
         let body = read_limited(resp.into_body(), usize::MAX).await.unwrap_or_default();
         if !status.is_success() {
-            return Err(format!(
-                "while fetching {}, GET of submanifest {name} failed with status {}",
-                self.manifest,
-                status.as_u16()
-            ));
+            return Err(format!("while fetching {}, GET of submanifest {name} failed with status {}", self.manifest, status.as_u16()));
         }
-        let segments = parse_stored(&body)
-            .ok_or_else(|| format!("while fetching {}, JSON-decoding of submanifest {name} failed", self.manifest))?;
+        let segments =
+            parse_stored(&body).ok_or_else(|| format!("while fetching {}, JSON-decoding of submanifest {name} failed", self.manifest))?;
         if self.cache.len() >= SUB_MANIFEST_CACHE {
             self.cache.clear();
         }
@@ -1050,10 +1047,7 @@ impl Fetcher {
         let etag = h::header_str(resp.headers(), "etag").map(unquote_etag).unwrap_or_default();
         let length = h::header_str(resp.headers(), "content-length").and_then(|v| v.parse::<u64>().ok());
         if (!hash.is_empty() && etag != hash) || (whole && length.is_some_and(|l| l != bytes)) {
-            return Err(format!(
-                "Object segment no longer valid: {name} etag: {etag} != {hash} or {} != {bytes}.",
-                length.unwrap_or(0)
-            ));
+            return Err(format!("Object segment no longer valid: {name} etag: {etag} != {hash} or {} != {bytes}.", length.unwrap_or(0)));
         }
         let mut body = resp.into_body();
         let mut sent = 0u64;
@@ -1363,12 +1357,14 @@ impl Inner {
             let body = match outcome {
                 Ok(PutOutcome::Problems(problems)) => {
                     let st = StatusCode::BAD_REQUEST;
-                    let pairs = [("Response Status", Value::String(status_line(st))), ("Response Body", Value::String(default_reason_body(st)))];
+                    let pairs =
+                        [("Response Status", Value::String(status_line(st))), ("Response Body", Value::String(default_reason_body(st)))];
                     result_body(format, &pairs, &problems, "upload")
                 }
                 Ok(PutOutcome::EtagMismatch) => {
                     let st = StatusCode::UNPROCESSABLE_ENTITY;
-                    let pairs = [("Response Status", Value::String(status_line(st))), ("Response Body", Value::String(default_reason_body(st)))];
+                    let pairs =
+                        [("Response Status", Value::String(status_line(st))), ("Response Body", Value::String(default_reason_body(st)))];
                     result_body(format, &pairs, &[], "upload")
                 }
                 Ok(PutOutcome::Stored { status, headers, body }) => {
@@ -1525,7 +1521,8 @@ impl Inner {
         // Listings show both ETags; a value a middleware to the left set
         // is kept.
         let existing = h::header_str(&headers, OVERRIDE_ETAG).unwrap_or("").to_string();
-        let (val, params) = existing.split_once(';').map(|(v, p)| (v.to_string(), format!(";{p}"))).unwrap_or((existing.clone(), String::new()));
+        let (val, params) =
+            existing.split_once(';').map(|(v, p)| (v.to_string(), format!(";{p}"))).unwrap_or((existing.clone(), String::new()));
         let val = if val.is_empty() { manifest_etag.clone() } else { val };
         set(&mut headers, OVERRIDE_ETAG, format!("{val}{params}; slo_etag={slo_etag}"));
         let ct = match h::header_str(&headers, "content-type").filter(|c| !c.is_empty()) {
@@ -1817,8 +1814,13 @@ mod tests {
     }
 
     async fn put_manifest(m: &Slo, path: &str, manifest: &str) -> Response<Body> {
-        m.call(request("PUT", &format!("{path}?multipart-manifest=put"), &[("content-length", &manifest.len().to_string())], manifest.to_string()))
-            .await
+        m.call(request(
+            "PUT",
+            &format!("{path}?multipart-manifest=put"),
+            &[("content-length", &manifest.len().to_string())],
+            manifest.to_string(),
+        ))
+        .await
     }
 
     fn etag_of(parts: &[&str]) -> String {
@@ -1878,7 +1880,12 @@ mod tests {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert_eq!(body_of(r).await, "Errors:\n/c/s1, Size Mismatch\n/c/s1, Etag Mismatch\n/c/nope, 404 Not Found\n");
         let r = m
-            .call(request("PUT", "/v1/a/c/m?multipart-manifest=put", &[("etag", "nope"), ("content-length", "20")], r#"[{"path": "/c/s1"}]"#))
+            .call(request(
+                "PUT",
+                "/v1/a/c/m?multipart-manifest=put",
+                &[("etag", "nope"), ("content-length", "20")],
+                r#"[{"path": "/c/s1"}]"#,
+            ))
             .await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(rec.seen().iter().all(|s| s.method != Method::PUT));
@@ -1912,7 +1919,9 @@ mod tests {
     async fn abc_manifest() -> (Arc<Store>, Arc<Recorder>, Slo) {
         let (st, rec) = segments();
         let m = slo(rec.clone());
-        let r = put_manifest(&m, "/v1/a/c/m", r#"[{"path": "/c/s1"}, {"data": "WFla"}, {"path": "/c/s2", "range": "1-3"}, {"path": "/c/s3"}]"#).await;
+        let r =
+            put_manifest(&m, "/v1/a/c/m", r#"[{"path": "/c/s1"}, {"data": "WFla"}, {"path": "/c/s2", "range": "1-3"}, {"path": "/c/s3"}]"#)
+                .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         (st, rec, m)
     }
@@ -2056,7 +2065,8 @@ mod tests {
 
     #[tokio::test]
     async fn listings_show_the_slo_etag_apart() {
-        let listing = r#"[{"name": "m", "hash": "abc; slo_etag=def", "bytes": 3, "content_type": "x", "last_modified": "t"}, {"subdir": "d/"}]"#;
+        let listing =
+            r#"[{"name": "m", "hash": "abc; slo_etag=def", "bytes": 3, "content_type": "x", "last_modified": "t"}, {"subdir": "d/"}]"#;
         let mut resp = Response::new(h::full(listing));
         resp.headers_mut().insert("content-type", "application/json; charset=utf-8".parse().unwrap());
         let r = container_listing(resp).await;
