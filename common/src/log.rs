@@ -160,14 +160,24 @@ impl log::Log for SwiftLogger {
 
     fn log(&self, record: &log::Record) {
         let level = Level::from_facade(record.level());
-        if !enabled(level) {
-            return;
+        if enabled(level) {
+            self.write_line(&self.name, level, &record.args().to_string());
         }
-        let message = record.args().to_string();
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
+}
+
+impl SwiftLogger {
+    /// Writes one line, as `name`, to standard error and syslog.
+    fn write_line(&self, name: &str, level: Level, message: &str) {
+        let message = message.to_string();
         let txn = trans_id();
         {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{}", format_line(&self.name, level, &message, txn.as_deref()));
+            let _ = writeln!(err, "{}", format_line(name, level, &message, txn.as_deref()));
         }
         if let Some(syslog) = &self.syslog {
             // Syslog stamps the time and the name itself.
@@ -183,10 +193,6 @@ impl log::Log for SwiftLogger {
                 Level::Debug => s.debug(text),
             };
         }
-    }
-
-    fn flush(&self) {
-        let _ = std::io::stderr().flush();
     }
 }
 
@@ -261,6 +267,20 @@ pub fn warning(message: &str) {
 /// Logs an informational message.
 pub fn info(message: &str) {
     write(Level::Info, message);
+}
+
+/// Logs an informational message under another name than the process's
+/// (the proxy's `access_log_name`): the same line, the same destinations.
+pub fn info_as(name: &str, message: &str) {
+    if !enabled(Level::Info) {
+        return;
+    }
+    match LOGGER.get() {
+        Some(logger) => logger.write_line(name, Level::Info, message),
+        None => {
+            let _ = writeln!(std::io::stderr().lock(), "{}", format_line(name, Level::Info, message, trans_id().as_deref()));
+        }
+    }
 }
 
 /// Logs a debugging message.

@@ -370,13 +370,9 @@ impl ProxyLogging {
         settings.policies = policies;
         let name = section.get("access_log_name").or_else(|| section.get("log_name")).map(str::to_string);
         let sink: Sink = match name {
-            // common::log prefixes the process's own name; a separate
-            // access log name is written with the same shape and level.
-            Some(name) => Arc::new(move |line: &str| {
-                if common::log::enabled(common::log::Level::Info) {
-                    eprintln!("{name}: {line}");
-                }
-            }),
+            // The line under the access log's own name (Swift's
+            // access_log_name, else the section's log_name).
+            Some(name) => Arc::new(move |line: &str| common::log::info_as(&name, line)),
             None => Arc::new(|line: &str| common::log::info(line)),
         };
         Ok(ProxyLogging { settings: Arc::new(settings), sink, next })
