@@ -10,8 +10,9 @@
 //!
 //! The signature is hex (its length says SHA-1, SHA-256 or SHA-512) or
 //! `<digest>:<base64>` (standard or URL-safe, padding optional); only the
-//! digests of `allowed_digests` count (default `sha256 sha512`: SHA-1 is
-//! deprecated and must be listed to be accepted). `temp_url_expires` is
+//! digests of `allowed_digests` count (default, as Swift 2.38's code:
+//! `sha1 sha256 sha512`, SHA-1 reported as deprecated in `/info`; leave
+//! it out of the list to refuse SHA-1 signatures). `temp_url_expires` is
 //! Unix seconds or ISO 8601 (`2024-01-02T03:04:05Z`). A `HEAD` is also
 //! allowed by a `GET`, `PUT` or `POST` signature.
 //!
@@ -58,10 +59,11 @@ const DEFAULT_OUTGOING_ALLOW_HEADERS: &str = "x-object-meta-public-*";
 
 /// The digests a signature may use: Swift's supported ones.
 const SUPPORTED_DIGESTS: &[&str] = &["sha1", "sha256", "sha512"];
-/// Accepted only when `allowed_digests` names them.
+/// Still accepted when allowed, but reported as deprecated.
 const DEPRECATED_DIGESTS: &[&str] = &["sha1"];
-/// What `allowed_digests` is when the section does not set it.
-const DEFAULT_ALLOWED_DIGESTS: &str = "sha256 sha512";
+/// What `allowed_digests` is when the section does not set it (Swift's
+/// `DEFAULT_ALLOWED_DIGESTS`).
+const DEFAULT_ALLOWED_DIGESTS: &str = "sha1 sha256 sha512";
 
 pub struct TempUrl {
     methods: Vec<String>,
@@ -126,34 +128,34 @@ pub fn factory(section: &Section, _proxy: &Proxy, next: Next, build: &mut Build)
 
 impl TempUrl {
     fn from_section(section: &Section, next: Next, build: &mut Build) -> Result<TempUrl, String> {
-    let list = |key: &str, default: &str| -> Result<Vec<String>, String> {
-        Ok(section.get_str(key, default).map_err(|e| e.to_string())?.split_whitespace().map(str::to_string).collect())
-    };
-    let methods = list("methods", DEFAULT_METHODS)?;
-    let incoming_remove = list("incoming_remove_headers", DEFAULT_INCOMING_REMOVE_HEADERS)?;
-    let incoming_allow = list("incoming_allow_headers", DEFAULT_INCOMING_ALLOW_HEADERS)?;
-    let outgoing_remove = list("outgoing_remove_headers", DEFAULT_OUTGOING_REMOVE_HEADERS)?;
-    let outgoing_allow = list("outgoing_allow_headers", DEFAULT_OUTGOING_ALLOW_HEADERS)?;
-    let (allowed, deprecated) = allowed_digests(section)?;
-    let mut caps = serde_json::json!({
-        "methods": methods,
-        "incoming_remove_headers": incoming_remove,
-        "incoming_allow_headers": incoming_allow,
-        "outgoing_remove_headers": outgoing_remove,
-        "outgoing_allow_headers": outgoing_allow,
-        "allowed_digests": allowed,
-    });
-    if !deprecated.is_empty() {
-        caps["deprecated_digests"] = serde_json::json!(deprecated);
-    }
-    build.capabilities.insert("tempurl".into(), caps);
-    Ok(TempUrl {
-        methods,
-        allowed_digests: allowed,
-        incoming: HeaderRules::new(&incoming_remove, &incoming_allow),
-        outgoing: HeaderRules::new(&outgoing_remove, &outgoing_allow),
-        next,
-    })
+        let list = |key: &str, default: &str| -> Result<Vec<String>, String> {
+            Ok(section.get_str(key, default).map_err(|e| e.to_string())?.split_whitespace().map(str::to_string).collect())
+        };
+        let methods = list("methods", DEFAULT_METHODS)?;
+        let incoming_remove = list("incoming_remove_headers", DEFAULT_INCOMING_REMOVE_HEADERS)?;
+        let incoming_allow = list("incoming_allow_headers", DEFAULT_INCOMING_ALLOW_HEADERS)?;
+        let outgoing_remove = list("outgoing_remove_headers", DEFAULT_OUTGOING_REMOVE_HEADERS)?;
+        let outgoing_allow = list("outgoing_allow_headers", DEFAULT_OUTGOING_ALLOW_HEADERS)?;
+        let (allowed, deprecated) = allowed_digests(section)?;
+        let mut caps = serde_json::json!({
+            "methods": methods,
+            "incoming_remove_headers": incoming_remove,
+            "incoming_allow_headers": incoming_allow,
+            "outgoing_remove_headers": outgoing_remove,
+            "outgoing_allow_headers": outgoing_allow,
+            "allowed_digests": allowed,
+        });
+        if !deprecated.is_empty() {
+            caps["deprecated_digests"] = serde_json::json!(deprecated);
+        }
+        build.capabilities.insert("tempurl".into(), caps);
+        Ok(TempUrl {
+            methods,
+            allowed_digests: allowed,
+            incoming: HeaderRules::new(&incoming_remove, &incoming_allow),
+            outgoing: HeaderRules::new(&outgoing_remove, &outgoing_allow),
+            next,
+        })
     }
 }
 
@@ -267,10 +269,7 @@ impl TempUrl {
 
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
             if let Some(name) = DISALLOWED_INCOMING_HEADERS.iter().find(|n| req.headers().contains_key(**n)) {
-                return Err(h::text(
-                    StatusCode::BAD_REQUEST,
-                    format!("The header '{}' is not allowed in this tempurl", title_case(name)),
-                ));
+                return Err(h::text(StatusCode::BAD_REQUEST, format!("The header '{}' is not allowed in this tempurl", title_case(name))));
             }
         }
         Ok(Valid { account, container, object, scope, sig, expires })
@@ -723,22 +722,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn digests_encodings_and_sha1_only_when_allowed() {
+    async fn digests_encodings_and_sha1_as_allowed() {
         let exp = now() + 600;
         let path = "/v1/AUTH_a/c/o";
         let hex = sig("sha512", CONTAINER_KEY, "GET", exp, path);
         let raw: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
         let b64 = base64_encode(&raw);
         let m = middleware("", backend());
-        for s in [hex.clone(), format!("sha512:{b64}"), format!("sha512:{}", b64.trim_end_matches('=')), format!("sha512:{}", b64.replace('+', "-").replace('/', "_"))] {
+        for s in [
+            hex.clone(),
+            format!("sha512:{b64}"),
+            format!("sha512:{}", b64.trim_end_matches('=')),
+            format!("sha512:{}", b64.replace('+', "-").replace('/', "_")),
+        ] {
             let uri = url(path, &percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC).to_string(), exp, "");
             assert_eq!(m.call(request("GET", &uri, &[], "")).await.status(), StatusCode::OK, "{s}");
         }
+        // SHA-1 counts by default (deprecated, as in Swift 2.38), and not
+        // once allowed_digests leaves it out.
         let sha1 = sig("sha1", ACCOUNT_KEY, "GET", exp, path);
-        assert_eq!(m.call(request("GET", &url(path, &sha1, exp, ""), &[], "")).await.status(), StatusCode::UNAUTHORIZED);
-        let with_sha1 = middleware("allowed_digests = sha1 sha256\n", backend());
-        assert_eq!(with_sha1.call(request("GET", &url(path, &sha1, exp, ""), &[], "")).await.status(), StatusCode::OK);
-        assert_eq!(with_sha1.call(request("GET", &url(path, &hex, exp, ""), &[], "")).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(m.call(request("GET", &url(path, &sha1, exp, ""), &[], "")).await.status(), StatusCode::OK);
+        let without_sha1 = middleware("allowed_digests = sha256 sha512\n", backend());
+        assert_eq!(without_sha1.call(request("GET", &url(path, &sha1, exp, ""), &[], "")).await.status(), StatusCode::UNAUTHORIZED);
+        let sha1_only = middleware("allowed_digests = sha1\n", backend());
+        assert_eq!(sha1_only.call(request("GET", &url(path, &hex, exp, ""), &[], "")).await.status(), StatusCode::UNAUTHORIZED);
     }
 
     fn base64_encode(raw: &[u8]) -> String {
@@ -819,7 +826,9 @@ mod tests {
         let path = "/v1/AUTH_a/c/o";
         let signed = |range: &str| hmac_hex("sha256", ACCOUNT_KEY.as_bytes(), hmac_body("GET", exp, path, Some(range)).as_bytes()).unwrap();
         // Unit-test requests come from 127.0.0.1.
-        for (range, status) in [("127.0.0.0/8", StatusCode::OK), ("10.0.0.0/8", StatusCode::UNAUTHORIZED), ("127.0.0.1/8", StatusCode::UNAUTHORIZED)] {
+        for (range, status) in
+            [("127.0.0.0/8", StatusCode::OK), ("10.0.0.0/8", StatusCode::UNAUTHORIZED), ("127.0.0.1/8", StatusCode::UNAUTHORIZED)]
+        {
             let uri = url(path, &signed(range), exp, &format!("&temp_url_ip_range={range}"));
             assert_eq!(m.call(request("GET", &uri, &[], "")).await.status(), status, "{range}");
         }
