@@ -65,7 +65,11 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>) -> Response<Body> {
     }
     let part = p.account_ring.get_part(&ctx.account, None, None).unwrap_or(0);
     let path = format!("/{}", ctx.account);
-    let headers = p.backend_headers(ctx, &method, &path);
+    let mut headers = p.backend_headers(ctx, &method, &path);
+    // A middleware's listing that may show reserved names.
+    if let Some(v) = req.headers().get(bh::BACKEND_ALLOW_RESERVED_NAMES) {
+        headers.insert(bh::BACKEND_ALLOW_RESERVED_NAMES, v.clone());
+    }
     let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
     let backend_path = format!("{part}{path}");
     let backend_query = listing::backend_query(&q);
@@ -102,7 +106,8 @@ fn fake_account(account: &str) -> Answer {
             hm.insert(k, v);
         }
     }
-    Answer { status: StatusCode::OK, headers: hm, body: Bytes::from_static(b"[]") }
+    // 204, as an account server answers a HEAD of an empty account.
+    Answer { status: StatusCode::NO_CONTENT, headers: hm, body: Bytes::from_static(b"[]") }
 }
 
 /// Copies the client's metadata headers for a backend write.
