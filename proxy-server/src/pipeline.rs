@@ -8,9 +8,8 @@
 //! As Swift's proxy does (unless `allow_modify_pipeline = false` in the
 //! app's section), the filters every request needs are inserted when the
 //! line lacks them: `catch_errors` first, `gatekeeper` after it,
-//! `listing_formats` after the cache, `copy` and then `dlo` after the auth
-//! (Swift's `required_filters`; it would also insert `versioned_writes`,
-//! which this proxy does not implement yet).
+//! `listing_formats` after the cache, `copy` and then `dlo` after the auth,
+//! `versioned_writes` after them (Swift's `required_filters`).
 //!
 //! A filter this proxy does not implement stops start-up with an error that
 //! names it: running without an auth, an encryption or a rate-limiting
@@ -43,6 +42,14 @@ pub const ENTRY_POINTS: &[(&str, Factory)] = &[
     ("account_quotas", middleware::account_quotas::factory),
     ("container_quotas", middleware::container_quotas::factory),
     ("etag_quoter", middleware::etag_quoter::factory),
+    ("tempurl", middleware::tempurl::factory),
+    ("formpost", middleware::formpost::factory),
+    ("staticweb", middleware::staticweb::factory),
+    ("domain_remap", middleware::domain_remap::factory),
+    ("crossdomain", middleware::crossdomain::factory),
+    ("ratelimit", middleware::ratelimit::factory),
+    ("symlink", middleware::symlink::factory),
+    ("versioned_writes", middleware::versioned_writes::factory),
 ];
 
 /// Entry points accepted and skipped because their job is done elsewhere:
@@ -59,6 +66,7 @@ const REQUIRED: &[(&str, &[&str])] = &[
     ("listing_formats", &["catch_errors", "gatekeeper", "proxy_logging", "memcache"]),
     ("copy", &["staticweb", "tempauth", "keystoneauth", "catch_errors", "gatekeeper", "proxy_logging"]),
     ("dlo", &["copy", "staticweb", "tempauth", "keystoneauth", "catch_errors", "gatekeeper", "proxy_logging"]),
+    ("versioned_writes", &["slo", "dlo", "copy", "staticweb", "tempauth", "keystoneauth", "catch_errors", "gatekeeper", "proxy_logging"]),
 ];
 
 /// Entry points that authenticate (their absence leaves the cluster open).
@@ -227,9 +235,9 @@ mod tests {
     fn what_is_not_implemented_stops_start_up() {
         for (pipeline, filters, named) in [
             (
-                "tempurl tempauth proxy-server",
-                "[filter:tempurl]\nuse = egg:swift#tempurl\n[filter:tempauth]\nuse = egg:swift#tempauth\n",
-                "tempurl",
+                "s3api tempauth proxy-server",
+                "[filter:s3api]\nuse = egg:swift#s3api\n[filter:tempauth]\nuse = egg:swift#tempauth\n",
+                "s3api",
             ),
             (
                 "authtoken keystoneauth proxy-server",
@@ -256,7 +264,7 @@ mod tests {
     fn required_filters_are_inserted_where_swift_puts_them() {
         // Swift's own example: a bare pipeline gains everything, in order.
         let p = Pipeline::from_config(&conf("proxy-server", "")).unwrap();
-        assert_eq!(entries(&p), ["catch_errors", "gatekeeper", "listing_formats", "copy", "dlo"]);
+        assert_eq!(entries(&p), ["catch_errors", "gatekeeper", "listing_formats", "copy", "dlo", "versioned_writes"]);
         // gatekeeper after catch_errors when the line starts with it; copy
         // and dlo after the auth.
         let p = Pipeline::from_config(&conf(
@@ -278,6 +286,7 @@ mod tests {
                 "tempauth",
                 "copy",
                 "dlo",
+                "versioned_writes",
                 "proxy_logging"
             ]
         );
@@ -299,13 +308,26 @@ mod tests {
 
     #[test]
     fn swift_saio_pipeline_needs_no_insertion() {
-        let ours = "catch_errors gatekeeper healthcheck proxy-logging cache listing_formats tempauth copy dlo proxy-logging proxy-server";
-        let sections = "[filter:catch_errors]\nuse = egg:swift#catch_errors\n[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n\
-                        [filter:healthcheck]\nuse = egg:swift#healthcheck\n[filter:proxy-logging]\nuse = egg:swift#proxy_logging\n\
-                        [filter:cache]\nuse = egg:swift#memcache\n[filter:listing_formats]\nuse = egg:swift#listing_formats\n\
-                        [filter:tempauth]\nuse = egg:swift#tempauth\n[filter:copy]\nuse = egg:swift#copy\n[filter:dlo]\nuse = egg:swift#dlo\n";
-        let p = Pipeline::from_config(&conf(ours, sections)).unwrap();
-        assert!(p.inserted.is_empty() && p.skipped.is_empty());
+        // The reference Swift all-in-one's line, less container_sync and
+        // s3api, is swift-saio's.
+        let ours = "catch_errors gatekeeper healthcheck proxy-logging cache etag-quoter domain_remap listing_formats bulk tempurl \
+                    ratelimit crossdomain formpost tempauth staticweb copy container-quotas account-quotas slo dlo versioned_writes \
+                    symlink proxy-logging proxy-server";
+        let mut sections = String::new();
+        let mut names: Vec<&str> = ours.split_whitespace().filter(|n| *n != "proxy-server").collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let entry = match name {
+                "proxy-logging" => "proxy_logging".to_string(),
+                "cache" => "memcache".to_string(),
+                other => other.replace('-', "_"),
+            };
+            sections.push_str(&format!("[filter:{name}]\nuse = egg:swift#{entry}\n"));
+        }
+        let p = Pipeline::from_config(&conf(ours, &sections)).unwrap();
+        assert!(p.inserted.is_empty() && p.skipped.is_empty(), "{p:?}");
         assert_eq!(p.section_of("tempauth"), Some("tempauth"));
+        assert!(p.has_auth());
     }
 }

@@ -656,11 +656,12 @@ fn create_layout(opts: &Options) -> Result<()> {
          log_name = proxy-server\n\
          {extra}\n\
          [pipeline:main]\n\
-         pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempauth copy container-quotas account-quotas slo dlo etag-quoter proxy-logging proxy-server\n\
+         pipeline = catch_errors gatekeeper healthcheck proxy-logging cache etag-quoter domain_remap listing_formats bulk tempurl ratelimit crossdomain formpost tempauth staticweb copy container-quotas account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server\n\
          \n\
          [app:proxy-server]\n\
          use = egg:swift#proxy\n\
          allow_account_management = true\n\
+         allow_open_expired = true\n\
          account_autocreate = true\n\
          \n\
          [filter:tempauth]\n\
@@ -680,7 +681,15 @@ fn create_layout(opts: &Options) -> Result<()> {
          [filter:bulk]\nuse = egg:swift#bulk\n\n\
          [filter:account-quotas]\nuse = egg:swift#account_quotas\n\n\
          [filter:container-quotas]\nuse = egg:swift#container_quotas\n\n\
-         [filter:etag-quoter]\nuse = egg:swift#etag_quoter\n",
+         [filter:etag-quoter]\nuse = egg:swift#etag_quoter\n\n\
+         [filter:domain_remap]\nuse = egg:swift#domain_remap\nstorage_domain = example.net\n\n\
+         [filter:tempurl]\nuse = egg:swift#tempurl\n\n\
+         [filter:ratelimit]\nuse = egg:swift#ratelimit\n\n\
+         [filter:crossdomain]\nuse = egg:swift#crossdomain\n\n\
+         [filter:formpost]\nuse = egg:swift#formpost\n\n\
+         [filter:staticweb]\nuse = egg:swift#staticweb\n\n\
+         [filter:versioned_writes]\nuse = egg:swift#versioned_writes\nallow_versioned_writes = true\nallow_object_versioning = true\n\n\
+         [filter:symlink]\nuse = egg:swift#symlink\n",
         etc = etc.display(),
         extra = opts.extra_conf,
     );
