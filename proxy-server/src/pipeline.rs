@@ -330,4 +330,13 @@ mod tests {
         assert_eq!(p.section_of("tempauth"), Some("tempauth"));
         assert!(p.has_auth());
     }
+
+    #[test]
+    fn the_sample_config_pipeline_is_accepted_whole() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/proxy-server.conf-sample");
+        let conf = ConfigFile::load(std::path::Path::new(path)).unwrap();
+        let p = Pipeline::from_config(&conf).unwrap();
+        assert!(p.inserted.is_empty() && p.skipped.is_empty(), "{p:?}");
+        assert_eq!(p.filters.len(), 23);
+    }
 }
