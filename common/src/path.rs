@@ -40,6 +40,14 @@ pub fn unquote(raw: &str) -> Result<String, PathError> {
     Ok(s.into_owned())
 }
 
+/// Percent-decodes a path that may hold reserved names (`\0`-separated,
+/// as object versioning makes them): what the storage servers accept
+/// (Swift's `check_utf8(internal=True)`), and the proxy only for requests
+/// a middleware marked with `X-Backend-Allow-Reserved-Names`.
+pub fn unquote_internal(raw: &str) -> Result<String, PathError> {
+    Ok(percent_decode_str(raw).decode_utf8().map_err(|_| PathError::BadUtf8)?.into_owned())
+}
+
 /// Swift's `split_path(path, minsegs, maxsegs, rest_with_last)` on an
 /// already unquoted path: between `min` and `max` segments, the first `min`
 /// non-empty; with `rest_with_last` the last segment takes the remainder
@@ -93,7 +101,7 @@ pub fn validate_device_partition(device: &str, partition: &str) -> Result<u32, P
 /// raw (quoted) request path, requiring between `min` and `max` segments
 /// (3..=5). An object without a container is refused.
 pub fn parse_storage_path(raw: &str, min: usize, max: usize) -> Result<StoragePath, PathError> {
-    let path = unquote(raw)?;
+    let path = unquote_internal(raw)?;
     let segs = split_path(&path, min, max, max == 5)?;
     let device = segs[0].clone().ok_or_else(|| PathError::Invalid(path.clone()))?;
     let part = segs[1].clone().ok_or_else(|| PathError::Invalid(path.clone()))?;
@@ -110,6 +118,16 @@ pub fn parse_storage_path(raw: &str, min: usize, max: usize) -> Result<StoragePa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_paths_may_hold_reserved_names_client_paths_may_not() {
+        let p = parse_storage_path("/sda1/1/a/%00versions%00c/%00o%009999", 5, 5).unwrap();
+        assert_eq!(p.container.as_deref(), Some("\0versions\0c"));
+        assert_eq!(p.object.as_deref(), Some("\0o\09999"));
+        assert!(unquote("/v1/a/%00c").is_err());
+        assert_eq!(unquote_internal("/v1/a/%00c").unwrap(), "/v1/a/\0c");
+        assert!(unquote_internal("/v1/a/%FF").is_err());
+    }
 
     #[test]
     fn object_paths_keep_slashes_in_the_name() {
@@ -136,7 +154,9 @@ mod tests {
         assert_eq!(parse_storage_path("/sda1/x/a/c/o", 5, 5).unwrap_err(), PathError::Partition("x".into()));
         assert_eq!(parse_storage_path("/../3/a/c/o", 5, 5).unwrap_err(), PathError::Device("..".into()));
         assert_eq!(parse_storage_path("/sda1/3/a/c/%ff", 5, 5).unwrap_err(), PathError::BadUtf8);
-        assert_eq!(parse_storage_path("/sda1/3/a/c/o%00", 5, 5).unwrap_err(), PathError::BadUtf8);
+        // NUL is a reserved name's separator: storage servers take it, as
+        // Swift's do (check_utf8(internal=True)).
+        assert!(parse_storage_path("/sda1/3/a/c/o%00", 5, 5).is_ok());
         assert!(parse_storage_path("/sda1/3/a//o", 5, 5).is_err());
         assert!(parse_storage_path("/sda1/3/a/c/", 5, 5).is_err());
         assert!(parse_storage_path("/sda1/3/a/c/d", 4, 4).is_err());

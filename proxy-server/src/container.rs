@@ -50,7 +50,11 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>, owner: bool) -> Response
     }
     let part = p.container_ring.get_part(&ctx.account, Some(container), None).unwrap_or(0);
     let path = format!("/{}/{}", ctx.account, container);
-    let headers = p.backend_headers(ctx, &method, &path);
+    let mut headers = p.backend_headers(ctx, &method, &path);
+    // A middleware's listing that may show reserved names.
+    if let Some(v) = req.headers().get(bh::BACKEND_ALLOW_RESERVED_NAMES) {
+        headers.insert(bh::BACKEND_ALLOW_RESERVED_NAMES, v.clone());
+    }
     let newest = h::header_str(req.headers(), "x-newest").is_some_and(|v| common::config::parse_bool(v) == Some(true));
     let backend_path = format!("{part}{path}");
     let backend_query = listing::backend_query(&q);

@@ -31,7 +31,12 @@ impl AccountServer {
     /// HEAD headers; 204 exactly when the rendered body is empty.
     pub async fn get_account(&self, path: StoragePath, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
         let prepared = (|| -> Result<_, Refusal> {
-            let params = account_listing_params(query, self.swift.constraints.account_listing_limit)?;
+            let mut params = account_listing_params(query, self.swift.constraints.account_listing_limit)?;
+            params.allow_reserved = headers
+                .get(common::backend_headers::BACKEND_ALLOW_RESERVED_NAMES)
+                .and_then(|v| v.to_str().ok())
+                .and_then(common::config::parse_bool)
+                == Some(true);
             let format = query_param(query, "format")?;
             Ok((params, format))
         })();

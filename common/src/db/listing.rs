@@ -29,6 +29,9 @@ pub struct ListingParams {
     pub path: Option<String>,
     /// Descending order; `marker` and `end_marker` swap roles.
     pub reverse: bool,
+    /// Include reserved (`\0`-prefixed) names: only for requests with
+    /// `X-Backend-Allow-Reserved-Names` (Swift's `allow_reserved`).
+    pub allow_reserved: bool,
 }
 
 /// One page the walk asks the database for: names in the bounds, ordered
@@ -126,6 +129,13 @@ pub fn list<R, E>(
             Some((marker.clone(), false))
         } else {
             prefix_nonempty.map(|p| (p.to_string(), true))
+        };
+        // Reserved names sort first; without leave they are out of range
+        // (Swift's `name >= chr(1)`), so a limit is not spent on them.
+        let lower = match lower {
+            Some((l, _)) if !params.allow_reserved && l.as_str() < "\u{1}" => Some(("\u{1}".to_string(), true)),
+            None if !params.allow_reserved => Some(("\u{1}".to_string(), true)),
+            other => other,
         };
         let page = PageQuery { lower, upper, limit: limit - results.len(), reverse };
         let rows = fetch(&page)?;
@@ -360,6 +370,34 @@ mod tests {
 
     fn run(all: &[&str], p: ListingParams) -> Vec<String> {
         names(list(&p, fetcher(all)).unwrap())
+    }
+
+    #[test]
+    fn reserved_names_are_listed_only_when_allowed() {
+        let names = ["\0versions\0c", "\0versions\0d", "a", "b"];
+        let fetch = |q: &PageQuery| -> Result<Vec<(String, ())>, ()> {
+            let mut v: Vec<(String, ())> = names
+                .iter()
+                .filter(|n| q.lower.as_ref().is_none_or(|(l, inc)| if *inc { **n >= l.as_str() } else { **n > l.as_str() }))
+                .filter(|n| q.upper.as_ref().is_none_or(|u| **n < u.as_str()))
+                .map(|n| (n.to_string(), ()))
+                .collect();
+            if q.reverse {
+                v.reverse();
+            }
+            v.truncate(q.limit);
+            Ok(v)
+        };
+        let names_of = |items: Vec<ListingItem<()>>| -> Vec<String> {
+            items.into_iter().map(|i| match i { ListingItem::Row(n, _) | ListingItem::Subdir(n) => n }).collect()
+        };
+        let p = ListingParams { limit: 2, ..params() };
+        assert_eq!(names_of(list(&p, fetch).unwrap()), ["a", "b"]);
+        assert_eq!(names_of(list(&ListingParams { reverse: true, ..p.clone() }, fetch).unwrap()), ["b", "a"]);
+        let allowed = ListingParams { allow_reserved: true, ..p };
+        assert_eq!(names_of(list(&allowed, fetch).unwrap()), ["\0versions\0c", "\0versions\0d"]);
+        let prefixed = ListingParams { prefix: Some("\0versions\0".into()), limit: 10, ..params() };
+        assert!(list(&prefixed, fetch).unwrap().is_empty());
     }
 
     fn params() -> ListingParams {

@@ -130,6 +130,7 @@ fn listing_params(query: Option<&str>, max_limit: u64, with_path: bool) -> Resul
         delimiter: p("delimiter")?,
         path: if with_path { p("path")? } else { None },
         reverse: true_value(p("reverse")?.as_deref()),
+        allow_reserved: false,
     })
 }
 

@@ -26,7 +26,12 @@ impl ContainerServer {
     /// exactly when the rendered body is empty.
     pub async fn get_container(&self, path: StoragePath, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
         let prepared = (|| -> Result<_, Refusal> {
-            let params = container_listing_params(query, self.swift.constraints.container_listing_limit)?;
+            let mut params = container_listing_params(query, self.swift.constraints.container_listing_limit)?;
+            params.allow_reserved = headers
+                .get(common::backend_headers::BACKEND_ALLOW_RESERVED_NAMES)
+                .and_then(|v| v.to_str().ok())
+                .and_then(common::config::parse_bool)
+                == Some(true);
             let format = query_param(query, "format")?;
             let policy = self.requested_policy(headers)?;
             Ok((params, format, policy))
