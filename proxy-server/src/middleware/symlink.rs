@@ -479,13 +479,19 @@ async fn first_bytes(mut body: Body) -> Bytes {
     Bytes::new()
 }
 
+/// A header's value as UTF-8 text (`HeaderValue::to_str` takes ASCII only).
+fn utf8_header(hm: &HeaderMap, name: &str) -> Option<String> {
+    hm.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).map(str::to_string)
+}
+
 /// Swift's `_validate_and_prep_request_headers`: checks the target
 /// headers of a link's `PUT` and normalizes them (quoted
 /// `<container>/<object>`, quoted account); answers the target's unquoted
 /// path and the static link's ETag.
 fn prepare_headers(hm: &mut HeaderMap, path: &SplitPath) -> Result<(String, Option<String>), Response<Body>> {
-    let raw = h::header_str(hm, TARGET).ok_or_else(|| plain(StatusCode::PRECONDITION_FAILED, TARGET_FORM))?;
-    let target = percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned();
+    // Clients send the target raw (UTF-8) or percent-encoded.
+    let raw = utf8_header(hm, TARGET).ok_or_else(|| plain(StatusCode::PRECONDITION_FAILED, TARGET_FORM))?;
+    let target = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy().into_owned();
     if target.starts_with('/') {
         return Err(plain(StatusCode::PRECONDITION_FAILED, TARGET_FORM));
     }
@@ -496,9 +502,9 @@ fn prepare_headers(hm: &mut HeaderMap, path: &SplitPath) -> Result<(String, Opti
         _ => return Err(plain(StatusCode::PRECONDITION_FAILED, TARGET_FORM)),
     };
     set(hm, TARGET, &h::quote_path(&format!("{container}/{object}")))?;
-    let account = match h::header_str(hm, TARGET_ACCOUNT) {
+    let account = match utf8_header(hm, TARGET_ACCOUNT) {
         Some(raw) => {
-            let account = percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned();
+            let account = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy().into_owned();
             if account.is_empty() {
                 return Err(h::text(StatusCode::PRECONDITION_FAILED, "Account name cannot be empty"));
             }
