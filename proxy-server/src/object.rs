@@ -224,6 +224,16 @@ impl DeleteAtUpdates {
     }
 }
 
+/// The timestamp of a write: the `X-Timestamp` a middleware set (clients
+/// cannot: the gatekeeper sets theirs aside), else now, as Swift's
+/// `_update_x_timestamp`. A bad one is the request's fault (400).
+fn write_timestamp(headers: &HeaderMap) -> Result<Timestamp, Response<Body>> {
+    match h::header_str(headers, bh::TIMESTAMP) {
+        Some(v) => Timestamp::parse(v).map_err(|_| h::text(StatusCode::BAD_REQUEST, "X-Timestamp should be a UNIX timestamp float value")),
+        None => Ok(Timestamp::now()),
+    }
+}
+
 /// Validates and normalises `X-Delete-At` / `X-Delete-After` (Swift's
 /// `check_delete_headers`): integers as Python reads them, in the future,
 /// clamped to Swift's ten digits.
@@ -313,7 +323,10 @@ async fn upload(
     if let Err(e) = crate::constraints::check_metadata(&headers, "object", &p.swift.constraints) {
         return h::text(StatusCode::BAD_REQUEST, e);
     }
-    let now = Timestamp::now();
+    let now = match write_timestamp(client_headers_in) {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
     let delete_at = match delete_at(client_headers_in, &now) {
         Ok(Some(at)) => {
             headers.remove("x-delete-after");
@@ -496,7 +509,10 @@ async fn post(p: &Proxy, ctx: &Ctx, req: &Request<Body>, ring: &Ring, policy: u3
     if let Err(e) = crate::constraints::check_metadata(&headers, "object", &p.swift.constraints) {
         return h::text(StatusCode::BAD_REQUEST, e);
     }
-    let now = Timestamp::now();
+    let now = match write_timestamp(req.headers()) {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
     let delete_at = match delete_at(req.headers(), &now) {
         Ok(Some(at)) => {
             headers.insert(bh::DELETE_AT, HeaderValue::from(at));
@@ -553,7 +569,11 @@ async fn write_to_object_nodes(
 
 async fn delete(p: &Proxy, ctx: &Ctx, req: &Request<Body>, ring: &Ring, policy: u32, t: &Target<'_>) -> Response<Body> {
     let mut headers = p.backend_headers(ctx, &Method::DELETE, &t.path());
-    if let Ok(v) = HeaderValue::from_str(&Timestamp::now().internal()) {
+    let now = match write_timestamp(req.headers()) {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    if let Ok(v) = HeaderValue::from_str(&now.internal()) {
         headers.insert(bh::TIMESTAMP, v);
     }
     if let Some(v) = req.headers().get(bh::IF_DELETE_AT) {
