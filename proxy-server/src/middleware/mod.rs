@@ -65,6 +65,12 @@ pub struct Build {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SwiftSource(pub &'static str);
 
+/// Set on a response by a middleware whose listing must reach the client
+/// as it is, unformatted by `listing_formats` (Swift's
+/// `swift.format_listing = False`, e.g. object versioning's `?versions`).
+#[derive(Debug, Clone, Copy)]
+pub struct ListingAsIs;
+
 /// The auth middleware's answer for one request, as controllers ask it
 /// (Swift's `swift.authorize`).
 pub enum Authorization {

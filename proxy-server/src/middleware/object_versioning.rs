@@ -152,12 +152,7 @@ impl Path {
         let path = common::path::unquote(raw).ok()?;
         let segs = common::path::split_path(&path, 2, 4, true).ok()?;
         let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
-        Some(Path {
-            version: segs[0].clone()?,
-            account: segs[1].clone()?,
-            container: nonempty(&segs[2]),
-            object: nonempty(&segs[3]),
-        })
+        Some(Path { version: segs[0].clone()?, account: segs[1].clone()?, container: nonempty(&segs[2]), object: nonempty(&segs[3]) })
     }
 }
 
@@ -246,7 +241,8 @@ impl ObjectVersioning {
                 let vpath = h::quote_path(&format!("/{}/{}/{location}", path.version, path.account));
                 if let Ok(vresp) = self.call_as_self(&parts, Method::HEAD, &vpath, HeaderMap::new(), h::empty()).await {
                     if vresp.status().is_success() {
-                        let more = h::header_str(vresp.headers(), "x-container-bytes-used").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                        let more =
+                            h::header_str(vresp.headers(), "x-container-bytes-used").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
                         rparts.headers.insert("x-container-bytes-used", HeaderValue::from(used + more));
                     }
                 }
@@ -270,11 +266,8 @@ impl ObjectVersioning {
             };
             let sp = unquote(&sp);
             let Ok(segs) = common::path::split_path(&sp, 4, 4, true) else { continue };
-            let (tgt_account, tgt_container, tgt_obj) = (
-                segs[1].clone().unwrap_or_default(),
-                segs[2].clone().unwrap_or_default(),
-                segs[3].clone().unwrap_or_default(),
-            );
+            let (tgt_account, tgt_container, tgt_obj) =
+                (segs[1].clone().unwrap_or_default(), segs[2].clone().unwrap_or_default(), segs[3].clone().unwrap_or_default());
             if tgt_container != location {
                 continue;
             }
@@ -293,7 +286,11 @@ impl ObjectVersioning {
             }
         }
         if listing_versions {
-            return self.list_versions(&parts, path, &location, listing, rparts).await;
+            // Only JSON (Swift's `_list_versions`), and listing_formats
+            // leaves it as it is.
+            let mut resp = self.list_versions(&parts, path, &location, listing, rparts).await?;
+            resp.extensions_mut().insert(super::ListingAsIs);
+            return Ok(resp);
         }
         let body = serde_json::to_vec(&listing).unwrap_or_default();
         rparts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
@@ -398,6 +395,11 @@ impl ObjectVersioning {
         primary: Vec<Map<String, Value>>,
         mut rparts: http::response::Parts,
     ) -> Result<Response<Body>, Response<Body>> {
+        if let Some(accept) = parts.headers.get(http::header::ACCEPT).and_then(|v| std::str::from_utf8(v.as_bytes()).ok()) {
+            if common::listing_format::best_match(accept, &["application/json"]).is_err() {
+                return Err(text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"));
+            }
+        }
         let q = parts.uri.query();
         let param = |k: &str| super::query_param(q, k);
         let mut marker = param("marker");
@@ -440,7 +442,13 @@ impl ObjectVersioning {
         let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
         let mut query = vec!["format=json".to_string()];
         let prefix = param("prefix").map(|p| reserved_name(&[&p]));
-        for (k, v) in [("prefix", prefix), ("marker", marker), ("limit", param("limit")), ("delimiter", param("delimiter")), ("reverse", param("reverse"))] {
+        for (k, v) in [
+            ("prefix", prefix),
+            ("marker", marker),
+            ("limit", param("limit")),
+            ("delimiter", param("delimiter")),
+            ("reverse", param("reverse")),
+        ] {
             query.push(format!("{k}={}", enc(&v.unwrap_or_default())));
         }
         let vuri = format!("{}?{}", h::quote_path(&format!("/v1/{}/{location}", path.account)), query.join("&"));
@@ -495,13 +503,14 @@ impl ObjectVersioning {
             m.insert("subdir".into(), Value::String(s));
             m
         }));
-        let key = |m: &Map<String, Value>| {
-            m.get("subdir").or_else(|| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string()
-        };
-        // Stable sort by name keeps versions newest first within a name.
-        all.sort_by_key(key);
+        let key =
+            |m: &Map<String, Value>| m.get("subdir").or_else(|| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
+        // Stable sorts by name keep versions newest first within a name,
+        // in reverse order too (Swift reverses the names only).
         if reverse {
-            all.reverse();
+            all.sort_by(|a, b| key(b).cmp(&key(a)));
+        } else {
+            all.sort_by_key(key);
         }
         all.truncate(limit);
         let body = serde_json::to_vec(&all).unwrap_or_default();
@@ -513,7 +522,13 @@ impl ObjectVersioning {
 
     // ----- objects -----
 
-    async fn object_request(&self, req: Request<Body>, path: &Path, container: &str, object: &str) -> Result<Response<Body>, Response<Body>> {
+    async fn object_request(
+        &self,
+        req: Request<Body>,
+        path: &Path,
+        container: &str,
+        object: &str,
+    ) -> Result<Response<Body>, Response<Body>> {
         let (parts, body) = req.into_parts();
         let cinfo = info(&self.next, &parts, &format!("/{}/{}/{container}", path.version, path.account), SOURCE).await.unwrap_or_default();
         let versions = utf8_header(&cinfo, SYSMETA_VERSIONS_CONT)
@@ -594,7 +609,8 @@ impl ObjectVersioning {
         let (sparts, sbody) = source.into_parts();
         let mut headers = HeaderMap::new();
         for (name, value) in &sparts.headers {
-            let skip = ["x-timestamp", "date", "last-modified", "x-trans-id", "x-openstack-request-id", "accept-ranges", "x-backend-timestamp"];
+            let skip =
+                ["x-timestamp", "date", "last-modified", "x-trans-id", "x-openstack-request-id", "accept-ranges", "x-backend-timestamp"];
             if !skip.contains(&name.as_str()) {
                 headers.append(name.clone(), value.clone());
             }
@@ -645,12 +661,17 @@ impl ObjectVersioning {
             Some(s) => s.to_string(),
             None => counted.load(Ordering::Relaxed).to_string(),
         };
-        let ct = h::header_str(&headers, "content-type").unwrap_or("application/octet-stream").split(';').next().unwrap_or_default().trim().to_string();
+        let ct = h::header_str(&headers, "content-type")
+            .unwrap_or("application/octet-stream")
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         // A content type the proxy guessed: ask the stored version's.
         let ct = if h::header_str(&headers, "content-type").is_none() || true_header(&headers, "x-detect-content-type") {
-            let head = self
-                .call_as_self(&parts, Method::HEAD, &h::quote_path(&o.version_path(&vname)), HeaderMap::new(), h::empty())
-                .await?;
+            let head =
+                self.call_as_self(&parts, Method::HEAD, &h::quote_path(&o.version_path(&vname)), HeaderMap::new(), h::empty()).await?;
             h::header_str(head.headers(), "content-type").map(str::to_string).unwrap_or(ct)
         } else {
             ct
@@ -872,7 +893,9 @@ impl ObjectVersioning {
                     check_response(self.next.call(lreq).await)?;
                     "null".to_string()
                 }
-                Some(t) => unquote(t).split_once('/').and_then(|(_, n)| parse_versions_object_name(n)).map(|(_, v)| v).unwrap_or("null".into()),
+                Some(t) => {
+                    unquote(t).split_once('/').and_then(|(_, n)| parse_versions_object_name(n)).map(|(_, v)| v).unwrap_or("null".into())
+                }
                 None => "null".to_string(),
             }
         };
@@ -980,9 +1003,7 @@ mod tests {
             }
         });
         let m = ObjectVersioning { max_file_size: 1 << 30, next: next.clone() };
-        let resp = m
-            .call(request("PUT", "/v1/a/c/o", &[("x-timestamp", "1700000000.00000"), ("content-type", "text/x")], "data"))
-            .await;
+        let resp = m.call(request("PUT", "/v1/a/c/o", &[("x-timestamp", "1700000000.00000"), ("content-type", "text/x")], "data")).await;
         assert_eq!(resp.headers()["x-object-version-id"], "1700000000.00000");
         let seen = next.seen();
         let version = &seen[2];
