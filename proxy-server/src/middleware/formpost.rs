@@ -156,9 +156,7 @@ impl FormPost {
     async fn translate_form(&self, req: Request<Body>, path: &str, boundary: &[u8]) -> Result<Response<Body>, FormError> {
         let parts = parts_of(&req);
         let keys = match path.splitn(5, '/').collect::<Vec<_>>()[..] {
-            ["", version, account, container, ..]
-                if matches!(version, "v1" | "v1.0") && !account.is_empty() && !container.is_empty() =>
-            {
+            ["", version, account, container, ..] if matches!(version, "v1" | "v1.0") && !account.is_empty() && !container.is_empty() => {
                 tempurl_keys(&self.next, &parts, account, container, SOURCE).await
             }
             _ => Vec::new(),
@@ -679,8 +677,10 @@ mod tests {
         }
         for (i, (name, content)) in files.iter().enumerate() {
             b.extend_from_slice(
-                format!("--BOUND\r\nContent-Disposition: form-data; name=\"file{i}\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "--BOUND\r\nContent-Disposition: form-data; name=\"file{i}\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n"
+                )
+                .as_bytes(),
             );
             b.extend_from_slice(content);
             b.extend_from_slice(b"\r\n");

@@ -828,7 +828,10 @@ impl Inner {
         // be read is a 409 rather than a broken 200.
         if let Ok(Err(e)) = first_rx.await {
             let _ = e;
-            return h::text(StatusCode::CONFLICT, "<html><h1>Conflict</h1><p>There was a conflict when trying to complete your request.</p></html>");
+            return h::text(
+                StatusCode::CONFLICT,
+                "<html><h1>Conflict</h1><p>There was a conflict when trying to complete your request.</p></html>",
+            );
         }
         let mut r = Response::new(body.boxed());
         *r.status_mut() = status;

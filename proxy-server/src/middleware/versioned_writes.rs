@@ -152,7 +152,8 @@ impl Listing<'_> {
     async fn next(&mut self) -> Result<Option<Item>, Response<Body>> {
         if self.buffered.is_empty() && !self.done {
             let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-            let uri = format!("{}?format=json&prefix={}&marker={}&reverse=on", h::quote_path(&self.path), enc(&self.prefix), enc(&self.marker));
+            let uri =
+                format!("{}?format=json&prefix={}&marker={}&reverse=on", h::quote_path(&self.path), enc(&self.prefix), enc(&self.marker));
             let resp = self.vw.call_as_self(self.parts, Method::GET, &uri, HeaderMap::new(), h::empty()).await?;
             if resp.status() == StatusCode::NOT_FOUND {
                 self.done = true;
@@ -470,7 +471,6 @@ struct Target {
     /// The versioned container's `X-Container-Write`.
     write_acl: Option<String>,
 }
-
 
 #[cfg(test)]
 mod tests {
