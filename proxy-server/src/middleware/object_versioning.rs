@@ -508,7 +508,7 @@ impl ObjectVersioning {
         // Stable sorts by name keep versions newest first within a name,
         // in reverse order too (Swift reverses the names only).
         if reverse {
-            all.sort_by(|a, b| key(b).cmp(&key(a)));
+            all.sort_by_key(|m| std::cmp::Reverse(key(m)));
         } else {
             all.sort_by_key(key);
         }

@@ -336,7 +336,7 @@ impl Settings {
         } else {
             "UNKNOWN"
         };
-        let verb = if self.valid_methods.iter().any(|m| *m == facts.method) { facts.method.as_str() } else { "BAD_METHOD" };
+        let verb = if self.valid_methods.contains(&facts.method) { facts.method.as_str() } else { "BAD_METHOD" };
         let policy = policy_index
             .and_then(|p| p.trim().parse::<u32>().ok())
             .filter(|p| kind == "object" && self.policies.contains(p))
