@@ -112,12 +112,7 @@ pub fn parse_daemon(binary: &str, scoped: bool, args: impl IntoIterator<Item = O
         (DaemonCli::from_arg_matches(&m)?.run, Scope::default())
     };
     let word = |w: &str| run.words.iter().any(|x| x == w);
-    Ok(DaemonArgs {
-        once: run.once || word("once"),
-        verbose: run.common.verbose || word("verbose"),
-        config: run.common.config,
-        scope,
-    })
+    Ok(DaemonArgs { once: run.once || word("once"), verbose: run.common.verbose || word("verbose"), config: run.common.config, scope })
 }
 
 /// A server's command line from the process's arguments; `--help`,

@@ -793,9 +793,16 @@ mod tests {
     async fn reload_swaps_the_service_and_lets_requests_in_flight_finish() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let limits = ConnectionLimits { client_timeout: Duration::from_secs(5), keepalive_timeout: Some(Duration::from_secs(5)), max_clients: 64 };
+        let limits =
+            ConnectionLimits { client_timeout: Duration::from_secs(5), keepalive_timeout: Some(Duration::from_secs(5)), max_clients: 64 };
         let gate = Arc::new(tokio::sync::Notify::new());
-        let serving = |n: u32| Serving { service: Arc::new(Gen { n, gate: gate.clone() }), bind: addr.to_string(), limits: limits.clone(), log_requests: false, grace: Duration::from_secs(5) };
+        let serving = |n: u32| Serving {
+            service: Arc::new(Gen { n, gate: gate.clone() }),
+            bind: addr.to_string(),
+            limits: limits.clone(),
+            log_requests: false,
+            grace: Duration::from_secs(5),
+        };
         let first = serving(1);
         // Reloads build generations 2, 3, ...; the third attempt fails.
         let next = Arc::new(std::sync::atomic::AtomicU32::new(2));
@@ -805,7 +812,13 @@ mod tests {
             if n == 3 {
                 return Err("bad config".into());
             }
-            Ok(Serving { service: Arc::new(Gen { n, gate: gate2.clone() }), bind: addr.to_string(), limits: limits2.clone(), log_requests: false, grace: Duration::from_secs(5) })
+            Ok(Serving {
+                service: Arc::new(Gen { n, gate: gate2.clone() }),
+                bind: addr.to_string(),
+                limits: limits2.clone(),
+                log_requests: false,
+                grace: Duration::from_secs(5),
+            })
         });
         let (controls, rx) = tokio::sync::mpsc::unbounded_channel();
         let server = tokio::spawn(serve_loop(first, listener, rx, Some(reload)));

@@ -324,8 +324,8 @@ impl Proxy {
         }
         // Reserved (`\0`) names only for middlewares' requests; the
         // gatekeeper strips X-Backend-* from clients'.
-        let allow_reserved = h::header_str(req.headers(), bh::BACKEND_ALLOW_RESERVED_NAMES)
-            .is_some_and(|v| common::config::parse_bool(v) == Some(true));
+        let allow_reserved =
+            h::header_str(req.headers(), bh::BACKEND_ALLOW_RESERVED_NAMES).is_some_and(|v| common::config::parse_bool(v) == Some(true));
         let unquote = if allow_reserved { common::path::unquote_internal } else { common::path::unquote };
         let path = match unquote(&raw_path) {
             Ok(p) => p,

@@ -161,7 +161,8 @@ fn no_request_fails_while_the_proxy_and_an_object_server_reload() {
     let mut workers = Vec::new();
     // Small uploads and downloads through the proxy.
     for w in 0..4 {
-        let (s, stop, done, failures) = (Session { url: s.url.clone(), token: s.token.clone() }, stop.clone(), done.clone(), failures.clone());
+        let (s, stop, done, failures) =
+            (Session { url: s.url.clone(), token: s.token.clone() }, stop.clone(), done.clone(), failures.clone());
         workers.push(std::thread::spawn(move || {
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {

@@ -33,7 +33,9 @@ fn wait_for(collector: &UdpSocket, seen: &mut BTreeSet<String>, done: impl Fn(&B
 
 /// Whether some object server `i` sent `object-server-<i>.<metric>`.
 fn from_an_object_server(seen: &BTreeSet<String>, metric: &str) -> bool {
-    seen.iter().any(|m| m.strip_prefix("object-server-").and_then(|r| r.split_once('.')).is_some_and(|(i, rest)| i.parse::<u32>().is_ok() && rest == metric))
+    seen.iter().any(|m| {
+        m.strip_prefix("object-server-").and_then(|r| r.split_once('.')).is_some_and(|(i, rest)| i.parse::<u32>().is_ok() && rest == metric)
+    })
 }
 
 #[test]
@@ -70,8 +72,7 @@ fn a_put_and_a_get_are_sent_to_statsd_with_swifts_names() {
     for i in 1..=4 {
         c.run_once("container-updater", "container", i, &[]).expect("container-updater runs");
     }
-    let arrived = wait_for(&collector, &mut seen, |seen| {
-        seen.iter().any(|m| m.starts_with("container-updater") && m.ends_with(".successes"))
-    });
+    let arrived =
+        wait_for(&collector, &mut seen, |seen| seen.iter().any(|m| m.starts_with("container-updater") && m.ends_with(".successes")));
     assert!(arrived, "no container-updater successes; got {seen:?}");
 }

@@ -133,7 +133,10 @@ fn start_status_reload_stop_an_object_server_and_its_updater() {
     let status = node.init(&["status", "object", "object-updater"]);
     assert!(status.status.success());
     let text = stdout(&status);
-    assert!(text.contains(&format!("object-server running ({server} - ")) && text.contains(&format!("object-updater running ({updater} - ")), "{text}");
+    assert!(
+        text.contains(&format!("object-server running ({server} - ")) && text.contains(&format!("object-updater running ({updater} - ")),
+        "{text}"
+    );
 
     let again = node.init(&["start", "object"]);
     assert!(again.status.success() && stdout(&again).contains("object-server already started"), "{}", stdout(&again));

@@ -389,7 +389,12 @@ mod tests {
             Ok(v)
         };
         let names_of = |items: Vec<ListingItem<()>>| -> Vec<String> {
-            items.into_iter().map(|i| match i { ListingItem::Row(n, _) | ListingItem::Subdir(n) => n }).collect()
+            items
+                .into_iter()
+                .map(|i| match i {
+                    ListingItem::Row(n, _) | ListingItem::Subdir(n) => n,
+                })
+                .collect()
         };
         let p = ListingParams { limit: 2, ..params() };
         assert_eq!(names_of(list(&p, fetch).unwrap()), ["a", "b"]);

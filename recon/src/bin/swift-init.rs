@@ -269,7 +269,8 @@ impl Manager {
                 }
             };
             let pid_file = self.pid_file(s, &conf);
-            let written = pid_file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&pid_file, child.id().to_string()));
+            let written =
+                pid_file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&pid_file, child.id().to_string()));
             if let Err(e) = written {
                 println!("cannot write {}: {e}", pid_file.display());
             }
