@@ -110,11 +110,13 @@ impl Options {
 
 /// The daemons `consistency_daemons` runs: name, the server whose config
 /// it reads, and the `interval` `swift-saio` gives it (short, so the
-/// cluster heals while one watches).
+/// cluster heals while one watches; the expirer keeps Swift's 300 s, so
+/// that an expired object stays readable with `X-Open-Expired` for a while,
+/// as on a Swift all-in-one).
 pub const CONSISTENCY_DAEMONS: [(&str, &str, u32); 8] = [
     ("object-replicator", "object", 10),
     ("object-auditor", "object", 30),
-    ("object-expirer", "object", 10),
+    ("object-expirer", "object", 300),
     ("container-replicator", "container", 10),
     ("container-auditor", "container", 30),
     ("account-replicator", "account", 10),
