@@ -34,6 +34,10 @@ pub struct Options {
     pub devices: usize,
     pub replicas: f64,
     pub part_power: u32,
+    /// Storage policies: policy 0 (`Policy-0`, the default), and with 2
+    /// or more `silver` (1), `policy-2`, ...; each an object ring of the
+    /// same devices (`object-N.ring.gz`), as on a Swift all-in-one.
+    pub policies: usize,
     /// Where the server binaries are; defaults to the directory of the
     /// running executable (or its parent, for test executables in `deps/`).
     pub bin_dir: Option<PathBuf>,
@@ -61,6 +65,7 @@ impl Default for Options {
             devices: 4,
             replicas: 3.0,
             part_power: 10,
+            policies: 1,
             bin_dir: None,
             show_logs: false,
             consistency_daemons: false,
@@ -724,8 +729,18 @@ fn create_layout(opts: &Options) -> Result<()> {
         b.save(&etc.join(format!("{kind}.builder"))).map_err(|e| anyhow!("{e}"))?;
         b.get_ring().save(&etc.join(format!("{kind}.ring.gz")), 1).map_err(|e| anyhow!("{e}"))?;
     }
+    // Every further policy places its objects on the same devices.
+    for n in 1..opts.policies {
+        std::fs::copy(etc.join("object.builder"), etc.join(format!("object-{n}.builder")))?;
+        std::fs::copy(etc.join("object.ring.gz"), etc.join(format!("object-{n}.ring.gz")))?;
+    }
+    let mut policies = String::from("[storage-policy:0]\nname = Policy-0\ndefault = yes\n");
+    for n in 1..opts.policies {
+        let name = if n == 1 { "silver".to_string() } else { format!("policy-{n}") };
+        policies.push_str(&format!("\n[storage-policy:{n}]\nname = {name}\n"));
+    }
     let swift_conf = format!(
-        "# written by swift-saio\n[swift-hash]\nswift_hash_path_prefix = {}\nswift_hash_path_suffix = {}\n\n[storage-policy:0]\nname = Policy-0\ndefault = yes\n",
+        "# written by swift-saio\n[swift-hash]\nswift_hash_path_prefix = {}\nswift_hash_path_suffix = {}\n\n{policies}",
         random_hex(16),
         random_hex(16)
     );

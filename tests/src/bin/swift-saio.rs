@@ -51,6 +51,9 @@ fn main() {
         devices: a.devices,
         replicas: a.replicas,
         part_power: a.part_power,
+        // Two, as the reference Swift all-in-one (Swift's cross-policy
+        // functional tests need a second one).
+        policies: 2,
         bin_dir: None,
         show_logs: a.verbose,
         consistency_daemons: true,
