@@ -110,14 +110,18 @@ async fn write(p: &Proxy, ctx: &Ctx, req: &Request<Body>, method: Method) -> Res
         }
     }
     if method == Method::PUT {
-        let policy = match h::header_str(req.headers(), "x-storage-policy").filter(|n| !n.trim().is_empty()) {
-            Some(name) => match p.swift.policy_by_name(name) {
-                Some(pol) if !pol.is_deprecated => pol.index,
+        // As Swift: the index only when the client names a policy; the
+        // default always, which the container server uses only to create
+        // (a PUT of an existing container keeps its policy: 202).
+        if let Some(name) = h::header_str(req.headers(), "x-storage-policy").filter(|n| !n.trim().is_empty()) {
+            match p.swift.policy_by_name(name) {
+                Some(pol) if !pol.is_deprecated => {
+                    extra.insert(bh::BACKEND_STORAGE_POLICY_INDEX, HeaderValue::from(pol.index));
+                }
                 _ => return h::text(StatusCode::BAD_REQUEST, format!("Invalid X-Storage-Policy {name:?}")),
-            },
-            None => p.swift.default_policy().index,
-        };
-        extra.insert(bh::BACKEND_STORAGE_POLICY_INDEX, HeaderValue::from(policy));
+            }
+        }
+        extra.insert(bh::BACKEND_STORAGE_POLICY_DEFAULT, HeaderValue::from(p.swift.default_policy().index));
         // The account must exist first (created on demand under autocreate).
         let info = p.info(ctx, &ctx.account, None).await;
         if info.status == StatusCode::NOT_FOUND {
