@@ -155,8 +155,12 @@ impl Handler for ListingFormats {
                 Err(NegotiationError::BadAccept) => return h::text(StatusCode::BAD_REQUEST, "Invalid Accept header"),
                 Err(NegotiationError::NotAcceptable) => return h::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable"),
             };
-            // With ?format= the answer does not depend on Accept.
+            // With ?format= the answer does not depend on Accept; as Swift's
+            // get_listing_content_type, the request's Accept becomes the
+            // chosen type, so that middlewares to the right in charge of
+            // their own listing (?versions) see what the client asked for.
             let can_vary = format_param.is_none();
+            let chosen_accept = format_param.as_deref().filter(|f| !f.is_empty()).and_then(|f| listing_content_type(Some(f), None).ok());
             let path_and_query = format!("{}?{}", req.uri().path(), json_query(query));
             let mut uri = req.uri().clone().into_parts();
             uri.path_and_query = match path_and_query.parse() {
@@ -167,6 +171,9 @@ impl Handler for ListingFormats {
                 Ok(u) => u,
                 Err(_) => return h::text(StatusCode::PRECONDITION_FAILED, "Bad URL"),
             };
+            if let Some(chosen) = chosen_accept {
+                req.headers_mut().insert(ACCEPT, HeaderValue::from_static(chosen));
+            }
             let allow_reserved =
                 h::header_str(req.headers(), BACKEND_ALLOW_RESERVED_NAMES).is_some_and(|v| common::config::parse_bool(v) == Some(true));
 
