@@ -255,6 +255,25 @@ impl ObjectPath {
     }
 }
 
+/// Base64 of the standard alphabet with its padding already stripped, as
+/// SLO's data segments and tempurl's signatures take it; `None` on any
+/// other character or an impossible length.
+pub fn base64_decode_unpadded(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+    const UNPADDED: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireNone).with_decode_allow_trailing_bits(true),
+    );
+    UNPADDED.decode(s).ok()
+}
+
+/// Standard base64 with padding.
+pub fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
 /// One decoded query parameter of a (raw) query string.
 pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     query?.split('&').find_map(|kv| {

@@ -502,7 +502,7 @@ pub(crate) fn extract_digest_and_algorithm(value: &str) -> Option<(&str, String)
     if let Some((algo, b64)) = value.split_once(':') {
         let url_safe = (b64.contains('-') || b64.contains('_')) && !(b64.contains('+') || b64.contains('/'));
         let b64 = if url_safe { b64.replace('-', "+").replace('_', "/") } else { b64.to_string() };
-        let raw = base64_decode(b64.trim_matches('='))?;
+        let raw = super::base64_decode_unpadded(b64.trim_matches('='))?;
         return Some((algo, raw.iter().map(|b| format!("{b:02x}")).collect()));
     }
     // Only even lengths follow, so this is a full hex decode check.
@@ -516,34 +516,6 @@ pub(crate) fn extract_digest_and_algorithm(value: &str) -> Option<(&str, String)
         _ => return None,
     };
     Some((algo, value.to_string()))
-}
-
-/// Standard base64 without padding (`=` already stripped); `None` on any
-/// other character or an impossible length.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    if s.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.as_bytes().chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= val(*c)? << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
 }
 
 /// Compares two signatures in time independent of where they differ.
@@ -727,7 +699,7 @@ mod tests {
         let path = "/v1/AUTH_a/c/o";
         let hex = sig("sha512", CONTAINER_KEY, "GET", exp, path);
         let raw: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
-        let b64 = base64_encode(&raw);
+        let b64 = super::super::base64_encode(&raw);
         let m = middleware("", backend());
         for s in [
             hex.clone(),
@@ -746,18 +718,6 @@ mod tests {
         assert_eq!(without_sha1.call(request("GET", &url(path, &sha1, exp, ""), &[], "")).await.status(), StatusCode::UNAUTHORIZED);
         let sha1_only = middleware("allowed_digests = sha1\n", backend());
         assert_eq!(sha1_only.call(request("GET", &url(path, &hex, exp, ""), &[], "")).await.status(), StatusCode::UNAUTHORIZED);
-    }
-
-    fn base64_encode(raw: &[u8]) -> String {
-        const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for c in raw.chunks(3) {
-            let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-            for i in 0..4 {
-                out.push(if i <= c.len() { T[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-            }
-        }
-        out
     }
 
     #[tokio::test]
