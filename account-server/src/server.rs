@@ -11,6 +11,7 @@ use common::devices::Devices;
 use common::http::Body;
 use common::recon::Recon;
 use common::server::{RequestInfo, Service};
+use common::statsd::StatsdClient;
 use common::swift_conf::SwiftConf;
 use http::{Request, Response};
 
@@ -29,6 +30,11 @@ pub struct AccountServer {
     /// `/recon/*`, when the pipeline has Swift's recon filter.
     pub recon: Option<Arc<Recon>>,
 }
+
+/// The verbs timed for statsd and their sample rates (Swift's
+/// `@timing_stats` on each).
+const VERB_TIMINGS: &[(&str, Option<f64>)] =
+    &[("PUT", None), ("GET", None), ("POST", None), ("DELETE", None), ("HEAD", None), ("REPLICATE", None)];
 
 impl AccountServer {
     pub fn new(settings: AccountSettings, swift: SwiftConf) -> AccountServer {
@@ -54,19 +60,9 @@ impl Service for AccountServer {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Body>, info: RequestInfo) -> Response<Body> {
-        let Some(statsd) = self.settings.server.statsd.clone() else {
-            return self.dispatch(req, info).await;
-        };
-        let started = std::time::Instant::now();
         let method = req.method().clone();
-        let resp = self.dispatch(req, info).await;
-        // Swift's `@timing_stats` on each verb, with its sample rates.
-        let rate = match method.as_str() {
-            "PUT" | "GET" | "POST" | "DELETE" | "HEAD" | "REPLICATE" => None,
-            _ => return resp,
-        };
-        statsd.verb_timing(method.as_str(), resp.status().as_u16(), started, rate);
-        resp
+        let statsd = self.settings.server.statsd.clone();
+        StatsdClient::time_verb(statsd.as_ref(), &method, VERB_TIMINGS, self.dispatch(req, info)).await
     }
 }
 

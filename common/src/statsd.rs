@@ -188,6 +188,24 @@ impl StatsdClient {
         }
     }
 
+    /// Swift's `@timing_stats` around a storage server's request: runs
+    /// `handle` and times it as `<VERB>.timing` (or `.errors.timing`) when
+    /// `rates` lists the verb, with its sample rate (`None`: the default).
+    pub async fn time_verb(
+        statsd: Option<&StatsdClient>,
+        method: &http::Method,
+        rates: &[(&str, Option<f64>)],
+        handle: impl std::future::Future<Output = http::Response<crate::http::Body>>,
+    ) -> http::Response<crate::http::Body> {
+        let Some(statsd) = statsd else { return handle.await };
+        let started = Instant::now();
+        let resp = handle.await;
+        if let Some((verb, rate)) = rates.iter().find(|(v, _)| *v == method.as_str()) {
+            statsd.verb_timing(verb, resp.status().as_u16(), started, *rate);
+        }
+        resp
+    }
+
     /// A timer of the milliseconds since `start`.
     pub fn timing_since(&self, metric: &str, start: Instant) {
         self.timing(metric, start.elapsed().as_secs_f64() * 1000.0);

@@ -12,6 +12,7 @@ use common::devices::Devices;
 use common::http::{self as h, Body};
 use common::recon::Recon;
 use common::server::{RequestInfo, Service};
+use common::statsd::StatsdClient;
 use common::swift_conf::SwiftConf;
 use http::{Request, Response, StatusCode};
 
@@ -31,6 +32,11 @@ pub struct ContainerServer {
     /// `/recon/*`, when the pipeline has Swift's recon filter.
     pub recon: Option<Arc<Recon>>,
 }
+
+/// The verbs timed for statsd and their sample rates (Swift's
+/// `@timing_stats` on each).
+const VERB_TIMINGS: &[(&str, Option<f64>)] =
+    &[("PUT", None), ("GET", None), ("POST", None), ("DELETE", None), ("HEAD", Some(0.1)), ("REPLICATE", Some(0.01))];
 
 impl ContainerServer {
     pub fn new(settings: ContainerSettings, swift: SwiftConf) -> ContainerServer {
@@ -62,21 +68,9 @@ impl Service for ContainerServer {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Body>, info: RequestInfo) -> Response<Body> {
-        let Some(statsd) = self.settings.server.statsd.clone() else {
-            return self.dispatch(req, info).await;
-        };
-        let started = std::time::Instant::now();
         let method = req.method().clone();
-        let resp = self.dispatch(req, info).await;
-        // Swift's `@timing_stats` on each verb, with its sample rates.
-        let rate = match method.as_str() {
-            "PUT" | "GET" | "POST" | "DELETE" => None,
-            "HEAD" => Some(0.1),
-            "REPLICATE" => Some(0.01),
-            _ => return resp,
-        };
-        statsd.verb_timing(method.as_str(), resp.status().as_u16(), started, rate);
-        resp
+        let statsd = self.settings.server.statsd.clone();
+        StatsdClient::time_verb(statsd.as_ref(), &method, VERB_TIMINGS, self.dispatch(req, info)).await
     }
 }
 

@@ -42,6 +42,7 @@ use common::http::{self as h, Body};
 use common::path::StoragePath;
 use common::recon::Recon;
 use common::server::{RequestInfo, Service};
+use common::statsd::StatsdClient;
 use common::swift_conf::SwiftConf;
 use diskfile::ObjectLocation;
 use http::{Request, Response, StatusCode};
@@ -74,6 +75,11 @@ pub struct Target {
     pub name: String,
     pub location: ObjectLocation,
 }
+
+/// The verbs timed for statsd and their sample rates (Swift's
+/// `@timing_stats` on each).
+const VERB_TIMINGS: &[(&str, Option<f64>)] =
+    &[("PUT", None), ("GET", None), ("POST", None), ("DELETE", None), ("HEAD", Some(0.8)), ("REPLICATE", Some(0.1)), ("SSYNC", Some(0.1))];
 
 impl ObjectServer {
     /// Builds the server from its settings and `swift.conf`.
@@ -158,21 +164,9 @@ impl Service for ObjectServer {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Body>, info: RequestInfo) -> Response<Body> {
-        let Some(statsd) = self.settings.server.statsd.clone() else {
-            return self.dispatch(req, info).await;
-        };
-        let started = std::time::Instant::now();
         let method = req.method().clone();
-        let resp = self.dispatch(req, info).await;
-        // Swift's `@timing_stats` on each verb, with its sample rates.
-        let rate = match method.as_str() {
-            "PUT" | "GET" | "POST" | "DELETE" => None,
-            "HEAD" => Some(0.8),
-            "REPLICATE" | "SSYNC" => Some(0.1),
-            _ => return resp,
-        };
-        statsd.verb_timing(method.as_str(), resp.status().as_u16(), started, rate);
-        resp
+        let statsd = self.settings.server.statsd.clone();
+        StatsdClient::time_verb(statsd.as_ref(), &method, VERB_TIMINGS, self.dispatch(req, info)).await
     }
 }
 
