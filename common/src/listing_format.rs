@@ -141,6 +141,42 @@ fn parse_media_range(item: &str) -> Option<(&str, &str, &str)> {
     }
 }
 
+/// A JSON value written as Python's `json.dumps` writes it (`", "` and
+/// `": "` separators, ASCII only); object keys in `serde_json`'s order.
+pub fn push_py_json(out: &mut String, v: &serde_json::Value) {
+    match v {
+        serde_json::Value::Null => out.push_str("null"),
+        serde_json::Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        serde_json::Value::Number(n) => out.push_str(&n.to_string()),
+        serde_json::Value::String(s) => push_json_str(out, s),
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_py_json(out, item);
+            }
+            out.push(']');
+        }
+        serde_json::Value::Object(map) => push_py_object(out, map.iter()),
+    }
+}
+
+/// A JSON object of `pairs`, written as `push_py_json` writes one.
+pub fn push_py_object<'a>(out: &mut String, pairs: impl Iterator<Item = (&'a String, &'a serde_json::Value)>) {
+    out.push('{');
+    for (i, (k, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_json_str(out, k);
+        out.push_str(": ");
+        push_py_json(out, v);
+    }
+    out.push('}');
+}
+
 /// Appends `s` as a JSON string the way Python's `json.dumps` writes it
 /// (`ensure_ascii`: every character outside printable ASCII as `\uXXXX`,
 /// surrogate pairs above the BMP).

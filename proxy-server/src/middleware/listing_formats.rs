@@ -19,8 +19,7 @@ use common::backend_headers::BACKEND_ALLOW_RESERVED_NAMES;
 use common::config::Section;
 use common::http::{self as h, Body};
 use common::listing_format::{
-    account_to_xml as write_account_xml, container_to_xml as write_container_xml, listing_content_type, push_json_str, NegotiationError,
-    XmlEntry,
+    account_to_xml as write_account_xml, container_to_xml as write_container_xml, listing_content_type, NegotiationError, XmlEntry,
 };
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, VARY};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -341,41 +340,12 @@ fn xml_entries(listing: &[Map<String, Value>], required: &[&'static str], option
 /// as `\uXXXX`). Keys come out sorted (serde_json's map), which Swift's
 /// would not be; used only when reserved names were filtered out.
 fn python_json(listing: &[Map<String, Value>]) -> String {
-    fn push(out: &mut String, v: &Value) {
-        match v {
-            Value::String(s) => push_json_str(out, s),
-            Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    push(out, item);
-                }
-                out.push(']');
-            }
-            Value::Object(m) => push_object(out, m),
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    fn push_object(out: &mut String, m: &Map<String, Value>) {
-        out.push('{');
-        for (i, (k, v)) in m.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            push_json_str(out, k);
-            out.push_str(": ");
-            push(out, v);
-        }
-        out.push('}');
-    }
     let mut out = String::from("[");
     for (i, m) in listing.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        push_object(&mut out, m);
+        common::listing_format::push_py_object(&mut out, m.iter());
     }
     out.push(']');
     out

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use common::backend_headers as bh;
 use common::config::Section;
 use common::http::{self as h, Body};
-use common::listing_format::{best_match, push_json_str, xml_text};
+use common::listing_format::{best_match, push_json_str, push_py_json, push_py_object, xml_text};
 use futures_util::StreamExt;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -275,41 +275,6 @@ async fn read_limited(mut body: Body, limit: usize) -> Result<Vec<u8>, Option<Bo
 /// `strict_b64decode`.
 fn b64decode(s: &str) -> Option<Vec<u8>> {
     super::base64_decode_unpadded(s.trim_end_matches('='))
-}
-
-/// A JSON value written as Python's `json.dumps` writes it (`", "` and
-/// `": "` separators, ASCII only); object keys in `serde_json`'s order.
-fn push_py_json(out: &mut String, v: &Value) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => push_json_str(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                push_py_json(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => push_py_object(out, map.iter()),
-    }
-}
-
-fn push_py_object<'a>(out: &mut String, pairs: impl Iterator<Item = (&'a String, &'a Value)>) {
-    out.push('{');
-    for (i, (k, v)) in pairs.enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        push_json_str(out, k);
-        out.push_str(": ");
-        push_py_json(out, v);
-    }
-    out.push('}');
 }
 
 /// The response format a client asked for with `Accept` (bulk's

@@ -568,40 +568,10 @@ fn listing_with_links(items: Vec<Value>, raw_version: &str, raw_account: &str) -
                 }
             }
         }
-        push_py_json(&mut out, &item);
+        common::listing_format::push_py_json(&mut out, &item);
     }
     out.push(']');
     out
-}
-
-/// A JSON value as Python's `json.dumps` writes it.
-fn push_py_json(out: &mut String, v: &Value) {
-    match v {
-        Value::String(s) => common::listing_format::push_json_str(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                push_py_json(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, v)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                common::listing_format::push_json_str(out, k);
-                out.push_str(": ");
-                push_py_json(out, v);
-            }
-            out.push('}');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 #[cfg(test)]
