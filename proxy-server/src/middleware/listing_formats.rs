@@ -87,7 +87,7 @@ pub fn negotiate(format_param: Option<&str>, accept: Option<&str>) -> Result<For
 /// The account (and container) a listing request names: `None` for any
 /// other path, or one under an API version not in `valid_api_versions`.
 fn listing_target(raw_path: &str, valid_api_versions: &[String]) -> Option<(String, Option<String>)> {
-    let path = common::path::unquote(raw_path).ok()?;
+    let path = common::path::unquote_internal(raw_path).ok()?;
     let segs = common::path::split_path(&path, 2, 3, false).ok()?;
     let mut it = segs.into_iter().map(|s| s.filter(|s| !s.is_empty()));
     let version = it.next()??;

@@ -243,7 +243,7 @@ pub struct ObjectPath {
 
 impl ObjectPath {
     pub fn parse(path: &str) -> Option<ObjectPath> {
-        let path = common::path::unquote(path).ok()?;
+        let path = common::path::unquote_internal(path).ok()?;
         let segs = common::path::split_path(&path, 4, 4, true).ok()?;
         let mut it = segs.into_iter().map(|s| s.filter(|s| !s.is_empty()));
         Some(ObjectPath { version: it.next()??, account: it.next()??, container: it.next()??, object: it.next()?? })

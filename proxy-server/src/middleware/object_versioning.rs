@@ -149,7 +149,7 @@ struct Path {
 
 impl Path {
     fn parse(raw: &str) -> Option<Path> {
-        let path = common::path::unquote(raw).ok()?;
+        let path = common::path::unquote_internal(raw).ok()?;
         let segs = common::path::split_path(&path, 2, 4, true).ok()?;
         let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         Some(Path { version: segs[0].clone()?, account: segs[1].clone()?, container: nonempty(&segs[2]), object: nonempty(&segs[3]) })

@@ -166,7 +166,7 @@ impl Inner {
 }
 
 fn is_container_path(path: &str) -> bool {
-    let Ok(path) = common::path::unquote(path) else { return false };
+    let Ok(path) = common::path::unquote_internal(path) else { return false };
     common::path::split_path(&path, 3, 3, false).is_ok_and(|s| s.iter().all(|p| p.as_deref().is_some_and(|p| !p.is_empty())))
 }
 
@@ -1674,7 +1674,7 @@ mod tests {
 
         fn answer(&self, seen: &Seen) -> Response<Body> {
             let path = seen.uri.split('?').next().unwrap().to_string();
-            let path = common::path::unquote(&path).unwrap();
+            let path = common::path::unquote_internal(&path).unwrap();
             let mut objects = self.objects.lock().unwrap();
             match seen.method.as_str() {
                 "PUT" => {

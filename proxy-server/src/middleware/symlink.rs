@@ -119,7 +119,7 @@ struct SplitPath {
 
 impl SplitPath {
     fn parse(raw: &str) -> Option<SplitPath> {
-        let unquoted = common::path::unquote(raw).ok()?;
+        let unquoted = common::path::unquote_internal(raw).ok()?;
         let segs = common::path::split_path(&unquoted, 3, 4, true).ok()?;
         let mut raw_segs = raw.splitn(4, '/').skip(1);
         Some(SplitPath {
