@@ -55,7 +55,8 @@ pub fn factory(_section: &Section, proxy: &Proxy, next: Next, build: &mut Build)
 impl Handler for AccountQuotas {
     fn call(&self, req: Request<Body>) -> BoxFuture<'_, Response<Body>> {
         Box::pin(async move {
-            let Some(segs) = common::path::unquote_internal(req.uri().path()).ok().and_then(|p| common::path::split_path(&p, 2, 4, true).ok())
+            let Some(segs) =
+                common::path::unquote_internal(req.uri().path()).ok().and_then(|p| common::path::split_path(&p, 2, 4, true).ok())
             else {
                 return self.next.call(req).await;
             };

@@ -61,7 +61,8 @@ fn is_middleware_read(req: &Request<Body>) -> bool {
 impl Handler for EtagQuoter {
     fn call(&self, req: Request<Body>) -> BoxFuture<'_, Response<Body>> {
         Box::pin(async move {
-            let Some(segs) = common::path::unquote_internal(req.uri().path()).ok().and_then(|p| common::path::split_path(&p, 2, 4, true).ok())
+            let Some(segs) =
+                common::path::unquote_internal(req.uri().path()).ok().and_then(|p| common::path::split_path(&p, 2, 4, true).ok())
             else {
                 return self.next.call(req).await;
             };

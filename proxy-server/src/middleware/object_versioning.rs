@@ -719,7 +719,7 @@ impl ObjectVersioning {
         // On the caller's own authority: this is the caller's write.
         let req = subrequest(&parts, Method::PUT, &h::quote_path(&o.object_path()), headers, h::empty(), SOURCE)?;
         let mut resp = self.next.call(req).await;
-        resp.headers_mut().insert(http::header::ETAG, value(&format!("\"{etag}\"")));
+        resp.headers_mut().insert(http::header::ETAG, value(etag));
         resp.headers_mut().insert("x-object-version-id", value(&version_id.internal()));
         Ok(resp)
     }

@@ -1483,6 +1483,8 @@ struct ToDelete {
     /// `/container/object`.
     name: String,
     error: Option<(StatusCode, String)>,
+    /// The top manifest's `?version-id=`, deleted as that version.
+    version_id: Option<String>,
 }
 
 impl Inner {
@@ -1506,7 +1508,8 @@ impl Inner {
                 body_msg = default_reason_body(status);
             }
             Some(_) => {
-                let targets = match self.segments_to_delete(&base, &path).await {
+                let version_id = super::query_param(parts.uri.query(), "version-id");
+                let targets = match self.segments_to_delete(&base, &path, version_id).await {
                     Ok(t) => t,
                     Err((st, msg)) => {
                         status = st;
@@ -1519,11 +1522,14 @@ impl Inner {
                     match t.error {
                         Some((code, _)) if code == StatusCode::NOT_FOUND => not_found += 1,
                         Some((_, msg)) => failed.push((quote(&t.name), msg)),
-                        None => jobs.push(t.name),
+                        None => jobs.push((t.name, t.version_id)),
                     }
                 }
-                let results: Vec<(String, StatusCode)> = futures_util::stream::iter(jobs.into_iter().map(|name| {
-                    let uri = h::quote_path(&format!("/{}/{}/{}", path.version, path.account, name.trim_start_matches('/')));
+                let results: Vec<(String, StatusCode)> = futures_util::stream::iter(jobs.into_iter().map(|(name, version_id)| {
+                    let mut uri = h::quote_path(&format!("/{}/{}/{}", path.version, path.account, name.trim_start_matches('/')));
+                    if let Some(v) = version_id {
+                        uri = format!("{uri}?version-id={}", h::quote_path(&v));
+                    }
                     let req = subrequest(&base, Method::DELETE, &uri, HeaderMap::new(), h::empty(), SOURCE);
                     let next = self.next.clone();
                     async move {
@@ -1576,21 +1582,27 @@ impl Inner {
     /// The segments of the manifest at `path` and of its sub-manifests,
     /// each manifest after its segments (Swift's
     /// `get_segments_to_delete_iter`).
-    async fn segments_to_delete(&self, base: &Parts, path: &ObjectPath) -> Result<Vec<ToDelete>, (StatusCode, String)> {
+    async fn segments_to_delete(
+        &self,
+        base: &Parts,
+        path: &ObjectPath,
+        version_id: Option<String>,
+    ) -> Result<Vec<ToDelete>, (StatusCode, String)> {
         struct Pending {
             name: String,
             sub_slo: bool,
             error: Option<(StatusCode, String)>,
+            version_id: Option<String>,
         }
         let mut queue = std::collections::VecDeque::new();
-        queue.push_back(Pending { name: format!("/{}/{}", path.container, path.object), sub_slo: true, error: None });
+        queue.push_back(Pending { name: format!("/{}/{}", path.container, path.object), sub_slo: true, error: None, version_id });
         let mut out = Vec::new();
         while let Some(mut seg) = queue.pop_front() {
             if queue.len() > self.settings.max_manifest_segments * 10 {
                 return Err((StatusCode::BAD_REQUEST, "Too many buffered slo segments to delete.".into()));
             }
             if seg.sub_slo {
-                match self.manifest_items(base, path, &seg.name).await {
+                match self.manifest_items(base, path, &seg.name, seg.version_id.as_deref()).await {
                     Ok(items) => {
                         for item in items {
                             if item.get("data").is_some() {
@@ -1602,7 +1614,7 @@ impl Inner {
                                 Some(Value::String(s)) => is_true(Some(s)),
                                 _ => false,
                             };
-                            queue.push_back(Pending { name: name.to_string(), sub_slo: sub, error: None });
+                            queue.push_back(Pending { name: name.to_string(), sub_slo: sub, error: None, version_id: None });
                         }
                     }
                     Err(e) => seg.error = Some(e),
@@ -1611,18 +1623,27 @@ impl Inner {
                 seg.sub_slo = false;
                 queue.push_back(seg);
             } else {
-                out.push(ToDelete { name: seg.name, error: seg.error });
+                out.push(ToDelete { name: seg.name, error: seg.error, version_id: seg.version_id });
             }
         }
         Ok(out)
     }
 
     /// The stored items of the manifest `name` (`/container/object`).
-    async fn manifest_items(&self, base: &Parts, path: &ObjectPath, name: &str) -> Result<Vec<Value>, (StatusCode, String)> {
-        let uri = format!(
+    async fn manifest_items(
+        &self,
+        base: &Parts,
+        path: &ObjectPath,
+        name: &str,
+        version_id: Option<&str>,
+    ) -> Result<Vec<Value>, (StatusCode, String)> {
+        let mut uri = format!(
             "{}?multipart-manifest=get",
             h::quote_path(&format!("/{}/{}/{}", path.version, path.account, name.trim_start_matches('/')))
         );
+        if let Some(v) = version_id {
+            uri = format!("{uri}&version-id={}", h::quote_path(v));
+        }
         let mut headers = HeaderMap::new();
         // Only the last byte of an object that is not a manifest.
         set(&mut headers, "range", "bytes=-1");
@@ -1990,6 +2011,22 @@ mod tests {
             body_of(r).await,
             "Number Deleted: 0\nNumber Not Found: 0\nResponse Body: \nResponse Status: 400 Bad Request\nErrors:\n/c/plain, Not an SLO manifest\n"
         );
+    }
+
+    #[tokio::test]
+    async fn multipart_delete_of_a_version_reads_and_deletes_that_version() {
+        let (_st, rec, m) = abc_manifest().await;
+        let r =
+            m.call(request("DELETE", "/v1/a/c/m?multipart-manifest=delete&version-id=1.5", &[("accept", "application/json")], "")).await;
+        let v: Value = serde_json::from_slice(&body_of(r).await).unwrap();
+        assert_eq!(v["Number Deleted"], 4);
+        let seen = rec.seen();
+        let get = seen.iter().find(|s| s.method == Method::GET).unwrap();
+        assert_eq!(get.uri, "/v1/a/c/m?multipart-manifest=get&version-id=1.5");
+        let deletes: Vec<&str> = seen.iter().filter(|s| s.method == Method::DELETE).map(|s| s.uri.as_str()).collect();
+        // The segments are plain objects; only the manifest is a version.
+        assert!(deletes.contains(&"/v1/a/c/s1"));
+        assert_eq!(deletes.last(), Some(&"/v1/a/c/m?version-id=1.5"));
     }
 
     #[tokio::test]

@@ -77,7 +77,8 @@ pub fn factory(section: &Section, proxy: &Proxy, next: Next, build: &mut Build) 
 impl Handler for VersionedWrites {
     fn call(&self, req: Request<Body>) -> BoxFuture<'_, Response<Body>> {
         Box::pin(async move {
-            let Some(segs) = common::path::unquote_internal(req.uri().path()).ok().and_then(|p| common::path::split_path(&p, 3, 4, true).ok())
+            let Some(segs) =
+                common::path::unquote_internal(req.uri().path()).ok().and_then(|p| common::path::split_path(&p, 3, 4, true).ok())
             else {
                 return self.next.call(req).await;
             };
