@@ -53,6 +53,7 @@ const SYSMETA_ALLOW_RESERVED_NAMES: &str = "x-object-sysmeta-allow-reserved-name
 
 pub struct ObjectVersioning {
     max_file_size: u64,
+    account_listing_limit: usize,
     next: Next,
 }
 
@@ -60,7 +61,11 @@ pub struct ObjectVersioning {
 /// in front of it.
 pub fn wrap(_section: &Section, proxy: &Proxy, next: Next, build: &mut Build) -> Result<Next, String> {
     build.capabilities.insert("object_versioning".into(), serde_json::json!({}));
-    Ok(Arc::new(ObjectVersioning { max_file_size: proxy.swift.constraints.max_file_size, next }))
+    Ok(Arc::new(ObjectVersioning {
+        max_file_size: proxy.swift.constraints.max_file_size,
+        account_listing_limit: proxy.swift.constraints.account_listing_limit as usize,
+        next,
+    }))
 }
 
 /// `\0<part>\0<part>...`: Swift's `get_reserved_name`.
@@ -164,6 +169,7 @@ impl Handler for ObjectVersioning {
                 return self.next.call(req).await;
             }
             let result = match (&path.container, &path.object) {
+                (None, _) if req.method() == Method::GET => self.list_containers(req, &path).await,
                 (None, _) => Ok(self.next.call(req).await),
                 (Some(c), None) => {
                     let c = c.clone();
@@ -215,6 +221,94 @@ impl ObjectVersioning {
         let mut req = subrequest(parts, method, uri, headers, body, SOURCE)?;
         req.extensions_mut().insert(AuthorizeHook(Arc::new(AllowAll)));
         Ok(self.next.call(req).await)
+    }
+
+    // ----- accounts -----
+
+    /// Swift's `AccountContext.list_containers`: a container's versions
+    /// count in its listed bytes, and a versions container whose container
+    /// is gone shows as a container of no objects, so its owner can see
+    /// and clean up what it still stores.
+    async fn list_containers(&self, req: Request<Body>, path: &Path) -> Result<Response<Body>, Response<Body>> {
+        let (parts, body) = req.into_parts();
+        let resp = self.next.call(Request::from_parts(parts.clone(), body)).await;
+        if !resp.status().is_success() {
+            return Ok(resp);
+        }
+        let (mut rparts, rbody) = resp.into_parts();
+        let bytes = rbody.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let Ok(mut listing) = serde_json::from_slice::<Vec<Map<String, Value>>>(&bytes) else {
+            return Ok(Response::from_parts(rparts, h::full(bytes)));
+        };
+        // The same page of the hidden versions containers.
+        let as_versions = |name: &str| (!name.contains(RESERVED)).then(|| versions_container_name(name));
+        let mut query = Vec::new();
+        let mut has_prefix = false;
+        for kv in parts.uri.query().unwrap_or_default().split('&').filter(|kv| !kv.is_empty()) {
+            let (k, _) = kv.split_once('=').unwrap_or((kv, ""));
+            let key = unquote(k);
+            let value = super::query_param(Some(kv), &key).unwrap_or_default();
+            let value = match key.as_str() {
+                "prefix" => {
+                    has_prefix = true;
+                    as_versions(&value).unwrap_or(value)
+                }
+                "marker" | "end_marker" => as_versions(&value).unwrap_or(value),
+                _ => value,
+            };
+            query.push(format!("{}={}", h::quote_path(&key), h::quote_path(&value)));
+        }
+        if !has_prefix {
+            query.push(format!("prefix={}", h::quote_path(&reserved_name(&["versions"]))));
+        }
+        let uri = format!("{}?{}", h::quote_path(&format!("/{}/{}", path.version, path.account)), query.join("&"));
+        let vresp = self.call_as_self(&parts, Method::GET, &uri, HeaderMap::new(), h::empty()).await?;
+        let vbytes = if vresp.status().is_success() {
+            vresp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        let mut versions: std::collections::BTreeMap<String, Map<String, Value>> =
+            serde_json::from_slice::<Vec<Map<String, Value>>>(&vbytes)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|item| {
+                    let name = item.get("name")?.as_str()?;
+                    let container = match split_reserved_name(name)?.as_slice() {
+                        ["versions", container] => container.to_string(),
+                        _ => return None,
+                    };
+                    Some((container, item))
+                })
+                .collect();
+        if versions.is_empty() {
+            return Ok(Response::from_parts(rparts, h::full(bytes)));
+        }
+        let as_u64 = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+        for item in listing.iter_mut() {
+            let Some(name) = item.get("name").and_then(Value::as_str) else { continue };
+            if let Some(v) = versions.remove(name) {
+                let total = as_u64(item.get("bytes")) + as_u64(v.get("bytes"));
+                item.insert("bytes".into(), Value::from(total));
+            }
+        }
+        for (name, mut item) in versions {
+            item.insert("name".into(), Value::String(name));
+            item.insert("count".into(), Value::from(0));
+            listing.push(item);
+        }
+        let key = |item: &Map<String, Value>| {
+            item.get("subdir").or_else(|| item.get("name")).and_then(Value::as_str).unwrap_or_default().to_string()
+        };
+        listing.sort_by_key(key);
+        if super::query_param(parts.uri.query(), "reverse").as_deref().and_then(common::config::parse_bool) == Some(true) {
+            listing.reverse();
+        }
+        let limit = super::query_param(parts.uri.query(), "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(usize::MAX);
+        listing.truncate(limit.min(self.account_listing_limit));
+        let body = serde_json::to_vec(&listing).unwrap_or_default();
+        rparts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        Ok(Response::from_parts(rparts, h::full(body)))
     }
 
     // ----- containers -----
@@ -977,7 +1071,7 @@ mod tests {
             }
             r
         });
-        let m = ObjectVersioning { max_file_size: 1 << 30, next: next.clone() };
+        let m = ObjectVersioning { max_file_size: 1 << 30, account_listing_limit: 10_000, next: next.clone() };
         let resp = m.call(request("PUT", "/v1/a/c", &[("x-versions-enabled", "true")], "")).await;
         assert_eq!(resp.headers()[CLIENT_VERSIONS_ENABLED], "True");
         let seen = next.seen();
@@ -1002,7 +1096,7 @@ mod tests {
                 r
             }
         });
-        let m = ObjectVersioning { max_file_size: 1 << 30, next: next.clone() };
+        let m = ObjectVersioning { max_file_size: 1 << 30, account_listing_limit: 10_000, next: next.clone() };
         let resp = m.call(request("PUT", "/v1/a/c/o", &[("x-timestamp", "1700000000.00000"), ("content-type", "text/x")], "data")).await;
         assert_eq!(resp.headers()["x-object-version-id"], "1700000000.00000");
         let seen = next.seen();
@@ -1015,5 +1109,25 @@ mod tests {
         assert_eq!(link.headers[SYSMETA_SYMLINK_TARGET_ETAG], "abc");
         assert_eq!(link.headers[SYSMETA_VERSIONS_SYMLINK], "true");
         assert!(link.body.is_empty());
+    }
+    #[tokio::test]
+    async fn account_listings_count_the_versions_bytes() {
+        let next = Recorder::new(|seen: &Seen| {
+            let body = if seen.uri.contains("prefix=%00versions") {
+                r#"[{"name": "\u0000versions\u0000a", "count": 2, "bytes": 10}, {"name": "\u0000versions\u0000gone", "count": 1, "bytes": 7}]"#
+            } else {
+                r#"[{"name": "a", "count": 1, "bytes": 5}, {"name": "b", "count": 1, "bytes": 1}]"#
+            };
+            Response::new(h::full(body))
+        });
+        let m = ObjectVersioning { max_file_size: 1 << 30, account_listing_limit: 10_000, next: next.clone() };
+        let resp = m.call(request("GET", "/v1/a?format=json&limit=3", &[], "")).await;
+        let listing: Vec<Value> = serde_json::from_slice(&super::super::testing::body_of(resp).await).unwrap();
+        let rows: Vec<(&str, u64, u64)> =
+            listing.iter().map(|r| (r["name"].as_str().unwrap(), r["count"].as_u64().unwrap(), r["bytes"].as_u64().unwrap())).collect();
+        assert_eq!(rows, [("a", 1, 15), ("b", 1, 1), ("gone", 0, 7)]);
+        let seen = next.seen();
+        assert_eq!(seen[1].uri, "/v1/a?format=json&limit=3&prefix=%00versions");
+        assert_eq!(seen[1].headers[BACKEND_ALLOW_RESERVED_NAMES], "true");
     }
 }
