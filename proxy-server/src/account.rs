@@ -74,6 +74,7 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>) -> Response<Body> {
     let backend_path = format!("{part}{path}");
     let backend_query = listing::backend_query(&q);
     let mut ans = p.backends.read(&p.account_ring, part, method.clone(), &backend_path, &backend_query, &headers, newest).await;
+    p.remember_info(&ctx.account, None, &ans);
     if ans.status == StatusCode::NOT_FOUND && p.settings.account_autocreate {
         ans = fake_account(&ctx.account);
     }

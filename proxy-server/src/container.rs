@@ -59,16 +59,13 @@ async fn get(p: &Proxy, ctx: &Ctx, req: &Request<Body>, owner: bool) -> Response
     let backend_path = format!("{part}{path}");
     let backend_query = listing::backend_query(&q);
     let ans = p.backends.read(&p.container_ring, part, method.clone(), &backend_path, &backend_query, &headers, newest).await;
+    p.remember_info(&ctx.account, Some(container), &ans);
     let mut resp = if !ans.status.is_success() {
         answer_response(&ans, &method)
     } else {
         let mut r = listing::json_response(&ans, &method);
-        if let Some(policy) = h::header_str(&ans.headers, bh::BACKEND_STORAGE_POLICY_INDEX).and_then(|i| i.parse::<u32>().ok()) {
-            if let Some(pol) = p.swift.policy_by_index(policy) {
-                if let Ok(v) = HeaderValue::from_str(&pol.name) {
-                    r.headers_mut().insert("x-storage-policy", v);
-                }
-            }
+        if let Some(v) = p.policy_name(&ans.headers) {
+            r.headers_mut().insert("x-storage-policy", v);
         }
         r
     };

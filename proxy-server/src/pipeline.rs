@@ -196,7 +196,7 @@ pub fn build_proxy(conf: &ConfigFile, pipeline: &Pipeline, proxy: Proxy) -> Resu
     let app: Next = Arc::new(crate::proxy::App(proxy.clone()));
     let (head, build) = pipeline.build(conf, &proxy, app)?;
     proxy.set_capabilities(build.capabilities);
-    Ok(head)
+    Ok(Arc::new(crate::middleware::WithInfoCache { proxy, next: head }))
 }
 
 #[cfg(test)]

@@ -111,16 +111,8 @@ impl Proxy {
     /// Account or container info (a HEAD answer), cached for
     /// `recheck_*_existence` (a tenth of that for 404s).
     pub async fn info(&self, ctx: &Ctx, account: &str, container: Option<&str>) -> Arc<Answer> {
-        let key = match container {
-            Some(c) => format!("{account}/{c}"),
-            None => account.to_string(),
-        };
-        let ttl = if container.is_some() { self.settings.recheck_container_existence } else { self.settings.recheck_account_existence };
-        if let Some((at, a)) = self.info_cache.lock().expect("info cache lock").get(&key) {
-            let ttl = if a.status == StatusCode::NOT_FOUND { ttl / 10 } else { ttl };
-            if at.elapsed() < ttl {
-                return a.clone();
-            }
+        if let Some(a) = self.cached_info(account, container) {
+            return a;
         }
         let (ring, part) = match container {
             Some(c) => (&self.container_ring, self.container_ring.get_part(account, Some(c), None).unwrap_or(0)),
@@ -132,15 +124,65 @@ impl Proxy {
         };
         let headers = self.backend_headers(ctx, &Method::HEAD, &path);
         let ans = self.backends.read(ring, part, Method::HEAD, &format!("{part}{path}"), "", &headers, false).await;
-        let ans = Arc::new(ans);
-        if ans.status.is_success() || ans.status == StatusCode::NOT_FOUND {
-            let mut cache = self.info_cache.lock().expect("info cache lock");
-            if cache.len() > 100_000 {
-                cache.clear();
-            }
-            cache.insert(key, (Instant::now(), ans.clone()));
+        self.remember_info(account, container, &ans);
+        Arc::new(ans)
+    }
+
+    fn info_key(account: &str, container: Option<&str>) -> String {
+        match container {
+            Some(c) => format!("{account}/{c}"),
+            None => account.to_string(),
         }
-        ans
+    }
+
+    /// The cached answer for the account or container, while it is fresh.
+    pub fn cached_info(&self, account: &str, container: Option<&str>) -> Option<Arc<Answer>> {
+        let ttl = if container.is_some() { self.settings.recheck_container_existence } else { self.settings.recheck_account_existence };
+        let cache = self.info_cache.lock().expect("info cache lock");
+        let (at, a) = cache.get(&Self::info_key(account, container))?;
+        let ttl = if a.status == StatusCode::NOT_FOUND { ttl / 10 } else { ttl };
+        (at.elapsed() < ttl).then(|| a.clone())
+    }
+
+    /// Caches what a backend GET or HEAD of the account or container
+    /// answered (its headers: a listing's body is not kept), as Swift's
+    /// controllers set the info cache from every such answer.
+    pub fn remember_info(&self, account: &str, container: Option<&str>, ans: &Answer) {
+        if !(ans.status.is_success() || ans.status == StatusCode::NOT_FOUND) {
+            return;
+        }
+        let kept = Arc::new(Answer { status: ans.status, headers: ans.headers.clone(), body: Bytes::new() });
+        let mut cache = self.info_cache.lock().expect("info cache lock");
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(Self::info_key(account, container), (Instant::now(), kept));
+    }
+
+    /// Account or container info as a middleware reads it (Swift's
+    /// `get_account_info`/`get_container_info` served from its cache):
+    /// the cached answer's headers, system metadata included, for the
+    /// unquoted `/<version>/<account>[/<container>]`; `None` unless a
+    /// fresh answer that found it is cached.
+    pub fn middleware_info(&self, path: &str) -> Option<HeaderMap> {
+        let segs = common::path::split_path(path, 2, 3, false).ok()?;
+        let account = segs[1].as_deref()?;
+        let container = segs[2].as_deref();
+        let ans = self.cached_info(account, container).filter(|a| a.status.is_success())?;
+        let mut hm = HeaderMap::new();
+        client_headers(&ans.headers, &mut hm);
+        if container.is_some() {
+            if let Some(v) = self.policy_name(&ans.headers) {
+                hm.insert("x-storage-policy", v);
+            }
+        }
+        Some(hm)
+    }
+
+    /// The name of the storage policy a container answer names by index.
+    pub fn policy_name(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let index = h::header_str(headers, bh::BACKEND_STORAGE_POLICY_INDEX)?.parse::<u32>().ok()?;
+        HeaderValue::from_str(&self.swift.policy_by_index(index)?.name).ok()
     }
 
     /// Forgets cached info after a write through this proxy.

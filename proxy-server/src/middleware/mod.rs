@@ -44,6 +44,7 @@ pub mod tempauth;
 pub mod tempurl;
 pub mod versioned_writes;
 
+use crate::proxy::Proxy;
 use common::http::Body;
 pub use common::pipeline::{request_info, BoxFuture, FnHandler, Handler, Next};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -223,11 +224,42 @@ pub mod testing {
 /// / `get_container_info`): the headers of a HEAD of the unquoted `path`
 /// (`/v1/<account>[/<container>]`) made through `next` on the middleware's
 /// own authority, system metadata included; `None` when it failed.
+///
+/// In a built proxy the answer comes from the proxy's info cache while it
+/// is fresh (every request carries [`InfoCache`]); the HEAD is made only
+/// on a miss, and refills the cache on its way through the controller.
 pub async fn info(next: &Next, orig: &http::request::Parts, path: &str, source: &'static str) -> Option<HeaderMap> {
+    let cache = orig.extensions.get::<InfoCache>();
+    if let Some(hm) = cache.and_then(|c| c.0.middleware_info(path)) {
+        return Some(hm);
+    }
     let mut head = subrequest(orig, Method::HEAD, &common::http::quote_path(path), HeaderMap::new(), common::http::empty(), source).ok()?;
     head.extensions_mut().insert(AuthorizeHook(Arc::new(AllowAll)));
     let resp = next.call(head).await;
+    // As Swift's get_*_info: what the controller saw, not what the
+    // middlewares to the right made of it.
+    if let Some(hm) = cache.and_then(|c| c.0.middleware_info(path)) {
+        return Some(hm);
+    }
     resp.status().is_success().then(|| resp.into_parts().0.headers)
+}
+
+/// The proxy whose info cache [`info`] reads (Swift's `swift.infocache`
+/// and `swift.cache`), put in every request by [`WithInfoCache`].
+#[derive(Clone)]
+pub struct InfoCache(pub Arc<Proxy>);
+
+/// The head of a built pipeline: gives every request the [`InfoCache`].
+pub struct WithInfoCache {
+    pub proxy: Arc<Proxy>,
+    pub next: Next,
+}
+
+impl Handler for WithInfoCache {
+    fn call(&self, mut req: Request<Body>) -> BoxFuture<'_, Response<Body>> {
+        req.extensions_mut().insert(InfoCache(self.proxy.clone()));
+        self.next.call(req)
+    }
 }
 
 /// The unquoted `/<version>/<account>/<container>/<object>` of an object
