@@ -228,19 +228,44 @@ pub mod testing {
 /// In a built proxy the answer comes from the proxy's info cache while it
 /// is fresh (every request carries [`InfoCache`]); the HEAD is made only
 /// on a miss, and refills the cache on its way through the controller.
+/// As in Swift, the bytes of a versioned container include its versions'.
 pub async fn info(next: &Next, orig: &http::request::Parts, path: &str, source: &'static str) -> Option<HeaderMap> {
-    let cache = orig.extensions.get::<InfoCache>();
-    if let Some(hm) = cache.and_then(|c| c.0.middleware_info(path)) {
+    let Some(cache) = orig.extensions.get::<InfoCache>() else {
+        return info_by_head(next, orig, path, source).await;
+    };
+    let mut hm = cached_info(cache, next, orig, path, source).await?;
+    let versions = common::http::header_str(&hm, "x-container-sysmeta-versions-container")
+        .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().split('/').next().unwrap_or_default().to_string())
+        .filter(|v| !v.is_empty());
+    if let Some(versions) = versions {
+        let account = path.rsplit_once('/').map(|(a, _)| a).unwrap_or_default();
+        let bytes = |hm: &HeaderMap| common::http::header_str(hm, "x-container-bytes-used").and_then(|v| v.parse::<u64>().ok());
+        if let Some(vhm) = cached_info(cache, next, orig, &format!("{account}/{versions}"), source).await {
+            let total = bytes(&hm).unwrap_or(0) + bytes(&vhm).unwrap_or(0);
+            hm.insert("x-container-bytes-used", total.into());
+        }
+    }
+    Some(hm)
+}
+
+/// What the cache holds for `path`, filled by a HEAD on a miss (Swift's
+/// `get_*_info` reads the cache the controller set, not the answer the
+/// middlewares to the right made of it).
+async fn cached_info(cache: &InfoCache, next: &Next, orig: &http::request::Parts, path: &str, source: &'static str) -> Option<HeaderMap> {
+    if let Some(hm) = cache.0.middleware_info(path) {
         return Some(hm);
     }
-    let mut head = subrequest(orig, Method::HEAD, &common::http::quote_path(path), HeaderMap::new(), common::http::empty(), source).ok()?;
+    let headers = info_by_head(next, orig, path, source).await;
+    cache.0.middleware_info(path).or(headers)
+}
+
+async fn info_by_head(next: &Next, orig: &http::request::Parts, path: &str, source: &'static str) -> Option<HeaderMap> {
+    let mut hm = HeaderMap::new();
+    // Info look-ups may name reserved (versions) containers.
+    hm.insert(common::backend_headers::BACKEND_ALLOW_RESERVED_NAMES, http::HeaderValue::from_static("true"));
+    let mut head = subrequest(orig, Method::HEAD, &common::http::quote_path(path), hm, common::http::empty(), source).ok()?;
     head.extensions_mut().insert(AuthorizeHook(Arc::new(AllowAll)));
     let resp = next.call(head).await;
-    // As Swift's get_*_info: what the controller saw, not what the
-    // middlewares to the right made of it.
-    if let Some(hm) = cache.and_then(|c| c.0.middleware_info(path)) {
-        return Some(hm);
-    }
     resp.status().is_success().then(|| resp.into_parts().0.headers)
 }
 
