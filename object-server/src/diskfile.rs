@@ -564,20 +564,22 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Creates `dir` and its missing parents, fsyncing the parent of every
-/// directory created so the new entries survive a crash.
-fn create_dir_durable(dir: &Path) -> io::Result<()> {
+/// directory created so the new entries survive a crash. True when `dir`
+/// itself was created here.
+fn create_dir_durable(dir: &Path) -> io::Result<bool> {
     if dir.is_dir() {
-        return Ok(());
+        return Ok(false);
     }
-    if let Some(parent) = dir.parent() {
-        create_dir_durable(parent)?;
-        match fs::create_dir(dir) {
-            Ok(()) => fsync_dir(parent)?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
+    let Some(parent) = dir.parent() else { return Ok(false) };
+    create_dir_durable(parent)?;
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            fsync_dir(parent)?;
+            Ok(true)
         }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
 /// A temp file in `<dev>/tmp[-N]` that is deleted unless committed.
@@ -610,7 +612,7 @@ impl TempFile {
         // makes them visible.
         self.file.sync_all()?;
         let dir = loc.hash_dir();
-        create_dir_durable(&dir)?;
+        let new_dir = create_dir_durable(&dir)?;
         let target = dir.join(filename);
         // As Swift, the suffix is marked for rehashing before the new file
         // can appear, so a crash in between cannot leave a stale hash.
@@ -633,7 +635,10 @@ impl TempFile {
         if let Err(e) = crate::hashes::invalidate_hash(&suffix_dir) {
             common::log::error(&format!("ERROR invalidating suffix hash of {}: {e}", suffix_dir.display()));
         }
-        cleanup(&dir)?;
+        // A directory made for this file holds nothing it could obsolete.
+        if !new_dir {
+            cleanup(&dir)?;
+        }
         Ok(())
     }
 }
@@ -655,7 +660,13 @@ pub struct DataWriter {
     tmp: TempFile,
     md5: Md5,
     written: u64,
+    /// Bytes `fallocate` reserved.
+    preallocated: u64,
 }
+
+/// Bodies larger than this are preallocated (Swift's default
+/// `network_chunk_size`).
+const PREALLOCATE_FROM: u64 = 65536;
 
 impl DataWriter {
     /// Opens a temp file for `loc`; `size` (when known) is preallocated so a
@@ -664,9 +675,16 @@ impl DataWriter {
     /// allocation (Swift's `fallocate_reserve`; 0 disables the check).
     pub fn create(loc: &ObjectLocation, size: Option<u64>, reserve: u64) -> Result<DataWriter, WriteError> {
         let tmp = TempFile::create(&loc.tmp_dir())?;
+        let mut preallocated = 0;
         if let Some(size) = size.filter(|&s| s > 0) {
             if reserve > 0 && free_bytes(&loc.device_path)?.saturating_sub(size) < reserve {
                 return Err(WriteError::NoSpace);
+            }
+            // A body of one network chunk or less is written in one go, so
+            // it gains nothing from a reservation: a full disk fails its
+            // write just as early, and small PUTs save two syscalls.
+            if size <= PREALLOCATE_FROM {
+                return Ok(DataWriter { tmp, md5: Md5::new(), written: 0, preallocated });
             }
             // SAFETY: fallocate on a file descriptor we own; sizes fit i64.
             let r = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&tmp.file), 0, 0, size.min(i64::MAX as u64) as i64) };
@@ -676,9 +694,11 @@ impl DataWriter {
                 if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
                     return Err(e.into());
                 }
+            } else {
+                preallocated = size;
             }
         }
-        Ok(DataWriter { tmp, md5: Md5::new(), written: 0 })
+        Ok(DataWriter { tmp, md5: Md5::new(), written: 0, preallocated })
     }
 
     /// Appends a chunk of the body.
@@ -702,7 +722,9 @@ impl DataWriter {
     /// Makes the object visible as `<timestamp>.data` with `meta`.
     pub fn commit(self, loc: &ObjectLocation, timestamp: Timestamp, meta: &Metadata) -> Result<(), WriteError> {
         // Trim any preallocation beyond what was written.
-        self.tmp.file.set_len(self.written)?;
+        if self.preallocated > self.written {
+            self.tmp.file.set_len(self.written)?;
+        }
         self.tmp.commit(loc, &format!("{}.data", timestamp.internal()), meta)
     }
 }
