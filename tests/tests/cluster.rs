@@ -369,3 +369,41 @@ fn count_async_pendings(devices: &std::path::Path) -> usize {
     }
     n
 }
+
+/// The container HEADs the container servers logged so far.
+fn container_heads(c: &Cluster, container: &str) -> usize {
+    let needle = "\"HEAD /";
+    let suffix = format!("/AUTH_test/{container}\"");
+    std::fs::read_dir(c.log_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("container-server"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .map(|log| log.lines().filter(|l| l.contains(needle) && l.contains(&suffix)).count())
+        .sum()
+}
+
+#[test]
+fn middlewares_read_container_info_from_the_proxys_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    let s = login(&c, "test:tester", "testing");
+    // A quota makes container_quotas look the container up on every PUT;
+    // versioning, object_versioning on every object request.
+    let r = s.req("PUT", "/cached", &[("X-Container-Meta-Quota-Bytes", "1000000"), ("X-Versions-Enabled", "true")], b"");
+    assert_eq!(r.status, 201);
+    assert_eq!(s.req("PUT", "/cached/o", &[], b"data").status, 201);
+    let before = container_heads(&c, "cached");
+    for i in 0..10 {
+        assert_eq!(s.req("PUT", &format!("/cached/o{i}"), &[], b"data").status, 201);
+        assert_eq!(s.req("GET", "/cached/o", &[], b"").status, 200);
+    }
+    // The access lines of a request are written when it ends, so the
+    // count is complete once the last response arrived.
+    let after = container_heads(&c, "cached");
+    assert!(after - before <= 1, "{} container HEADs for 20 requests", after - before);
+    // The quota still applies, from the cached info.
+    let r = s.req("POST", "/cached", &[("X-Container-Meta-Quota-Bytes", "10")], b"");
+    assert_eq!(r.status, 204);
+    assert_eq!(s.req("PUT", "/cached/big", &[], &[b'x'; 20]).status, 413);
+}
