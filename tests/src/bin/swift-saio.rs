@@ -39,6 +39,11 @@ struct Args {
     /// to DATA_DIR/logs)
     #[arg(long)]
     verbose: bool,
+    /// Leave out the replicators, auditors, expirer and reaper: the
+    /// servers and updaters only, as a Swift all-in-one after `startmain`
+    /// (for benchmarks against one; a cluster needs them to heal)
+    #[arg(long)]
+    no_consistency_daemons: bool,
 }
 
 fn main() {
@@ -56,7 +61,7 @@ fn main() {
         policies: 2,
         bin_dir: None,
         show_logs: a.verbose,
-        consistency_daemons: true,
+        consistency_daemons: !a.no_consistency_daemons,
         extra_conf: String::new(),
     };
     let fresh = !a.data_dir.join("etc/swift.conf").exists();
