@@ -153,8 +153,11 @@ struct Path {
 }
 
 impl Path {
+    /// `None` for a path with reserved names: a client's request passes on
+    /// to be refused, and the middleware's own subrequests never come back
+    /// through it.
     fn parse(raw: &str) -> Option<Path> {
-        let path = common::path::unquote_internal(raw).ok()?;
+        let path = common::path::unquote(raw).ok()?;
         let segs = common::path::split_path(&path, 2, 4, true).ok()?;
         let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         Some(Path { version: segs[0].clone()?, account: segs[1].clone()?, container: nonempty(&segs[2]), object: nonempty(&segs[3]) })
@@ -1129,5 +1132,15 @@ mod tests {
         let seen = next.seen();
         assert_eq!(seen[1].uri, "/v1/a?format=json&limit=3&prefix=%00versions");
         assert_eq!(seen[1].headers[BACKEND_ALLOW_RESERVED_NAMES], "true");
+    }
+    #[tokio::test]
+    async fn a_client_naming_reserved_names_is_passed_on_untouched() {
+        let next = Recorder::new(|_| h::status(StatusCode::PRECONDITION_FAILED));
+        let m = ObjectVersioning { max_file_size: 1 << 30, account_listing_limit: 10_000, next: next.clone() };
+        let resp = m.call(request("PUT", "/v1/a/c/%00o%001", &[], "data")).await;
+        assert_eq!(resp.status(), StatusCode::PRECONDITION_FAILED);
+        let seen = next.seen();
+        assert_eq!(seen.len(), 1, "no look-ups, no versions");
+        assert!(!seen[0].headers.contains_key(BACKEND_ALLOW_RESERVED_NAMES));
     }
 }
