@@ -434,13 +434,18 @@ fn http1_builder(limits: &ConnectionLimits) -> hyper::server::conn::http1::Build
     builder
 }
 
+/// How long a stopping generation waits for the first request of a
+/// connection it accepted before closing it.
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(2);
+
 /// The connections accepted under one [`Serving`]: they keep its service
-/// for their whole life, and its `graceful` ends them all.
+/// for their whole life, and `stop` ends them all gracefully.
 struct Generation<S: Service> {
     serving: Serving<S>,
     pipeline: crate::pipeline::Next,
     builder: hyper::server::conn::http1::Builder,
-    graceful: hyper_util::server::graceful::GracefulShutdown,
+    /// Set once to end the connections; closed when the last one ended.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl<S: Service> Generation<S> {
@@ -448,12 +453,12 @@ impl<S: Service> Generation<S> {
         Generation {
             pipeline: serving.service.clone().pipeline(),
             builder: http1_builder(&serving.limits),
-            graceful: hyper_util::server::graceful::GracefulShutdown::new(),
+            stop: tokio::sync::watch::channel(false).0,
             serving,
         }
     }
 
-    /// Serves one accepted connection until it closes or `graceful` ends it.
+    /// Serves one accepted connection until it closes or `stop` ends it.
     fn spawn(&self, stream: tokio::net::TcpStream, remote: SocketAddr, slot: tokio::sync::OwnedSemaphorePermit) {
         let limits = &self.serving.limits;
         let _ = stream.set_nodelay(true);
@@ -468,14 +473,54 @@ impl<S: Service> Generation<S> {
         stream.set_read_timeout(Some(longest_read + Duration::from_secs(1)));
         stream.set_write_timeout(Some(limits.client_timeout));
         let (svc, pipeline, log_requests) = (self.serving.service.clone(), self.pipeline.clone(), self.serving.log_requests);
+        // Whether hyper has read a request head on this connection yet.
+        let first_request = Arc::new(tokio::sync::Notify::new());
+        let seen = first_request.clone();
         let handler = service_fn(move |req| {
+            seen.notify_one();
             let (svc, pipeline) = (svc.clone(), pipeline.clone());
             async move { Ok::<_, std::convert::Infallible>(dispatch(svc, pipeline, req, remote, log_requests).await) }
         });
         let conn = self.builder.serve_connection(TokioIo::new(Box::pin(stream)), handler);
-        let conn = self.graceful.watch(conn);
+        let mut stop = self.stop.subscribe();
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::pin!(conn);
+            // hyper ends a connection asked to shut down before it read
+            // anything at once, without an answer: a client whose request
+            // was on its way while a reload swapped generations would see
+            // its connection closed. So a connection that has not read its
+            // first request yet is asked once it has (it then gets that
+            // answer, with `Connection: close`), or after FIRST_REQUEST_WAIT
+            // if nothing comes; an idle keep-alive connection closes at
+            // once, a busy one after its request.
+            let mut served_one = false;
+            let mut stopping = false;
+            let mut wait_for_first = None;
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    _ = first_request.notified(), if !served_one => {
+                        served_one = true;
+                        if stopping {
+                            wait_for_first = None;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                    changed = stop.changed(), if !stopping => {
+                        stopping = true;
+                        if changed.is_err() || served_one {
+                            conn.as_mut().graceful_shutdown();
+                        } else {
+                            wait_for_first = Some(Box::pin(tokio::time::sleep(FIRST_REQUEST_WAIT)));
+                        }
+                    }
+                    _ = async { wait_for_first.as_mut().expect("guarded").await }, if wait_for_first.is_some() => {
+                        wait_for_first = None;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(stop);
             drop(slot);
         });
     }
@@ -485,9 +530,10 @@ impl<S: Service> Generation<S> {
     /// new one after its first request; whatever is left after `grace` is
     /// dropped.
     fn drain(self) -> impl Future<Output = ()> + Send + 'static {
-        let (graceful, grace) = (self.graceful, self.serving.grace);
+        let (stop, grace) = (self.stop, self.serving.grace);
         async move {
-            if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            let _ = stop.send(true);
+            if tokio::time::timeout(grace, stop.closed()).await.is_err() {
                 log::warning("graceful shutdown timed out; dropping in-flight requests");
             }
         }
@@ -526,13 +572,16 @@ pub async fn serve<S: Service>(
 /// connections with the new service (on the same socket, or on a new one
 /// when the address changed) while the old connections finish their
 /// in-flight requests with the old one and close. A failed reload is
-/// logged and the server goes on as it was.
+/// logged and the server goes on as it was. `signals` must be installed
+/// before the listener is bound: a SIGHUP that arrives once clients can
+/// connect must not find the default action (which ends the process).
 pub async fn serve_reloading<S: Service>(
     first: Serving<S>,
     listener: TcpListener,
+    signals: Signals,
     reload: impl Fn() -> Result<Serving<S>, String> + Send + Sync + 'static,
 ) {
-    serve_loop(first, listener, Signals::install(), Some(Arc::new(reload))).await
+    serve_loop(first, listener, signals, Some(Arc::new(reload))).await
 }
 
 async fn serve_loop<S: Service>(first: Serving<S>, mut listener: TcpListener, mut controls: impl Controls, reload: Option<Reload<S>>) {
@@ -684,6 +733,9 @@ pub fn main<S: Service>(binary: &str, load: impl Fn(&Path) -> Result<Serving<S>,
             eprintln!("{e}");
             std::process::exit(1)
         });
+        // Before the socket exists: from then on an operator's SIGHUP (or
+        // swift-init reload) reloads instead of killing the server.
+        let signals = Signals::install();
         let listener = match TcpListener::bind(&first.bind).await {
             Ok(l) => l,
             Err(e) => {
@@ -693,7 +745,7 @@ pub fn main<S: Service>(binary: &str, load: impl Fn(&Path) -> Result<Serving<S>,
         };
         log::info(&format!("{binary} {} listening on {}", crate::VERSION, first.bind));
         let config = args.config;
-        serve_reloading(first, listener, move || load(&config)).await;
+        serve_reloading(first, listener, signals, move || load(&config)).await;
     });
     // In-flight requests had their grace period; blocking disk work still
     // running must not hold the exit (a write never published is safe).
