@@ -362,7 +362,12 @@ impl Context<'_> {
         let (temp_url_prefix, temp_url_qs) =
             if self.temp_url { temp_url_links(self.parts.uri.query()) } else { (String::new(), String::new()) };
         let body = listing_page(&label, &self.css_path(meta, prefix), prefix, &temp_url_prefix, &temp_url_qs, &listing);
-        html(StatusCode::OK, body)
+        let mut resp = html(StatusCode::OK, body);
+        // Tells tempurl that this answer to a container-root temp URL is
+        // a page made here, not a listing it must refuse (the gatekeeper
+        // keeps it from clients).
+        resp.headers_mut().insert("x-backend-content-generator", http::HeaderValue::from_static("staticweb"));
+        resp
     }
 
     /// The `href` of the listings' style sheet, from a listing of `prefix`;
@@ -645,6 +650,7 @@ mod tests {
         let (status, headers, body) = get(&m, "/v1/a/c/", &[]).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[CONTENT_TYPE], "text/html; charset=UTF-8");
+        assert_eq!(headers["x-backend-content-generator"], "staticweb");
         assert!(body.contains("<title>Listing of /v1/a/c/</title>"), "{body}");
         assert!(body.contains(r#"<link rel="stylesheet" type="text/css" href="style.css" />"#));
         assert!(body.contains(r#"<a href="./dir/">dir/</a>"#));
