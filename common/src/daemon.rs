@@ -270,6 +270,19 @@ pub fn dump_recon_cache(path: &Path, values: &[(&str, serde_json::Value)]) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn recon_cache_floats_read_back_exactly() {
+        // A time.time() a CI run wrote and read back one ULP off, before
+        // serde_json's float_roundtrip (Python's json round-trips exactly).
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("x.recon");
+        let t = 1796222329.4533865_f64;
+        dump_recon_cache(&cache, &[("since", serde_json::json!(t))]);
+        dump_recon_cache(&cache, &[("other", serde_json::json!(1))]);
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(doc["since"].as_f64(), Some(t));
+    }
+
     #[tokio::test]
     async fn sweeps_are_bounded_and_return_every_result() {
         let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
