@@ -582,6 +582,21 @@ fn create_dir_durable(dir: &Path) -> io::Result<bool> {
     }
 }
 
+/// Renames `from` to `to` in the hash directory `dir`. A replicator
+/// rehashing the suffix removes empty hash directories, and the one just
+/// made for this file is empty until the rename: on `ENOENT` the
+/// directories are made again and the rename tried once more, as Swift's
+/// `renamer` does.
+fn rename_into(from: &Path, to: &Path, dir: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && from.exists() => {
+            create_dir_durable(dir)?;
+            fs::rename(from, to)
+        }
+        other => other,
+    }
+}
+
 /// A temp file in `<dev>/tmp[-N]` that is deleted unless committed.
 struct TempFile {
     path: PathBuf,
@@ -619,13 +634,13 @@ impl TempFile {
         let suffix_dir = loc.partition_dir().join(loc.suffix());
         crate::hashes::invalidate_hash(&suffix_dir)?;
         if let Some(side) = &self.sidecar {
-            fs::rename(side, metadata::sidecar_path(&target))?;
+            rename_into(side, &metadata::sidecar_path(&target), &dir)?;
         } else {
             // A stale sidecar from an earlier attempt at the same timestamp
             // would shadow nothing (xattrs win), but drop it anyway.
             let _ = fs::remove_file(metadata::sidecar_path(&target));
         }
-        fs::rename(&self.path, &target)?;
+        rename_into(&self.path, &target, &dir)?;
         self.committed = true;
         // The rename is durable only once the directory entry is.
         fsync_dir(&dir)?;
