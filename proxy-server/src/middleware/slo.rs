@@ -1588,21 +1588,21 @@ impl Inner {
         path: &ObjectPath,
         version_id: Option<String>,
     ) -> Result<Vec<ToDelete>, (StatusCode, String)> {
+        /// A manifest still to be read (`sub_slo`) or an object to delete.
         struct Pending {
-            name: String,
+            target: ToDelete,
             sub_slo: bool,
-            error: Option<(StatusCode, String)>,
-            version_id: Option<String>,
         }
+        let top = ToDelete { name: format!("/{}/{}", path.container, path.object), error: None, version_id };
         let mut queue = std::collections::VecDeque::new();
-        queue.push_back(Pending { name: format!("/{}/{}", path.container, path.object), sub_slo: true, error: None, version_id });
+        queue.push_back(Pending { target: top, sub_slo: true });
         let mut out = Vec::new();
         while let Some(mut seg) = queue.pop_front() {
             if queue.len() > self.settings.max_manifest_segments * 10 {
                 return Err((StatusCode::BAD_REQUEST, "Too many buffered slo segments to delete.".into()));
             }
             if seg.sub_slo {
-                match self.manifest_items(base, path, &seg.name, seg.version_id.as_deref()).await {
+                match self.manifest_items(base, path, &seg.target.name, seg.target.version_id.as_deref()).await {
                     Ok(items) => {
                         for item in items {
                             if item.get("data").is_some() {
@@ -1614,16 +1614,17 @@ impl Inner {
                                 Some(Value::String(s)) => is_true(Some(s)),
                                 _ => false,
                             };
-                            queue.push_back(Pending { name: name.to_string(), sub_slo: sub, error: None, version_id: None });
+                            let target = ToDelete { name: name.to_string(), error: None, version_id: None };
+                            queue.push_back(Pending { target, sub_slo: sub });
                         }
                     }
-                    Err(e) => seg.error = Some(e),
+                    Err(e) => seg.target.error = Some(e),
                 }
                 // The manifest goes after its segments.
                 seg.sub_slo = false;
                 queue.push_back(seg);
             } else {
-                out.push(ToDelete { name: seg.name, error: seg.error, version_id: seg.version_id });
+                out.push(seg.target);
             }
         }
         Ok(out)
