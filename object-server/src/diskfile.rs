@@ -11,20 +11,23 @@
 //! ```
 //!
 //! `<hash>` is the MD5 hash path of `/a/c/o`, `<suffix>` its last three hex
-//! digits. A new file is written in `tmp`, its metadata attached and fsynced,
-//! then renamed into the hash directory, whose entry is fsynced in turn: a
-//! crash at any point leaves either the old state or the new one. Files that
-//! the new one makes obsolete are deleted afterwards.
+//! digits. A new file is written in `tmp`, its metadata attached and synced,
+//! then renamed into the hash directory, whose entry is synced in turn (the
+//! syncs are the device's group commit, `group_sync`): a crash at any point
+//! leaves either the old state or the new one. Files that the new one makes
+//! obsolete are deleted afterwards.
 //!
 //! Everything here blocks: callers run it through `Devices::run`. No HTTP
 //! types appear in this module.
 
+use crate::group_sync::{self, GroupSync, Ticket};
 use crate::metadata::{self, Metadata, MetadataError};
 use common::timestamp::{decode_timestamps_explicit, encode_timestamps_explicit, Timestamp};
 use md5::{Digest, Md5};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why an object could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -567,14 +570,23 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// directory created so the new entries survive a crash. True when `dir`
 /// itself was created here.
 fn create_dir_durable(dir: &Path) -> io::Result<bool> {
+    create_dirs(dir, true)
+}
+
+/// Creates `dir` and its missing parents; with `fsync`, fsyncs the parent
+/// of each one made (without, a later sync of the device must). True when
+/// `dir` itself was created here.
+fn create_dirs(dir: &Path, fsync: bool) -> io::Result<bool> {
     if dir.is_dir() {
         return Ok(false);
     }
     let Some(parent) = dir.parent() else { return Ok(false) };
-    create_dir_durable(parent)?;
+    create_dirs(parent, fsync)?;
     match fs::create_dir(dir) {
         Ok(()) => {
-            fsync_dir(parent)?;
+            if fsync {
+                fsync_dir(parent)?;
+            }
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -617,33 +629,55 @@ impl TempFile {
             }
         }
     }
+}
 
-    /// Attaches metadata, fsyncs, and renames into `loc`'s hash directory as
-    /// `filename` (sidecar first), then fsyncs the directory and deletes what
-    /// the new file makes obsolete.
+/// A temp file for an object's hash directory, made durable by its
+/// device's group commit ([`crate::group_sync`]).
+struct ObjectFile {
+    tmp: TempFile,
+    group: Arc<GroupSync>,
+    ticket: Ticket,
+}
+
+impl ObjectFile {
+    fn create(loc: &ObjectLocation) -> Result<ObjectFile, WriteError> {
+        let group = group_sync::for_device(&loc.device_path);
+        // Before anything is written: a sync that fails from here on may
+        // have lost this file's pages.
+        let ticket = group.begin();
+        Ok(ObjectFile { tmp: TempFile::create(&loc.tmp_dir())?, group, ticket })
+    }
+
+    /// Attaches metadata and renames into `loc`'s hash directory as
+    /// `filename` (sidecar first), then deletes what the new file makes
+    /// obsolete. Two syncs of the device make it durable, as Swift's
+    /// `fsync` before and directory `fsync`s after the rename do: the first
+    /// puts the data, inode and metadata on stable storage before the
+    /// rename can reach the disk, the second the rename and any directory
+    /// made for it. Each is shared with the device's other writers.
     fn commit(mut self, loc: &ObjectLocation, filename: &str, meta: &Metadata) -> Result<(), WriteError> {
-        self.sidecar = metadata::write(&self.file, &self.path, meta)?;
-        // Data and metadata must be on stable storage before the rename
-        // makes them visible.
-        self.file.sync_all()?;
+        let tmp = &mut self.tmp;
+        tmp.sidecar = metadata::write(&tmp.file, &tmp.path, meta)?;
+        self.group.sync(&self.ticket)?;
+        group_sync::check_writeback(&tmp.file)?;
         let dir = loc.hash_dir();
-        let new_dir = create_dir_durable(&dir)?;
+        let new_dir = create_dirs(&dir, false)?;
         let target = dir.join(filename);
         // As Swift, the suffix is marked for rehashing before the new file
         // can appear, so a crash in between cannot leave a stale hash.
         let suffix_dir = loc.partition_dir().join(loc.suffix());
         crate::hashes::invalidate_hash(&suffix_dir)?;
-        if let Some(side) = &self.sidecar {
+        if let Some(side) = &tmp.sidecar {
             rename_into(side, &metadata::sidecar_path(&target), &dir)?;
         } else {
             // A stale sidecar from an earlier attempt at the same timestamp
             // would shadow nothing (xattrs win), but drop it anyway.
             let _ = fs::remove_file(metadata::sidecar_path(&target));
         }
-        rename_into(&self.path, &target, &dir)?;
-        self.committed = true;
-        // The rename is durable only once the directory entry is.
-        fsync_dir(&dir)?;
+        rename_into(&tmp.path, &target, &dir)?;
+        tmp.committed = true;
+        // The rename is durable only once the directory entries are.
+        self.group.sync(&self.ticket)?;
         // Once more after the rename: a REPLICATE that hashed the suffix
         // between the first invalidation and the rename cached the old
         // state. Failing here loses nothing the first one did not record.
@@ -651,6 +685,7 @@ impl TempFile {
             common::log::error(&format!("ERROR invalidating suffix hash of {}: {e}", suffix_dir.display()));
         }
         // A directory made for this file holds nothing it could obsolete.
+        // Obsolete files go only now that the new one is durable.
         if !new_dir {
             cleanup(&dir)?;
         }
@@ -672,7 +707,7 @@ impl Drop for TempFile {
 /// Writes an object body to a temp file, computing its MD5, and commits it
 /// as `<timestamp>.data`.
 pub struct DataWriter {
-    tmp: TempFile,
+    file: ObjectFile,
     md5: Md5,
     written: u64,
     /// Bytes `fallocate` reserved.
@@ -689,7 +724,7 @@ impl DataWriter {
     /// number of bytes that must stay free on the device after the
     /// allocation (Swift's `fallocate_reserve`; 0 disables the check).
     pub fn create(loc: &ObjectLocation, size: Option<u64>, reserve: u64) -> Result<DataWriter, WriteError> {
-        let tmp = TempFile::create(&loc.tmp_dir())?;
+        let file = ObjectFile::create(loc)?;
         let mut preallocated = 0;
         if let Some(size) = size.filter(|&s| s > 0) {
             if reserve > 0 && free_bytes(&loc.device_path)?.saturating_sub(size) < reserve {
@@ -699,10 +734,10 @@ impl DataWriter {
             // it gains nothing from a reservation: a full disk fails its
             // write just as early, and small PUTs save two syscalls.
             if size <= PREALLOCATE_FROM {
-                return Ok(DataWriter { tmp, md5: Md5::new(), written: 0, preallocated });
+                return Ok(DataWriter { file, md5: Md5::new(), written: 0, preallocated });
             }
             // SAFETY: fallocate on a file descriptor we own; sizes fit i64.
-            let r = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&tmp.file), 0, 0, size.min(i64::MAX as u64) as i64) };
+            let r = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&file.tmp.file), 0, 0, size.min(i64::MAX as u64) as i64) };
             if r != 0 {
                 let e = io::Error::last_os_error();
                 // Filesystems without fallocate still work, just unreserved.
@@ -713,12 +748,12 @@ impl DataWriter {
                 preallocated = size;
             }
         }
-        Ok(DataWriter { tmp, md5: Md5::new(), written: 0, preallocated })
+        Ok(DataWriter { file, md5: Md5::new(), written: 0, preallocated })
     }
 
     /// Appends a chunk of the body.
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
-        self.tmp.file.write_all(chunk)?;
+        self.file.tmp.file.write_all(chunk)?;
         self.md5.update(chunk);
         self.written += chunk.len() as u64;
         Ok(())
@@ -738,9 +773,9 @@ impl DataWriter {
     pub fn commit(self, loc: &ObjectLocation, timestamp: Timestamp, meta: &Metadata) -> Result<(), WriteError> {
         // Trim any preallocation beyond what was written.
         if self.preallocated > self.written {
-            self.tmp.file.set_len(self.written)?;
+            self.file.tmp.file.set_len(self.written)?;
         }
-        self.tmp.commit(loc, &format!("{}.data", timestamp.internal()), meta)
+        self.file.commit(loc, &format!("{}.data", timestamp.internal()), meta)
     }
 }
 
@@ -757,7 +792,7 @@ fn free_bytes(path: &Path) -> io::Result<u64> {
 
 /// Writes a tombstone `<timestamp>.ts` carrying `meta`.
 pub fn write_tombstone(loc: &ObjectLocation, timestamp: Timestamp, meta: &Metadata) -> Result<(), WriteError> {
-    let tmp = TempFile::create(&loc.tmp_dir())?;
+    let tmp = ObjectFile::create(loc)?;
     tmp.commit(loc, &format!("{}.ts", timestamp.internal()), meta)
 }
 
@@ -770,7 +805,7 @@ pub fn write_meta(
     ctype_timestamp: Option<Timestamp>,
     meta: &Metadata,
 ) -> Result<(), WriteError> {
-    let tmp = TempFile::create(&loc.tmp_dir())?;
+    let tmp = ObjectFile::create(loc)?;
     let stem = encode_timestamps_explicit(timestamp, ctype_timestamp, None);
     tmp.commit(loc, &format!("{stem}.meta"), meta)
 }

@@ -23,6 +23,7 @@ pub mod delete;
 pub mod diskfile;
 pub mod expirer;
 pub mod get;
+pub mod group_sync;
 pub mod hashes;
 pub mod metadata;
 pub mod pickle;
