@@ -22,6 +22,8 @@ pub struct Answer {
 /// Backend plumbing shared by the controllers.
 pub struct Backends {
     pub client: BackendClient,
+    /// Idle connections for object PUTs (which hyper's client cannot make).
+    pub putters: std::sync::Arc<crate::putter::PutterPool>,
     pub errors: ErrorLimiter,
     pub node_timeout: Duration,
     pub request_node_count_factor: usize,

@@ -374,7 +374,17 @@ async fn upload(
             for _ in 0..4 {
                 if !p.backends.errors.is_limited(&node) {
                     let node_path = format!("/{}/{part}{}", node.device, path);
-                    match Putter::connect(&node.ip, node.port, &node_path, &hm, p.settings.conn_timeout, p.settings.node_timeout).await {
+                    match Putter::connect(
+                        &p.backends.putters,
+                        &node.ip,
+                        node.port,
+                        &node_path,
+                        &hm,
+                        p.settings.conn_timeout,
+                        p.settings.node_timeout,
+                    )
+                    .await
+                    {
                         Ok(putter) => return (Some(putter), refused),
                         Err(PutError::Refused(a)) => {
                             if a.status == StatusCode::INSUFFICIENT_STORAGE {

@@ -65,6 +65,7 @@ impl Proxy {
         }
         let backends = Backends {
             client: common::backend::BackendClient::new(settings.conn_timeout, settings.node_timeout),
+            putters: Default::default(),
             errors: crate::nodes::ErrorLimiter::new(settings.error_suppression_limit, settings.error_suppression_interval),
             node_timeout: settings.node_timeout,
             request_node_count_factor: settings.request_node_count_factor,
