@@ -22,6 +22,7 @@
 
 use crate::group_sync::{self, GroupSync, Ticket};
 use crate::metadata::{self, Metadata, MetadataError};
+use bytes::{Bytes, BytesMut};
 use common::timestamp::{decode_timestamps_explicit, encode_timestamps_explicit, Timestamp};
 use md5::{Digest, Md5};
 use std::fs::{self, File, OpenOptions};
@@ -544,6 +545,34 @@ fn open_once(loc: &ObjectLocation, name: &str, now: f64) -> Result<OpenObject, A
         content_type_timestamp,
         size,
     })
+}
+
+/// Reads up to `len` bytes at `offset` of `file` (fewer only at its end),
+/// into a buffer that is not zeroed first.
+pub fn read_bytes(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    use std::os::fd::AsRawFd;
+    let mut buf = BytesMut::with_capacity(len);
+    while buf.len() < len {
+        let at = buf.len();
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: pread writes at most `len - at` bytes into the spare
+        // capacity, which is at least that long; only what it reports
+        // written is then counted as initialised.
+        let n = unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), len - at, (offset + at as u64) as libc::off_t) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        // SAFETY: pread initialised the next `n` bytes.
+        unsafe { buf.set_len(at + n as usize) };
+    }
+    Ok(buf.freeze())
 }
 
 /// Reads up to `len` bytes at `offset` of `file`.
