@@ -9,13 +9,6 @@ pub mod timestamp;
 
 /// The version of this workspace, as reported by servers and tools.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Every binary that links this crate allocates through mimalloc: its
-/// per-thread free lists serve the servers' many short-lived buffers
-/// (request heads, header maps, 64 KiB body chunks) without the locking and
-/// bin scans of glibc's malloc.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod backend;
 pub mod backend_headers;
 pub mod cli;

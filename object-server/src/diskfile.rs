@@ -661,7 +661,7 @@ impl TempFile {
 }
 
 /// A temp file for an object's hash directory, made durable by its
-/// device's group commit ([`crate::group_sync`]).
+/// filesystem's group commit ([`crate::group_sync`]).
 struct ObjectFile {
     tmp: TempFile,
     group: Arc<GroupSync>,
@@ -670,24 +670,25 @@ struct ObjectFile {
 
 impl ObjectFile {
     fn create(loc: &ObjectLocation) -> Result<ObjectFile, WriteError> {
-        let group = group_sync::for_device(&loc.device_path);
+        let tmp = TempFile::create(&loc.tmp_dir())?;
+        let group = group_sync::for_file(&tmp.file)?;
         // Before anything is written: a sync that fails from here on may
         // have lost this file's pages.
         let ticket = group.begin();
-        Ok(ObjectFile { tmp: TempFile::create(&loc.tmp_dir())?, group, ticket })
+        Ok(ObjectFile { tmp, group, ticket })
     }
 
     /// Attaches metadata and renames into `loc`'s hash directory as
     /// `filename` (sidecar first), then deletes what the new file makes
-    /// obsolete. Two syncs of the device make it durable, as Swift's
+    /// obsolete. Two syncs of its filesystem make it durable, as Swift's
     /// `fsync` before and directory `fsync`s after the rename do: the first
     /// puts the data, inode and metadata on stable storage before the
     /// rename can reach the disk, the second the rename and any directory
-    /// made for it. Each is shared with the device's other writers.
+    /// made for it. Each is shared with the filesystem's other writers.
     fn commit(mut self, loc: &ObjectLocation, filename: &str, meta: &Metadata) -> Result<(), WriteError> {
         let tmp = &mut self.tmp;
         tmp.sidecar = metadata::write(&tmp.file, &tmp.path, meta)?;
-        self.group.sync(&self.ticket)?;
+        self.group.sync(&self.ticket, &tmp.file)?;
         group_sync::check_writeback(&tmp.file)?;
         let dir = loc.hash_dir();
         let new_dir = create_dirs(&dir, false)?;
@@ -706,7 +707,7 @@ impl ObjectFile {
         rename_into(&tmp.path, &target, &dir)?;
         tmp.committed = true;
         // The rename is durable only once the directory entries are.
-        self.group.sync(&self.ticket)?;
+        self.group.sync(&self.ticket, &tmp.file)?;
         // Once more after the rename: a REPLICATE that hashed the suffix
         // between the first invalidation and the rename cached the old
         // state. Failing here loses nothing the first one did not record.

@@ -1,19 +1,20 @@
-//! Group commit: the writers of one device share the flushes that make
+//! Group commit: the writers of one filesystem share the flushes that make
 //! their files durable.
 //!
 //! A durable object write needs its data and inode on stable storage before
 //! its rename, and the rename (with any directory it created) after. Done
 //! file by file that is three or four `fsync`s per replica, each a disk
-//! cache flush. Here a writer instead asks its device for a sync that
-//! starts after its request: one writer at a time runs `syncfs` on the
-//! device's filesystem, and every writer that asked while it ran is served
-//! by the next one. Alone, a writer waits for one `syncfs`; under load, one
-//! `syncfs` serves every writer of that device that queued behind the
-//! previous one (databases call this group commit).
+//! cache flush. Here a writer instead asks its filesystem for a sync that
+//! starts after its request: one writer at a time runs `syncfs` (on its own
+//! file), and every writer that asked while it ran is served by the next
+//! one. Alone, a writer waits for one `syncfs`; under load, one `syncfs`
+//! serves every writer that queued behind the previous one (databases call
+//! this group commit). Groups are per filesystem, not per device: devices
+//! that share one (as in an all-in-one) share its syncs too.
 //!
 //! Errors: `syncfs` reports a writeback error once, to whichever sync comes
 //! first after it, which need not be the one a failed file's writer waits
-//! for. So a writer samples the device's error count when it begins
+//! for. So a writer samples its group's error count when it begins
 //! ([`GroupSync::begin`]) and fails if any sync reported an error before its
 //! own finished: a failure is never acknowledged, at the cost of failing a
 //! few writes that were in flight beside it. Each writer also checks its own
@@ -26,13 +27,12 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 
-/// The flush that a group shares: for a device, `syncfs` of its filesystem.
-type SyncFn = Box<dyn Fn() -> io::Result<()> + Send + Sync>;
+/// The flush that a group shares, run on the leader's file: `syncfs`.
+type SyncFn = Box<dyn Fn(&File) -> io::Result<()> + Send + Sync>;
 
-/// The syncs of one device.
+/// The syncs of one filesystem.
 pub struct GroupSync {
     state: Mutex<State>,
     finished: Condvar,
@@ -61,14 +61,8 @@ pub struct Ticket {
 
 impl GroupSync {
     /// A group whose shared flush is `sync`.
-    pub fn new(sync: impl Fn() -> io::Result<()> + Send + Sync + 'static) -> GroupSync {
+    pub fn new(sync: impl Fn(&File) -> io::Result<()> + Send + Sync + 'static) -> GroupSync {
         GroupSync { state: Mutex::new(State::default()), finished: Condvar::new(), sync: Box::new(sync) }
-    }
-
-    /// The group of the filesystem that holds `device_path`: `syncfs` on it.
-    fn for_path(device_path: &Path) -> GroupSync {
-        let path = device_path.to_path_buf();
-        GroupSync::new(move || syncfs(&path))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -83,8 +77,9 @@ impl GroupSync {
 
     /// Returns once a sync that began after this call has finished: what
     /// the caller wrote before calling is then on stable storage. An error
-    /// if any sync failed since `ticket` was taken.
-    pub fn sync(&self, ticket: &Ticket) -> io::Result<()> {
+    /// if any sync failed since `ticket` was taken. `file`, on the group's
+    /// filesystem, is what the sync runs on if this caller leads it.
+    pub fn sync(&self, ticket: &Ticket, file: &File) -> io::Result<()> {
         let mut st = self.lock();
         // The running sync may have begun before our writes: only the next
         // one is sure to cover them.
@@ -100,7 +95,7 @@ impl GroupSync {
             st.started += 1;
             let number = st.started;
             drop(st);
-            let result = (self.sync)();
+            let result = (self.sync)(file);
             st = self.lock();
             st.running = false;
             st.finished = number;
@@ -121,21 +116,20 @@ impl GroupSync {
     }
 }
 
-/// The group of the device at `device_path`, one per device in the process.
-pub fn for_device(device_path: &Path) -> Arc<GroupSync> {
-    static GROUPS: LazyLock<Mutex<HashMap<PathBuf, Arc<GroupSync>>>> = LazyLock::new(Default::default);
+/// The group of the filesystem that holds `file`, one per filesystem in
+/// the process.
+pub fn for_file(file: &File) -> io::Result<Arc<GroupSync>> {
+    static GROUPS: LazyLock<Mutex<HashMap<u64, Arc<GroupSync>>>> = LazyLock::new(Default::default);
+    let fs = std::os::unix::fs::MetadataExt::dev(&file.metadata()?);
     let mut groups = GROUPS.lock().expect("group sync registry poisoned");
-    groups.entry(device_path.to_path_buf()).or_insert_with(|| Arc::new(GroupSync::for_path(device_path))).clone()
+    Ok(groups.entry(fs).or_insert_with(|| Arc::new(GroupSync::new(syncfs))).clone())
 }
 
-/// `syncfs` of the filesystem holding `path`: its dirty data and metadata
-/// written, then the disk's cache flushed. The descriptor is opened for the
-/// call only, so an idle server holds nothing open that would keep an
-/// operator from unmounting a failed disk.
-fn syncfs(path: &Path) -> io::Result<()> {
-    let dir = File::open(path)?;
+/// `syncfs` of the filesystem holding `file`: its dirty data and metadata
+/// written, then the disk's cache flushed.
+fn syncfs(file: &File) -> io::Result<()> {
     // SAFETY: syncfs on a descriptor we own.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+    if unsafe { libc::syncfs(file.as_raw_fd()) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -163,14 +157,15 @@ mod tests {
     fn a_lone_writer_runs_one_sync() {
         let count = Arc::new(AtomicU64::new(0));
         let c = count.clone();
-        let group = GroupSync::new(move || {
+        let group = GroupSync::new(move |_| {
             c.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });
+        let file = tempfile::tempfile().unwrap();
         let t = group.begin();
-        group.sync(&t).unwrap();
+        group.sync(&t, &file).unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 1);
-        group.sync(&t).unwrap();
+        group.sync(&t, &file).unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2, "each call waits for a sync begun after it");
     }
 
@@ -183,20 +178,20 @@ mod tests {
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = Mutex::new(release_rx);
         let c = count.clone();
-        let group = Arc::new(GroupSync::new(move || {
+        let group = Arc::new(GroupSync::new(move |_| {
             let n = c.fetch_add(1, Ordering::SeqCst) + 1;
             entered_tx.send(n).unwrap();
             release_rx.lock().unwrap().recv().unwrap();
             Ok(())
         }));
         let g = group.clone();
-        let first = std::thread::spawn(move || g.sync(&g.begin()));
+        let first = std::thread::spawn(move || g.sync(&g.begin(), &tempfile::tempfile().unwrap()));
         assert_eq!(entered_rx.recv().unwrap(), 1, "the first writer runs sync 1");
         // Three more writers ask while sync 1 runs.
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let g = group.clone();
-                std::thread::spawn(move || g.sync(&g.begin()))
+                std::thread::spawn(move || g.sync(&g.begin(), &tempfile::tempfile().unwrap()))
             })
             .collect();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -219,29 +214,30 @@ mod tests {
     fn a_failed_sync_fails_every_writer_that_began_before_it() {
         let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let f = fail.clone();
-        let group = GroupSync::new(move || if f.load(Ordering::SeqCst) { Err(io::Error::from_raw_os_error(libc::EIO)) } else { Ok(()) });
+        let group = GroupSync::new(move |_| if f.load(Ordering::SeqCst) { Err(io::Error::from_raw_os_error(libc::EIO)) } else { Ok(()) });
+        let file = tempfile::tempfile().unwrap();
         let before = group.begin();
         fail.store(true, Ordering::SeqCst);
-        let e = group.sync(&group.begin()).unwrap_err();
+        let e = group.sync(&group.begin(), &file).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EIO));
         fail.store(false, Ordering::SeqCst);
         // This writer's own sync succeeds, but an error was reported while
         // its write was in flight: it may have been this writer's.
-        assert_eq!(group.sync(&before).unwrap_err().raw_os_error(), Some(libc::EIO));
+        assert_eq!(group.sync(&before, &file).unwrap_err().raw_os_error(), Some(libc::EIO));
         // A writer that began after the failure is not held to it.
-        group.sync(&group.begin()).unwrap();
+        group.sync(&group.begin(), &file).unwrap();
     }
 
     #[test]
     fn syncfs_and_the_writeback_check_work_on_a_real_filesystem() {
         let dir = tempfile::tempdir().unwrap();
-        let group = for_device(dir.path());
-        assert!(Arc::ptr_eq(&group, &for_device(dir.path())), "one group per device");
-        let t = group.begin();
         let mut f = File::create(dir.path().join("f")).unwrap();
+        let group = for_file(&f).unwrap();
+        let other = File::create(dir.path().join("g")).unwrap();
+        assert!(Arc::ptr_eq(&group, &for_file(&other).unwrap()), "one group per filesystem");
+        let t = group.begin();
         std::io::Write::write_all(&mut f, b"data").unwrap();
-        group.sync(&t).unwrap();
+        group.sync(&t, &f).unwrap();
         check_writeback(&f).unwrap();
-        assert!(for_device(&dir.path().join("missing")).sync(&t).is_err(), "a device that is gone cannot be synced");
     }
 }
