@@ -13,7 +13,7 @@
 //! `<hash>` is the MD5 hash path of `/a/c/o`, `<suffix>` its last three hex
 //! digits. A new file is written in `tmp`, its metadata attached and synced,
 //! then renamed into the hash directory, whose entry is synced in turn (the
-//! syncs are the device's group commit, `group_sync`): a crash at any point
+//! syncs are its filesystem's group commit, `group_sync`): a crash at any point
 //! leaves either the old state or the new one. Files that the new one makes
 //! obsolete are deleted afterwards.
 //!
@@ -603,7 +603,7 @@ fn create_dir_durable(dir: &Path) -> io::Result<bool> {
 }
 
 /// Creates `dir` and its missing parents; with `fsync`, fsyncs the parent
-/// of each one made (without, a later sync of the device must). True when
+/// of each one made (without, a later sync of the filesystem must). True when
 /// `dir` itself was created here.
 fn create_dirs(dir: &Path, fsync: bool) -> io::Result<bool> {
     if dir.is_dir() {

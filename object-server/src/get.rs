@@ -123,8 +123,9 @@ impl hyper::body::Body for ChannelBody {
 }
 
 /// The most one blocking read of a body takes (in whole `disk_chunk_size`
-/// chunks, at least one): with two such reads in flight, a large GET holds
-/// about 2 MiB, whatever the object's size. One GiB GET through the proxy,
+/// chunks, at least one): with the block being read, the one being sent
+/// and the chunks of the one before still queued, a large GET holds at most
+/// about 3 MiB, whatever the object's size. One GiB GET through the proxy,
 /// by read size: 64 KiB 430 MB/s, 256 KiB 499, 512 KiB 557, 1 MiB 598.
 const READ_SIZE: usize = 1 << 20;
 
@@ -161,10 +162,10 @@ fn stream_body(
                 }
                 Segment::File { start, stop } => {
                     // One trip to the blocking pool reads (and hashes)
-                    // several chunks: a trip costs two thread hand-offs,
-                    // which at one chunk a trip took a sixth of a large
-                    // GET's time. The next block is read while the last one
-                    // goes out, a chunk at a time.
+                    // up to READ_SIZE: a trip costs two thread hand-offs,
+                    // too many at one chunk a trip (see READ_SIZE). The next
+                    // block is read while the last one goes out, a chunk at
+                    // a time.
                     let mut off = start;
                     let mut ready: Option<Bytes> = None;
                     while off < stop || ready.is_some() {
@@ -173,7 +174,9 @@ fn stream_body(
                             if len == 0 {
                                 return None;
                             }
-                            let f = file.take()?;
+                            let Some(f) = file.take() else {
+                                return Some(Err(std::io::Error::other("object file already closed")));
+                            };
                             let mut hasher = md5.take();
                             let (f, hasher, r) = server
                                 .devices
