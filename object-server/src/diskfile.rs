@@ -26,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use common::timestamp::{decode_timestamps_explicit, encode_timestamps_explicit, Timestamp};
 use md5::{Digest, Md5};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -573,22 +573,6 @@ pub fn read_bytes(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
         unsafe { buf.set_len(at + n as usize) };
     }
     Ok(buf.freeze())
-}
-
-/// Reads up to `len` bytes at `offset` of `file`.
-pub fn read_chunk(file: &mut File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; len];
-    let mut got = 0;
-    while got < len {
-        let n = file.read(&mut buf[got..])?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    buf.truncate(got);
-    Ok(buf)
 }
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {

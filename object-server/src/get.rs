@@ -284,7 +284,7 @@ async fn quarantine(server: &ObjectServer, target: &Target, data_file: String) {
 async fn verified(
     server: &ObjectServer,
     target: &Target,
-    data: Vec<u8>,
+    data: Bytes,
     size: u64,
     etag: &str,
     data_file: &str,
@@ -294,7 +294,7 @@ async fn verified(
     }
     let got = hex(&Md5::digest(&data));
     if got == etag {
-        return Ok(Some(Bytes::from(data)));
+        return Ok(Some(data));
     }
     common::log::error(&format!("ERROR {}: ETag {etag} but body hashes to {got}", target.name));
     quarantine(server, target, data_file.to_string()).await;
@@ -386,9 +386,9 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Targe
     let opened = server
         .devices
         .run(&target.path.device, move || {
-            let mut obj = diskfile::open(&loc, &name, now)?;
+            let obj = diskfile::open(&loc, &name, now)?;
             let data = match prefetch {
-                Some(chunk) if obj.size <= chunk as u64 => Some(diskfile::read_chunk(&mut obj.file, 0, obj.size as usize)),
+                Some(chunk) if obj.size <= chunk as u64 => Some(diskfile::read_bytes(&obj.file, 0, obj.size as usize)),
                 _ => None,
             };
             Ok((obj, data))
@@ -495,8 +495,8 @@ pub async fn handle(server: Arc<ObjectServer>, req: Request<Body>, target: Targe
         let read = match prefetched {
             Some(data) => data,
             None => {
-                let mut file = obj.file;
-                server.devices.run(&target.path.device, move || diskfile::read_chunk(&mut file, 0, size as usize)).await
+                let file = obj.file;
+                server.devices.run(&target.path.device, move || diskfile::read_bytes(&file, 0, size as usize)).await
             }
         };
         let checked = match read {

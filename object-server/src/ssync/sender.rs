@@ -297,7 +297,7 @@ impl Sender {
             let (f, m, chunk) = self
                 .devices
                 .run(&source.device, move || {
-                    let r = diskfile::read_chunk(&mut file, offset, len);
+                    let r = diskfile::read_bytes(&file, offset, len);
                     if let Ok(c) = &r {
                         md5.update(c);
                     }
